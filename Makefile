@@ -1,0 +1,43 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use and are no-ops after.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of PyTorch. A GPU user installs a CUDA build into .venv first (see README); the
+# range in pyproject.toml then keeps it.
+TORCH_SPEC ?= torch==2.13.0
+APT_PACKAGES := espeak-ng dataset-fashion-mnist
+
+.PHONY: demo test install sysdeps bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+# System packages: installed when missing and we are root; otherwise print the one command to run.
+sysdeps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system packages:$$missing"; \
+	    (apt-get install -y -q $$missing >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null)) \
+	      || echo "warning: could not install$$missing; run: sudo apt-get install -y$$missing"; \
+	  else \
+	    echo "note: missing system packages; run: sudo apt-get install -y$$missing"; \
+	  fi; \
+	fi
+
+demo: $(STAMP) sysdeps
+	$(BIN)/speechvision demo
+
+test: $(STAMP) sysdeps
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

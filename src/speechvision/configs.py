@@ -1,0 +1,176 @@
+"""Typed configuration: presets per dataset, overridable with ``--set section.key=value``.
+
+A resolved config is written as JSON into every run directory (``config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .audio import LogMelConfig
+from .errors import SpeechvisionError
+
+
+class ConfigError(SpeechvisionError, ValueError):
+    """An unknown preset, an unknown key or a value of the wrong type."""
+
+
+@dataclass
+class SENConfig:
+    """Speech embedding network and its training (S2IGAN Sec. 2.1; official ``cfg/SEN``).
+
+    Attributes:
+        embedding_dim: joint embedding size (1024).
+        rnn_hidden: GRU hidden size per direction (512 in the paper).
+        rnn_layers: stacked bidirectional GRU layers (2).
+        attention_dim: hidden size of the self-attention pooling (128).
+        image_encoder: ``inception`` (frozen Inception-v3 pool features + Linear) or ``cnn`` (small, for tests).
+        gamma: scale of cosine similarities in the matching loss (GAMMA3 = 10).
+        matching_loss / distinctive_loss: switches for the paper's ablation; weights 1.0 each.
+        epochs, batch_size, lr, betas, weight_decay: Adam setting of the official code.
+        lr_step_epochs, lr_gamma: lr x ``lr_gamma`` every ``lr_step_epochs`` epochs.
+        eval_every_epochs: validation (model selection) period, on the val split.
+        seed: random seed.
+    """
+
+    embedding_dim: int = 1024
+    rnn_hidden: int = 512
+    rnn_layers: int = 2
+    attention_dim: int = 128
+    n_mels: int = 40
+    image_encoder: str = "inception"
+    gamma: float = 10.0
+    matching_loss: bool = True
+    distinctive_loss: bool = True
+    matching_weight: float = 1.0
+    distinctive_weight: float = 1.0
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = 1e-3
+    lr_step_epochs: int = 50
+    lr_gamma: float = 0.1
+    eval_every_epochs: int = 5
+    seed: int = 200
+
+
+@dataclass
+class DataConfig:
+    """Dataset-level settings.
+
+    Attributes:
+        name: dataset kind (spoken-fashion, cub, oxford, flickr8k).
+        image_size_px: side of the largest generated image (64 for spoken-fashion, 256 for the paper).
+        captions_per_image: 10 (CUB, Oxford, spoken-fashion) or 5 (Flickr8k).
+        class_relevance: retrieval relevance is "same class" (False for Flickr8k: each image its own class).
+    """
+
+    name: str = "spoken-fashion"
+    image_size_px: int = 64
+    captions_per_image: int = 10
+    class_relevance: bool = True
+
+
+@dataclass
+class Config:
+    preset: str = "spoken-fashion"
+    data: DataConfig = field(default_factory=DataConfig)
+    audio: LogMelConfig = field(default_factory=LogMelConfig)
+    sen: SENConfig = field(default_factory=SENConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def _paper() -> Config:
+    return Config(preset="paper", data=DataConfig(name="cub", image_size_px=256))
+
+
+PRESETS: dict[str, typing.Callable[[], Config]] = {
+    # spoken-fashion: a smaller GRU and fewer epochs so the SEN trains on 2 CPU cores in < 30 minutes.
+    "spoken-fashion": lambda: Config(preset="spoken-fashion",
+                                     sen=SENConfig(rnn_hidden=256, epochs=30, lr_step_epochs=20, eval_every_epochs=2)),
+    "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),
+    "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256)),
+    "flickr8k": lambda: Config(preset="flickr8k",
+                               data=DataConfig(name="flickr8k", image_size_px=256, captions_per_image=5,
+                                               class_relevance=False),
+                               sen=SENConfig(lr=1e-4, batch_size=32, epochs=120, distinctive_loss=False)),
+}
+
+
+def preset(name: str) -> Config:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})") from None
+
+
+def _coerce(value: str, typ, key: str):
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got '{value}'")
+    if origin is tuple:
+        parts = [p for p in value.strip("()[] ").split(",") if p.strip()]
+        args = typing.get_args(typ)
+        if len(parts) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} comma-separated values, got '{value}'")
+        return tuple(_coerce(p.strip(), a, key) for a, p in zip(args, parts))
+    try:
+        return typ(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: cannot read '{value}' as {getattr(typ, '__name__', typ)}") from None
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings (e.g. ``sen.epochs=5``) in place and return ``cfg``."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected section.key=value")
+        key, value = item.split("=", 1)
+        obj, parts = cfg, key.strip().split(".")
+        for p in parts[:-1]:
+            if not dataclasses.is_dataclass(obj) or not hasattr(obj, p):
+                raise ConfigError(f"override '{item}': unknown section '{p}'")
+            obj = getattr(obj, p)
+        fields = {f.name: f for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
+        if parts[-1] not in fields:
+            raise ConfigError(f"override '{item}': unknown key '{parts[-1]}' (known: {', '.join(fields)})")
+        hints = typing.get_type_hints(type(obj))
+        new = _coerce(value.strip(), hints[parts[-1]], key)
+        if dataclasses.is_dataclass(obj) and getattr(type(obj), "__dataclass_params__").frozen:
+            raise ConfigError(f"override '{item}': section is read-only")
+        setattr(obj, parts[-1], new)
+    return cfg
+
+
+def _from_dict(cls, d: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        v, t = d[f.name], hints[f.name]
+        if dataclasses.is_dataclass(t):
+            v = _from_dict(t, v)
+        elif typing.get_origin(t) is tuple:
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict) -> Config:
+    """Rebuild a :class:`Config` from its JSON form (as stored in runs and checkpoints)."""
+    return _from_dict(Config, d)

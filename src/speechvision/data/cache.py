@@ -1,0 +1,110 @@
+"""Feature caches: log-mels of every caption and image features, computed once.
+
+A cache is one safetensors file under ``<dataset>/cache/`` whose name is a hash of the parameters
+and of the content it covers (each file's path, size and modification time), so changing the
+audio, the images or the parameters gives a new cache instead of stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..audio import LogMelConfig, file_log_mel
+
+
+def content_key(paths: list[Path], params: dict) -> str:
+    h = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _save_atomic(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    os.replace(tmp, path)
+
+
+def _logmel_job(args: tuple[str, LogMelConfig]) -> np.ndarray:
+    path, cfg = args
+    return file_log_mel(path, cfg).astype(np.float16)
+
+
+class LogMelCache:
+    """All log-mels of a set of audio files as one (sum T, F) float16 array plus offsets.
+
+    ``get(path)`` returns the (T, F) float32 features of one file.
+    """
+
+    def __init__(self, paths: list[str], feats: np.ndarray, offsets: np.ndarray):
+        self.index = {p: i for i, p in enumerate(paths)}
+        self.feats, self.offsets = feats, offsets
+
+    def get(self, path: str) -> np.ndarray:
+        i = self.index[path]
+        return self.feats[self.offsets[i]:self.offsets[i + 1]].astype(np.float32)
+
+    def length(self, path: str) -> int:
+        i = self.index[path]
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    @staticmethod
+    def build(root: Path, rel_paths: list[str], config: LogMelConfig = LogMelConfig(), *,
+              workers: int | None = None, progress: bool = True) -> "LogMelCache":
+        """Load the cache for ``rel_paths`` (relative to ``root`` or absolute), computing it if missing."""
+        from safetensors.numpy import load_file
+        from tqdm import tqdm
+
+        rel_paths = sorted(set(rel_paths))
+        files = [root / p for p in rel_paths]
+        key = content_key(files, {"kind": "logmel", **asdict(config)})
+        path = root / "cache" / f"logmel-{key}.safetensors"
+        if path.is_file():
+            t = load_file(str(path))
+            return LogMelCache(rel_paths, t["feats"], t["offsets"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        jobs = [(str(f), config) for f in files]
+        workers = workers or os.cpu_count() or 1
+        bar = tqdm(total=len(jobs), desc="log-mel features", unit="utt", disable=not progress)
+        out = []
+        if workers == 1:
+            for j in jobs:
+                out.append(_logmel_job(j))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for f in pool.map(_logmel_job, jobs, chunksize=32):
+                    out.append(f)
+                    bar.update()
+        bar.close()
+        offsets = np.zeros(len(out) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(f) for f in out])
+        feats = np.concatenate(out) if out else np.zeros((0, config.n_mels), np.float16)
+        _save_atomic({"feats": feats, "offsets": offsets}, path, {"paths": rel_paths})
+        return LogMelCache(rel_paths, feats, offsets)
+
+
+def cached_array(root: Path, name: str, files: list[Path], params: dict,
+                 compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return ``compute()``'s array, cached under ``root/cache`` keyed by ``files`` and ``params``."""
+    from safetensors.numpy import load_file
+
+    key = content_key(files, {"kind": name, **params})
+    path = root / "cache" / f"{name}-{key}.safetensors"
+    if path.is_file():
+        return load_file(str(path))["data"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = compute()
+    _save_atomic({"data": np.ascontiguousarray(data)}, path)
+    return data

@@ -1,0 +1,97 @@
+"""A caption grammar for spoken-fashion: every caption names the garment and its colour.
+
+Templates are written over three slots: ``{np}`` a full noun phrase with determiner and colour
+("an orange sneaker", "a pair of blue trousers"), ``{noun}``/``{be}`` for predicative templates
+("the trousers are blue"), and ``{colour}``. Changing only the colour word of a caption gives the
+paper's colour-keyword experiment (:func:`caption`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FASHION_CLASSES = ("t-shirt", "trousers", "pullover", "dress", "coat",
+                   "sandal", "shirt", "sneaker", "bag", "ankle boot")
+
+# sRGB palette from the issue (name -> colour).
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (230, 25, 25), "orange": (245, 130, 20), "yellow": (240, 210, 20), "green": (30, 160, 50),
+    "blue": (30, 70, 220), "purple": (130, 40, 180), "pink": (240, 110, 180), "black": (25, 25, 25),
+}
+COLOURS = tuple(PALETTE)
+
+
+@dataclass(frozen=True)
+class Noun:
+    text: str
+    plural: bool = False  # plural nouns take "a pair of" / "are"
+
+
+SYNONYMS: dict[str, tuple[Noun, ...]] = {
+    "t-shirt": (Noun("t-shirt"), Noun("top"), Noun("tee")),
+    "trousers": (Noun("trousers", True), Noun("pants", True), Noun("slacks", True)),
+    "pullover": (Noun("pullover"), Noun("sweater"), Noun("jumper")),
+    "dress": (Noun("dress"), Noun("frock"), Noun("summer dress")),
+    "coat": (Noun("coat"), Noun("jacket"), Noun("overcoat")),
+    "sandal": (Noun("sandal"), Noun("sandals", True), Noun("summer sandal")),
+    "shirt": (Noun("shirt"), Noun("button-up shirt"), Noun("blouse")),
+    "sneaker": (Noun("sneaker"), Noun("trainer"), Noun("running shoe")),
+    "bag": (Noun("bag"), Noun("handbag"), Noun("purse")),
+    "ankle boot": (Noun("ankle boot"), Noun("boot"), Noun("short boot")),
+}
+
+TEMPLATES: tuple[str, ...] = (
+    "{np}",
+    "this is {np}",
+    "show me {np}",
+    "a picture of {np}",
+    "i see {np}",
+    "here is {np}",
+    "draw {np}",
+    "an image of {np}",
+    "the {noun} {be} {colour}",
+    "this {noun} {be} {colour}",
+    "it is {np}",
+    "a photo of {np} on a white background",
+    "look at {np}",
+    "can you show me {np}",
+    "there is {np} in the picture",
+    "please generate {np}",
+    "the picture shows {np}",
+    "my favourite {noun} {be} {colour}",
+    "what i want is {np}",
+    "{np} on a plain white background",
+    "a simple drawing of {np}",
+    "you can see {np} here",
+    "the {noun} in this image {be} {colour}",
+    "someone is selling {np}",
+)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def noun_phrase(noun: Noun, colour: str) -> str:
+    if noun.plural:
+        return f"a pair of {colour} {noun.text}"
+    return f"{_article(colour)} {colour} {noun.text}"
+
+
+def caption(template: int, garment: str, synonym: int, colour: str) -> str:
+    """Render one caption; the same (template, garment, synonym) with another colour differs only
+    in the colour word (and its article)."""
+    noun = SYNONYMS[garment][synonym]
+    return TEMPLATES[template].format(np=noun_phrase(noun, colour), noun=noun.text,
+                                      be="are" if noun.plural else "is", colour=colour)
+
+
+def caption_pool(garment: str, colour: str, size: int, rng: np.random.Generator) -> list[str]:
+    """``size`` distinct captions for one garment-colour combination, drawn from the grammar."""
+    grid = [(t, s) for t in range(len(TEMPLATES)) for s in range(len(SYNONYMS[garment]))]
+    if size > len(grid):
+        raise ValueError(f"caption pool of {size} exceeds the grammar's {len(grid)} captions")
+    picks = rng.choice(len(grid), size=size, replace=False)
+    return [caption(grid[i][0], garment, grid[i][1], colour) for i in picks]

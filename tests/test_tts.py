@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import needs_espeak
+
+from speechvision.tts import (ALL_VOICES, DEFAULT_VOICE, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, TTSError, Voice,
+                              synthesize, synthesize_many)
+
+
+def test_voice_spec_round_trip_and_pools():
+    for v in ALL_VOICES.values():
+        assert Voice.from_dict(v.to_dict()) == v
+    assert not {v.id for v in TRAIN_VOICES} & {v.id for v in HELDOUT_VOICES}
+
+
+def test_piper_synthesis():
+    wave, rate = synthesize("a blue bag", DEFAULT_VOICE)
+    assert rate == 22050 and wave.dtype == np.float32 and 0.3 < len(wave) / rate < 5
+    slow, _ = synthesize("a blue bag", Voice("slow", "piper", "en_US-joe-medium", {"length_scale": 1.5}))
+    assert len(slow) > 1.2 * len(wave)  # length_scale really changes the duration
+
+
+@needs_espeak
+def test_espeak_pitch_changes_voice():
+    low, rate = synthesize("a red coat", Voice("lo", "espeak", "en-us+m1", {"pitch": 10}))
+    high, _ = synthesize("a red coat", Voice("hi", "espeak", "en-us+m1", {"pitch": 90}))
+    assert rate == 22050
+    import librosa
+    f_lo = np.nanmedian(librosa.yin(low, fmin=50, fmax=500, sr=rate))
+    f_hi = np.nanmedian(librosa.yin(high, fmin=50, fmax=500, sr=rate))
+    assert f_hi > 1.2 * f_lo
+
+
+def test_errors():
+    with pytest.raises(TTSError, match="unknown TTS engine"):
+        synthesize("x", Voice("x", "tacotron", "x"))
+    with pytest.raises(TTSError, match="empty"):
+        synthesize("  ", DEFAULT_VOICE)
+
+
+def test_synthesize_many_is_resumable(tmp_path):
+    jobs = [SynthesisJob(f"number {i}", DEFAULT_VOICE, str(tmp_path / f"{i}.wav")) for i in range(3)]
+    assert synthesize_many(jobs, workers=1, progress=False) == 3
+    assert synthesize_many(jobs, workers=1, progress=False) == 0
+    Path(jobs[1].out_path).unlink()
+    assert synthesize_many(jobs, workers=1, progress=False) == 1
+    wave, rate = sf.read(jobs[1].out_path)
+    assert rate == 22050 and len(wave) > 1000
+    assert not list(tmp_path.glob("*.tmp*"))
