@@ -36,3 +36,16 @@ def sine(duration_s=1.0, rate=22050, freq=220.0, amp=0.3):
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (sudo apt-get install -y espeak-ng)")
+
+
+@pytest.fixture(scope="session")
+def tiny_spoken_fashion(tmp_path_factory, fake_fashion_mnist) -> Path:
+    """A 40-image spoken-fashion build with real synthesised speech (espeak voices when installed)."""
+    from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
+
+    voices = {}
+    if shutil.which("espeak-ng") is None:
+        voices = dict(train_voices=("piper-joe", "piper-joe-slow"), heldout_voices=("piper-joe-fast",))
+    out = tmp_path_factory.mktemp("data") / "sf"
+    return build_spoken_fashion(out, fashion_mnist=fake_fashion_mnist, progress=False,
+                                config=BuildConfig(images=48, unseen_images=8, captions_per_combo=10, **voices))

@@ -16,9 +16,9 @@ def test_presets_and_round_trip():
 
 def test_overrides_typed():
     cfg = apply_overrides(preset("cub"), ["sen.epochs=7", "sen.lr=1e-4", "sen.matching_loss=false",
-                                          "sen.betas=0.9,0.99"])
+                                          "sen.betas=0.9,0.99", "sen.speech.rnn_hidden=64"])
     assert cfg.sen.epochs == 7 and cfg.sen.lr == 1e-4 and cfg.sen.matching_loss is False
-    assert cfg.sen.betas == (0.9, 0.99)
+    assert cfg.sen.betas == (0.9, 0.99) and cfg.sen.speech.rnn_hidden == 64
 
 
 @pytest.mark.parametrize("bad", ["sen.nope=1", "sen.epochs=abc", "nothing", "zzz.epochs=1", "sen.matching_loss=maybe"])

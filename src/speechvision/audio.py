@@ -169,7 +169,7 @@ def log_mel(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarr
     feats = np.log(mel + config.log_offset).T  # (T, F)
     if config.normalize:
         feats = (feats - feats.mean(axis=0, keepdims=True)) / (feats.std(axis=0, keepdims=True) + 1e-5)
-    return feats.astype(np.float32)
+    return np.ascontiguousarray(feats, dtype=np.float32)
 
 
 def file_log_mel(path: str | Path, config: LogMelConfig = LogMelConfig(),

@@ -168,9 +168,9 @@ def _cmd_retrieve(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from .retrieval import evaluate_sen_checkpoint
+    from .training.sen import evaluate_sen
 
-    results = evaluate_sen_checkpoint(args.checkpoint, args.data, splits=args.splits)
+    results = evaluate_sen(args.checkpoint, args.data, splits=args.splits)
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.write_text(text)

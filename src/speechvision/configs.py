@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .audio import LogMelConfig
+from .models.image_encoder import ImageEncoderConfig
+from .models.speech_encoder import SpeechEncoderConfig
 from .errors import SpeechvisionError
 
 
@@ -24,25 +26,17 @@ class SENConfig:
     """Speech embedding network and its training (S2IGAN Sec. 2.1; official ``cfg/SEN``).
 
     Attributes:
-        embedding_dim: joint embedding size (1024).
-        rnn_hidden: GRU hidden size per direction (512 in the paper).
-        rnn_layers: stacked bidirectional GRU layers (2).
-        attention_dim: hidden size of the self-attention pooling (128).
-        image_encoder: ``inception`` (frozen Inception-v3 pool features + Linear) or ``cnn`` (small, for tests).
+        speech, image: the two encoders' configs (paper sizes by default).
         gamma: scale of cosine similarities in the matching loss (GAMMA3 = 10).
         matching_loss / distinctive_loss: switches for the paper's ablation; weights 1.0 each.
         epochs, batch_size, lr, betas, weight_decay: Adam setting of the official code.
         lr_step_epochs, lr_gamma: lr x ``lr_gamma`` every ``lr_step_epochs`` epochs.
-        eval_every_epochs: validation (model selection) period, on the val split.
-        seed: random seed.
+        eval_every_epochs: validation (model selection on the val split, never test) period.
+        seed: random seed (official: 200).
     """
 
-    embedding_dim: int = 1024
-    rnn_hidden: int = 512
-    rnn_layers: int = 2
-    attention_dim: int = 128
-    n_mels: int = 40
-    image_encoder: str = "inception"
+    speech: SpeechEncoderConfig = field(default_factory=SpeechEncoderConfig)
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     gamma: float = 10.0
     matching_loss: bool = True
     distinctive_loss: bool = True
@@ -97,7 +91,8 @@ def _paper() -> Config:
 PRESETS: dict[str, typing.Callable[[], Config]] = {
     # spoken-fashion: a smaller GRU and fewer epochs so the SEN trains on 2 CPU cores in < 30 minutes.
     "spoken-fashion": lambda: Config(preset="spoken-fashion",
-                                     sen=SENConfig(rnn_hidden=256, epochs=30, lr_step_epochs=20, eval_every_epochs=2)),
+                                     sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=30,
+                                                   lr_step_epochs=20, eval_every_epochs=2)),
     "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),
     "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256)),
     "flickr8k": lambda: Config(preset="flickr8k",

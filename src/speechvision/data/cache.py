@@ -32,6 +32,8 @@ def _save_atomic(tensors: dict, path: Path, metadata: dict | None = None) -> Non
     from safetensors.numpy import save_file
 
     tmp = path.with_name(path.name + ".tmp")
+    # safetensors writes raw memory: Fortran-ordered arrays (e.g. transposed spectrograms) must be made C-ordered.
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
     os.replace(tmp, path)
 
@@ -106,5 +108,5 @@ def cached_array(root: Path, name: str, files: list[Path], params: dict,
         return load_file(str(path))["data"]
     path.parent.mkdir(parents=True, exist_ok=True)
     data = compute()
-    _save_atomic({"data": np.ascontiguousarray(data)}, path)
+    _save_atomic({"data": data}, path)
     return data

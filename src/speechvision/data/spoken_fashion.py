@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tts import HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
+from ..tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
 from .captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from .manifest import Caption, DatasetError, Record, write_dataset
 
@@ -107,6 +107,8 @@ class BuildConfig:
     seed: int = 0
     synthesize: bool = True
     workers: int | None = None
+    train_voices: tuple[str, ...] | None = None  # voice ids; default: tts.TRAIN_VOICES
+    heldout_voices: tuple[str, ...] | None = None  # default: tts.HELDOUT_VOICES
 
 
 def split_sizes(n: int) -> dict[str, int]:
@@ -166,7 +168,9 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         g, c = heldout[k % len(heldout)]
         plan.append(("test_unseen", "test", by_garment[g].pop(), g, c))
 
-    train_voices, all_voices = list(TRAIN_VOICES), list(TRAIN_VOICES + HELDOUT_VOICES)
+    train_voices = [ALL_VOICES[v] for v in config.train_voices] if config.train_voices else list(TRAIN_VOICES)
+    held_voices = [ALL_VOICES[v] for v in config.heldout_voices] if config.heldout_voices else list(HELDOUT_VOICES)
+    all_voices = train_voices + held_voices
     records, jobs = [], {}
     (out / "images").mkdir(parents=True, exist_ok=True)
     for n, (split, src, i, g, c) in enumerate(tqdm(plan, desc="rendering images", unit="img", disable=not progress)):
@@ -198,7 +202,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         "palette": {k: list(v) for k, v in PALETTE.items()},
         "heldout_combinations": [class_names()[class_id(g, c)] for g, c in heldout],
         "voices": [v.to_dict() for v in all_voices],
-        "heldout_voices": [v.id for v in HELDOUT_VOICES],
+        "heldout_voices": [v.id for v in held_voices],
         "image_size": IMAGE_SIZE,
         "build": {"images": config.images, "unseen_images": n_unseen, "seed": config.seed,
                   "captions_per_combo": config.captions_per_combo, "distinct_audio_files": len(jobs),

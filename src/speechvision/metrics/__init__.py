@@ -1,0 +1,1 @@
+"""Metrics as staged pure functions: images -> features -> statistics -> score."""

@@ -1,0 +1,1 @@
+"""Models: one file per family, each with its config dataclass beside it."""

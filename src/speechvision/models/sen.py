@@ -1,0 +1,34 @@
+"""The speech embedding network (SEN): speech encoder + image encoder + the shared class head.
+
+Source: S2IGAN Sec. 2.1 and the official ``steps/traintest_SEN``: both encoders map into one
+D-dimensional unit sphere; a single linear classifier over the training classes is applied to both
+embeddings (the distinctive loss).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
+from .speech_encoder import SpeechEncoder, SpeechEncoderConfig
+
+
+class SEN(nn.Module):
+    """Args: speech/image configs and ``n_classes`` (training classes of the distinctive loss).
+
+    ``image_encoder`` takes (B, 2048) cached Inception pool features when ``image.kind == 'inception'``
+    and (B, 3, H, W) images in [-1, 1] when ``image.kind == 'cnn'``.
+    """
+
+    def __init__(self, speech: SpeechEncoderConfig, image: ImageEncoderConfig, n_classes: int):
+        super().__init__()
+        if image.embedding_dim != speech.embedding_dim:
+            raise ValueError(f"speech and image embedding sizes differ ({speech.embedding_dim} vs {image.embedding_dim})")
+        self.speech_encoder = SpeechEncoder(speech)
+        self.image_encoder = ImageEncoder(image) if image.kind == "inception" else SmallCNNEncoder(image)
+        self.classifier = nn.Linear(speech.embedding_dim, n_classes)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, image_inputs: torch.Tensor):
+        """Returns (speech (B, D), image (B, D)) unit-norm embeddings."""
+        return self.speech_encoder(feats, lengths), self.image_encoder(image_inputs)

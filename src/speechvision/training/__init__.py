@@ -1,0 +1,1 @@
+"""Training: checkpoints, the SEN loop and (later) the GAN loop."""

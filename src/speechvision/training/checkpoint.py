@@ -1,0 +1,66 @@
+"""Checkpoints: state dicts with config, step, optimiser state and the package version.
+
+Written atomically (temporary file, fsync, rename) so a kill never leaves a half-written file, and
+read with ``torch.load(weights_only=True)``: no arbitrary pickle is ever executed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import SpeechvisionError
+
+FORMAT = "speechvision-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(SpeechvisionError, ValueError):
+    """Missing, corrupt, foreign or incompatible checkpoint."""
+
+
+def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "kind": kind, **state}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, kind: str) -> dict:
+    """Load a checkpoint of ``kind`` (``sen``, ``gan``...); ``path`` may be a run folder.
+
+    Raises:
+        CheckpointError: no such file, not a speechvision checkpoint, another kind, or another
+            checkpoint format version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "checkpoint.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise CheckpointError(f"{path}: no best.pt or checkpoint.pt in this run folder")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - corrupt, truncated or unsafe pickle
+        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a speechvision checkpoint")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt.get('format_version')} (speechvision "
+                              f"{ckpt.get('version')}) is not format {FORMAT_VERSION} of speechvision {__version__}")
+    if ckpt.get("kind") != kind:
+        raise CheckpointError(f"{path}: a '{ckpt.get('kind')}' checkpoint, expected '{kind}'")
+    ckpt["path"] = str(path)
+    return ckpt

@@ -1,0 +1,238 @@
+"""Training and evaluation of the speech embedding network (S2IGAN stage 1).
+
+Run folder layout: ``config.json`` (resolved config + dataset facts), ``log.jsonl`` (append-only,
+one line per epoch), ``checkpoint.pt`` (last epoch, for ``--resume``), ``best.pt`` (best val mAP).
+Randomness of epoch ``e`` comes from a generator seeded with ``(seed, e)``, so a run resumed
+from its last checkpoint gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configs import Config, config_from_dict
+from ..data.cache import LogMelCache
+from ..data.manifest import Dataset, DatasetError, Record, load_dataset
+from ..losses import sen_loss
+from ..metrics.retrieval import retrieval_report
+from ..models.sen import SEN
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .features import image_features
+
+
+@dataclass
+class SENInputs:
+    """Everything the SEN reads from a dataset: log-mels per audio file and image inputs per record."""
+
+    dataset: Dataset
+    logmels: LogMelCache
+    image_inputs: torch.Tensor  # (N, 2048) features or (N, 3, H, W) images in [-1, 1]; row = record index
+    record_index: dict[str, int]
+
+    @staticmethod
+    def load(ds: Dataset, cfg: Config, *, progress: bool = True) -> "SENInputs":
+        audio = [c.audio for r in ds.records for c in r.captions if c.audio]
+        if not audio:
+            raise DatasetError(f"{ds.root}: the dataset has no caption audio; rebuild it without --no-audio")
+        logmels = LogMelCache.build(ds.root, audio, cfg.audio, progress=progress)
+        images = [r.image for r in ds.records]
+        if cfg.sen.image.kind == "inception":
+            inputs = torch.from_numpy(image_features(ds.root, images, progress=progress))
+        else:
+            from ..metrics.features import load_images_uint8
+
+            inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
+            inputs = inputs.float() / 127.5 - 1.0
+        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)})
+
+    def speech_batch(self, audio_paths: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero-padded (B, T, F) log-mels and (B,) lengths."""
+        feats = [self.logmels.get(p) for p in audio_paths]
+        lengths = torch.tensor([len(f) for f in feats])
+        batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        for i, f in enumerate(feats):
+            batch[i, :len(f)] = torch.from_numpy(f)
+        return batch, lengths
+
+    def images(self, records: list[Record]) -> torch.Tensor:
+        return self.image_inputs[[self.record_index[r.id] for r in records]]
+
+
+def build_model(cfg: Config, n_classes: int) -> SEN:
+    return SEN(cfg.sen.speech, cfg.sen.image, n_classes)
+
+
+@torch.no_grad()
+def embed_speech(model: SEN, inputs: SENInputs, audio_paths: list[str], batch_size: int = 256) -> np.ndarray:
+    """(N, D) speech embeddings of the given audio files (eval mode)."""
+    model.eval()
+    out = []
+    order = np.argsort([inputs.logmels.length(p) for p in audio_paths])  # similar lengths batch together
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        feats, lengths = inputs.speech_batch([audio_paths[i] for i in idx])
+        out.append((idx, model.speech_encoder(feats, lengths).numpy()))
+    emb = np.zeros((len(audio_paths), model.speech_encoder.config.embedding_dim), np.float32)
+    for idx, e in out:
+        emb[idx] = e
+    return emb
+
+
+@torch.no_grad()
+def embed_images(model: SEN, inputs: SENInputs, records: list[Record], batch_size: int = 512) -> np.ndarray:
+    model.eval()
+    x = inputs.images(records)
+    return torch.cat([model.image_encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]).numpy()
+
+
+def pick_caption(record: Record, heldout: set[str] | None = None):
+    """Caption 0 (the paper's test caption); with ``heldout``, the first caption spoken by a held-out voice."""
+    if heldout is None:
+        return record.captions[0]
+    return next((c for c in record.captions if c.voice in heldout), None)
+
+
+def evaluate_split(model: SEN, inputs: SENInputs, split: str, *, heldout_voices: bool = False) -> dict:
+    """Retrieval metrics for one split: speech queries (caption 0, or held-out voices) vs its images."""
+    records = inputs.dataset.split(split)
+    heldout = inputs.dataset.heldout_voices if heldout_voices else None
+    pairs = [(r, c) for r in records if (c := pick_caption(r, heldout)) is not None and c.audio]
+    if not pairs:
+        return {"queries": 0}
+    recs = [r for r, _ in pairs]
+    speech = embed_speech(model, inputs, [c.audio for _, c in pairs])
+    image = embed_images(model, inputs, recs)
+    return retrieval_report(speech, image, np.array([r.class_id for r in recs]))
+
+
+def _train_classes(ds: Dataset) -> list[int]:
+    return sorted({r.class_id for r in ds.split("train")})
+
+
+def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
+              inception_weights: str | Path | None = None, progress: bool = True,
+              stop_after_epoch: int | None = None) -> dict:
+    """Train the SEN on ``data`` into run folder ``out``; returns the best val metrics.
+
+    ``stop_after_epoch`` ends the run after that epoch as a kill would (checkpoint written, not final):
+    for time-boxed runs and the resume tests.
+
+    Raises:
+        DatasetError: the dataset is invalid. CheckpointError: ``--resume`` without a checkpoint,
+        or an existing run in ``out`` without ``--resume``.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    ckpt_path = out / "checkpoint.pt"
+    if resume:
+        ckpt = load_checkpoint(ckpt_path, "sen")
+        cfg = config_from_dict(ckpt["config"])  # the run's own config wins
+    elif ckpt_path.exists():
+        raise CheckpointError(f"{ckpt_path}: a run already exists here; pass --resume or choose another --out")
+    if inception_weights is not None:
+        from ..models.image_encoder import InceptionFeatures
+
+        InceptionFeatures(inception_weights)  # raises a clear error for unsupported weights
+    ds = load_dataset(data)
+    inputs = SENInputs.load(ds, cfg, progress=progress)
+    classes = _train_classes(ds)
+    class_to_target = {c: i for i, c in enumerate(classes)}
+    train = [r for r in ds.split("train") if r.captions]
+    sc = cfg.sen
+    if len(train) < sc.batch_size:
+        raise DatasetError(f"{ds.root}: {len(train)} training images is fewer than one batch "
+                              f"({sc.batch_size}); use --set sen.batch_size=N")
+
+    torch.manual_seed(sc.seed)
+    model = build_model(cfg, len(classes))
+    opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sc.lr_step_epochs, gamma=sc.lr_gamma)
+    start_epoch, best = 0, {"mAP": -1.0}
+    if resume:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, best = ckpt["epoch"], ckpt["best"]
+    out.mkdir(parents=True, exist_ok=True)
+    run_info = {"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes}
+    (out / "config.json").write_text(json.dumps(run_info, indent=2))
+
+    def state(epoch: int) -> dict:
+        return {"config": cfg.to_dict(), "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "best": best, "train_classes": classes}
+
+    steps_per_epoch = len(train) // sc.batch_size
+    for epoch in range(start_epoch, sc.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(sc.seed * 100003 + epoch)
+        perm = torch.randperm(len(train), generator=gen)
+        choice = torch.randint(0, 1 << 30, (len(train),), generator=gen)
+        sums = {"loss": 0.0, "matching": 0.0, "distinctive": 0.0}
+        t0 = time.time()
+        for s in tqdm(range(steps_per_epoch), desc=f"SEN epoch {epoch + 1}/{sc.epochs}", unit="step",
+                      disable=not progress, leave=False):
+            idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size].tolist()
+            recs = [train[i] for i in idx]
+            audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
+            feats, lengths = inputs.speech_batch(audio)
+            labels = torch.tensor([class_to_target[r.class_id] for r in recs])
+            speech, image = model(feats, lengths, inputs.images(recs))
+            losses = sen_loss(model, speech, image, labels, sc)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            opt.step()
+            for k in sums:
+                sums[k] += float(losses[k])
+        sched.step()
+        seconds = time.time() - t0
+        entry = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
+                 "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
+                 "utterances_per_second": round(steps_per_epoch * sc.batch_size / max(seconds, 1e-9), 1)}
+        if (epoch + 1) % sc.eval_every_epochs == 0 or epoch + 1 == sc.epochs:
+            val = evaluate_split(model, inputs, "val")
+            entry["val"] = val
+            if val.get("mAP", -1) > best["mAP"]:
+                best = {**val, "epoch": epoch + 1}
+                save_checkpoint(out / "best.pt", "sen", state(epoch + 1))
+        save_checkpoint(ckpt_path, "sen", state(epoch + 1))
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        if progress:
+            val_txt = f" val mAP {entry['val']['mAP']:.3f}" if "val" in entry else ""
+            print(f"epoch {epoch + 1}: loss {entry['loss']:.3f}{val_txt} ({seconds:.0f} s, "
+                  f"{entry['utterances_per_second']} utt/s)", flush=True)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break
+    return best
+
+
+def load_sen(checkpoint: str | Path) -> tuple[SEN, Config, dict]:
+    """Rebuild a SEN from a checkpoint (run folder or file): (model in eval mode, config, checkpoint)."""
+    ckpt = load_checkpoint(checkpoint, "sen")
+    cfg = config_from_dict(ckpt["config"])
+    model = build_model(cfg, len(ckpt["train_classes"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, ckpt
+
+
+def evaluate_sen(checkpoint: str | Path, data: str | Path, splits=("test", "test_unseen"), *,
+                 progress: bool = True) -> dict:
+    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them."""
+    model, cfg, ckpt = load_sen(checkpoint)
+    ds = load_dataset(data)
+    inputs = SENInputs.load(ds, cfg, progress=progress)
+    results = {"checkpoint": ckpt["path"], "epoch": ckpt["epoch"]}
+    for split in splits:
+        if not ds.split(split):
+            continue
+        results[split] = evaluate_split(model, inputs, split)
+        if ds.heldout_voices:
+            results[f"{split}/heldout_voices"] = evaluate_split(model, inputs, split, heldout_voices=True)
+    return results
