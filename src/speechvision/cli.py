@@ -86,6 +86,48 @@ def build_parser() -> argparse.ArgumentParser:
     tsen.add_argument("--no-progress", action="store_true")
     _add_overrides(tsen)
 
+    tgan = tsub.add_parser("gan", help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
+                           epilog="example: speechvision train gan --data /tmp/sf --sen runs/sen --out runs/gan")
+    tgan.add_argument("--data", required=True, type=Path, help="dataset folder (or a GANData .safetensors file)")
+    tgan.add_argument("--sen", type=Path, default=None, help="SEN run folder or checkpoint (required unless --resume)")
+    tgan.add_argument("--out", required=True, type=Path)
+    tgan.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    tgan.add_argument("--no-dense", action="store_true", help='ablation "w/o Dense": plain StackGAN-v2 stacking')
+    tgan.add_argument("--no-rs", action="store_true", help='ablation "w/o RS": no relation supervisor')
+    tgan.add_argument("--end-to-end", action="store_true", help="train the SEN speech encoder jointly")
+    tgan.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tgan.add_argument("--inception-weights", type=Path, default=None, help="TorchScript Inception file for the RS")
+    tgan.add_argument("--no-progress", action="store_true")
+    _add_overrides(tgan)
+
+    tcls = tsub.add_parser("classifier", help="garment and colour classifiers on real images (semantic accuracy)",
+                           epilog="example: speechvision train classifier --data /tmp/sf --out runs/classifier")
+    tcls.add_argument("--data", required=True, type=Path)
+    tcls.add_argument("--out", required=True, type=Path)
+    tcls.add_argument("--epochs", type=int, default=4)
+    tcls.add_argument("--seed", type=int, default=0)
+
+    gen = sub.add_parser("generate", help="the main job: spoken descriptions in, images out",
+                         epilog="example: speechvision generate --speech a.wav b.wav --out images/ --seed 7")
+    gen.add_argument("--speech", required=True, nargs="+", type=Path)
+    gen.add_argument("--out", required=True, type=Path, help="output folder")
+    gen.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--n-per-speech", type=int, default=1)
+    gen.add_argument("--all-stages", action="store_true", help="also write the lower-resolution stages")
+    gen.add_argument("--max-duration-s", type=float, default=30.0)
+
+    say = sub.add_parser("say", help="speak a text with the default Piper voice, then generate",
+                         epilog='example: speechvision say "a green sneaker" --out sneaker.png')
+    say.add_argument("text")
+    say.add_argument("--out", required=True, type=Path, help="output PNG")
+    say.add_argument("--checkpoint", type=Path, default=None)
+    say.add_argument("--seed", type=int, default=0)
+
+    exp = sub.add_parser("export", help="write a deployable bundle (speech encoder + EMA generator, fp16)")
+    exp.add_argument("--gan", required=True, type=Path, help="GAN run folder")
+    exp.add_argument("--out", required=True, type=Path)
+
     ret = sub.add_parser("retrieve", help="nearest images for a spoken query (SEN retrieval)",
                          epilog="example: speechvision retrieve --checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
     ret.add_argument("--checkpoint", required=True, type=Path, help="a SEN run folder or checkpoint file")
@@ -102,7 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     esen.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
     esen.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
-    sub.add_parser("demo", help="run the main job on the bundled example")
+    egan = esub.add_parser("gan", help="semantic accuracy (garment, colour) of generated images + colour-keyword swap",
+                           epilog="example: speechvision evaluate gan --data /tmp/sf --classifier runs/classifier")
+    egan.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    egan.add_argument("--data", required=True, type=Path)
+    egan.add_argument("--classifier", required=True, type=Path, help="run folder of `speechvision train classifier`")
+    egan.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
+    egan.add_argument("--limit", type=int, default=None, help="at most this many images per split")
+    egan.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+
+    demo = sub.add_parser("demo", help="run the main job on the bundled examples")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
     return parser
 
 
@@ -152,12 +204,74 @@ def _cmd_config(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    if args.model == "gan":
+        return _cmd_train_gan(args)
+    if args.model == "classifier":
+        return _cmd_train_classifier(args)
     from .configs import apply_overrides, preset
     from .training.sen import train_sen
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
     train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
               progress=not args.no_progress)
+
+
+def _cmd_train_gan(args) -> None:
+    from .configs import apply_overrides, preset
+    from .training.checkpoint import CheckpointError
+    from .training.gan import apply_ablation, train_gan
+
+    if args.sen is None and not args.resume:
+        raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
+    cfg = apply_ablation(apply_overrides(preset(args.preset), args.overrides), no_dense=args.no_dense,
+                         no_rs=args.no_rs, end_to_end=args.end_to_end)
+    train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
+              progress=not args.no_progress, inception_weights=args.inception_weights)
+
+
+def _cmd_train_classifier(args) -> None:
+    from .training.classifier import train_classifier
+
+    result = train_classifier(args.data, args.out, epochs=args.epochs, seed=args.seed)
+    print(json.dumps(result, indent=2))
+
+
+def _cmd_generate(args) -> None:
+    from .audio import AudioChecks
+    from .generate import S2IGANPipeline, save_pngs
+
+    pipe = S2IGANPipeline.load(args.checkpoint)
+    stages = pipe.speech_to_images(args.speech, seed=args.seed, n_per_speech=args.n_per_speech,
+                                   checks=AudioChecks(max_duration_s=args.max_duration_s))
+    n = args.n_per_speech
+    names = [f"{w.stem}-seed{args.seed + i:04d}" for i, w in enumerate(w for w in args.speech for _ in range(n))]
+    save_pngs(stages[-1], [args.out / f"{name}.png" for name in names])
+    if args.all_stages:
+        for k, st in enumerate(stages[:-1]):
+            save_pngs(st, [args.out / f"{name}-stage{k + 1}.png" for name in names])
+    print(f"wrote {len(names)} images of {stages[-1].shape[-1]}x{stages[-1].shape[-1]} px to {args.out}")
+
+
+def _cmd_say(args) -> None:
+    import tempfile
+
+    from .generate import S2IGANPipeline, save_pngs
+    from .tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+
+    wave, rate = synthesize(args.text, DEFAULT_VOICE)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "say.wav"
+        write_wav_atomic(wav, wave, rate)
+        images = S2IGANPipeline.load(args.checkpoint).speech_to_images([wav], seed=args.seed)[-1]
+    save_pngs(images, [args.out])
+    print(f"wrote {args.out}")
+
+
+def _cmd_export(args) -> None:
+    from .generate import export_bundle
+
+    out = export_bundle(args.gan, args.out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def _cmd_retrieve(args) -> None:
@@ -168,6 +282,12 @@ def _cmd_retrieve(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    if args.model == "gan":
+        from .evaluate import evaluate_generator, write_report
+
+        print(write_report(evaluate_generator(args.checkpoint, args.data, args.classifier, splits=args.splits,
+                                              limit=args.limit), args.out))
+        return
     from .training.sen import evaluate_sen
 
     results = evaluate_sen(args.checkpoint, args.data, splits=args.splits)
@@ -180,14 +300,14 @@ def _cmd_evaluate(args) -> None:
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
-    run_demo()
+    run_demo(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"data": _cmd_data, "synth": _cmd_synth, "features": _cmd_features, "config": _cmd_config,
                 "demo": _cmd_demo, "voices": _cmd_voices, "train": _cmd_train, "retrieve": _cmd_retrieve,
-                "evaluate": _cmd_evaluate}
+                "evaluate": _cmd_evaluate, "generate": _cmd_generate, "say": _cmd_say, "export": _cmd_export}
     try:
         handlers[args.command](args)
     except KeyboardInterrupt:

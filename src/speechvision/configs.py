@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .audio import LogMelConfig
+from .models.discriminator import DiscriminatorConfig
+from .models.generator import GeneratorConfig
 from .models.image_encoder import ImageEncoderConfig
+from .models.relation import RelationConfig
 from .models.speech_encoder import SpeechEncoderConfig
 from .errors import SpeechvisionError
 
@@ -54,6 +57,45 @@ class SENConfig:
 
 
 @dataclass
+class GANConfig:
+    """The generator stage of S2IGAN (Sec. 2.2-2.3; official ``cfg/train_bird.yml``).
+
+    Attributes:
+        generator, discriminator, relation: model configs (paper sizes by default).
+        batch_size: 24 in the paper (2 GPUs).
+        iterations: total generator updates (paper: 600 epochs of CUB = 220,800 at batch 24).
+        lr_g, lr_d, lr_rs, betas: Adam for G, every D and the RS (2e-4, (0.5, 0.999)).
+        kl_weight: weight of the CA KL term (2.0); uncond_weight: unconditional D/G terms (1.0);
+        rs_weight: RS term of the generator (1.0, last stage only).
+        rs: use the relation supervisor (False = "w/o RS"); end_to_end: train the SEN speech
+            encoder jointly instead of freezing it.
+        ema_decay: EMA of the generator weights used for generation (0.999).
+        snapshot_every, checkpoint_every, log_every: in iterations.
+        seed: random seed; every step's randomness is derived from (seed, step).
+    """
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    relation: RelationConfig = field(default_factory=RelationConfig)
+    batch_size: int = 24
+    iterations: int = 220800
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lr_rs: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    kl_weight: float = 2.0
+    uncond_weight: float = 1.0
+    rs_weight: float = 1.0
+    rs: bool = True
+    end_to_end: bool = False
+    ema_decay: float = 0.999
+    snapshot_every: int = 2000
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 100
+
+
+@dataclass
 class DataConfig:
     """Dataset-level settings.
 
@@ -76,6 +118,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     audio: LogMelConfig = field(default_factory=LogMelConfig)
     sen: SENConfig = field(default_factory=SENConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,15 +127,14 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
 
-def _paper() -> Config:
-    return Config(preset="paper", data=DataConfig(name="cub", image_size_px=256))
-
-
 PRESETS: dict[str, typing.Callable[[], Config]] = {
-    # spoken-fashion: a smaller GRU and fewer epochs so the SEN trains on 2 CPU cores in < 30 minutes.
-    "spoken-fashion": lambda: Config(preset="spoken-fashion",
-                                     sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=30,
-                                                   lr_step_epochs=20, eval_every_epochs=2)),
+    # spoken-fashion: a smaller GRU and fewer epochs so the SEN trains on 2 CPU cores in < 30 minutes;
+    # a 16/32/64 generator with fewer channels.
+    "spoken-fashion": lambda: Config(
+        preset="spoken-fashion",
+        sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=12, lr_step_epochs=8, eval_every_epochs=2),
+        gan=GANConfig(generator=GeneratorConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
+                      batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500)),
     "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),
     "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256)),
     "flickr8k": lambda: Config(preset="flickr8k",

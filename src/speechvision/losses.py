@@ -38,3 +38,98 @@ def sen_loss(model, speech: torch.Tensor, image: torch.Tensor, labels: torch.Ten
     d = distinctive_loss(model.classifier, speech, image, labels) if cfg.distinctive_loss else zero
     return {"loss": cfg.matching_weight * m + cfg.distinctive_weight * d, "matching": m.detach(),
             "distinctive": d.detach()}
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN phases (S2IGAN Sec. 2.2-2.3; official ``trainer.py``): discriminators, relation supervisor, generator.
+
+
+def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)), mean over all elements (StackGAN ``KL_loss``)."""
+    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+class S2IGANLoss:
+    """Owns the three GAN phases so the training loop stays generic.
+
+    Per iteration: :meth:`prepare` runs the generator once on the batch (fakes keep their graph),
+    then :meth:`accumulate_gradients` is called for each of :attr:`phases` in order ``D``, ``RS``, ``G``;
+    each returns its scalar terms for the log.
+
+    The batch is a dict with ``real`` / ``wrong`` (lists of (B, 3, S, S) per scale, [-1, 1]),
+    ``embedding`` (B, E) speech embeddings, ``z`` (B, Z), ``eps`` (B, C), and for the RS the frozen
+    image embeddings (B, D) ``anchor`` (the real image), ``similar`` (same class) and ``different``
+    (other class).
+
+    Args:
+        generator, discriminators (one per scale), relation (or None for "w/o RS").
+        fake_embedder: generated last-stage images (B, 3, S, S) -> (B, D) frozen image embeddings,
+            differentiable w.r.t. the images.
+        cfg: :class:`~speechvision.configs.GANConfig`.
+    """
+
+    def __init__(self, generator, discriminators, relation, fake_embedder, cfg):
+        self.G, self.Ds, self.RS, self.embed_fake, self.cfg = generator, discriminators, relation, fake_embedder, cfg
+        self.phases = ("D", "RS", "G") if relation is not None else ("D", "G")
+        self._fakes = self._mu = self._logvar = self._fake_emb = None
+
+    def prepare(self, batch: dict) -> list[torch.Tensor]:
+        self._fakes, self._mu, self._logvar = self.G(batch["embedding"], batch["z"], batch["eps"])
+        self._fake_emb = self.embed_fake(self._fakes[-1]) if self.RS is not None else None
+        return self._fakes
+
+    def accumulate_gradients(self, phase: str, batch: dict) -> dict[str, float]:
+        return {"D": self._phase_d, "RS": self._phase_rs, "G": self._phase_g}[phase](batch)
+
+    def _phase_d(self, batch: dict) -> dict[str, float]:
+        mu = self._mu.detach()
+        total, out = 0.0, {}
+        for i, D in enumerate(self.Ds):
+            real_c, real_u = D(batch["real"][i], mu)
+            wrong_c, wrong_u = D(batch["wrong"][i], mu)
+            fake_c, fake_u = D(self._fakes[i].detach(), mu)
+            loss = _bce(real_c, 1.0) + _bce(wrong_c, 0.0) + _bce(fake_c, 0.0) + self.cfg.uncond_weight * (
+                _bce(real_u, 1.0) + _bce(wrong_u, 1.0) + _bce(fake_u, 0.0))
+            total = total + loss
+            out[f"D{i}"] = float(loss)
+        total.backward()
+        return out
+
+    def _relation_batch(self, batch: dict, fake_emb: torch.Tensor):
+        from .models.relation import DIFFERENT, SAME, SIMILAR
+
+        a = batch["anchor"]
+        others = torch.cat([a, batch["similar"], fake_emb, batch["different"]])
+        labels = torch.tensor([SAME, SIMILAR, SIMILAR, DIFFERENT], device=a.device).repeat_interleave(len(a))
+        return a.repeat(4, 1), others, labels
+
+    def _phase_rs(self, batch: dict) -> dict[str, float]:
+        anchor, others, labels = self._relation_batch(batch, self._fake_emb.detach())
+        logits = self.RS(anchor, others)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        return {"RS": float(loss), "RS_acc": float((logits.argmax(1) == labels).float().mean())}
+
+    def _phase_g(self, batch: dict) -> dict[str, float]:
+        from .models.relation import SIMILAR
+
+        out, total = {}, 0.0
+        for i, D in enumerate(self.Ds):
+            cond, uncond = D(self._fakes[i], self._mu)  # official: mu not detached on the G side
+            loss = _bce(cond, 1.0) + self.cfg.uncond_weight * _bce(uncond, 1.0)
+            total = total + loss
+            out[f"G{i}"] = float(loss)
+        kl = kl_loss(self._mu, self._logvar)
+        total = total + self.cfg.kl_weight * kl
+        out["KL"] = float(kl)
+        if self.RS is not None:
+            logits = self.RS(batch["anchor"], self._fake_emb)
+            rs = F.cross_entropy(logits, torch.full((len(logits),), SIMILAR, device=logits.device))
+            total = total + self.cfg.rs_weight * rs
+            out["G_RS"] = float(rs)
+        total.backward()
+        return out

