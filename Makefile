@@ -39,5 +39,8 @@ demo: $(STAMP) sysdeps
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_generate.py --json benchmarks/generate.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     tgan.add_argument("--end-to-end", action="store_true", help="train the SEN speech encoder jointly")
     tgan.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     tgan.add_argument("--inception-weights", type=Path, default=None, help="TorchScript Inception file for the RS")
+    tgan.add_argument("--max-minutes", type=float, default=None,
+                      help="stop (with a checkpoint) after this much wall time; --resume continues")
+    tgan.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
+                      help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
+                           "to train on another machine with --data FILE")
     tgan.add_argument("--no-progress", action="store_true")
     _add_overrides(tgan)
 
@@ -104,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="example: speechvision train classifier --data /tmp/sf --out runs/classifier")
     tcls.add_argument("--data", required=True, type=Path)
     tcls.add_argument("--out", required=True, type=Path)
-    tcls.add_argument("--epochs", type=int, default=4)
+    tcls.add_argument("--epochs", type=int, default=10)
+    tcls.add_argument("--size-px", type=int, default=32, help="images are resized to this side")
     tcls.add_argument("--seed", type=int, default=0)
 
     gen = sub.add_parser("generate", help="the main job: spoken descriptions in, images out",
@@ -127,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write a deployable bundle (speech encoder + EMA generator, fp16)")
     exp.add_argument("--gan", required=True, type=Path, help="GAN run folder")
     exp.add_argument("--out", required=True, type=Path)
+    exp.add_argument("--sen", type=Path, default=None, help="SEN checkpoint, when the GAN run names one not here")
 
     ret = sub.add_parser("retrieve", help="nearest images for a spoken query (SEN retrieval)",
                          epilog="example: speechvision retrieve --checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
@@ -225,14 +232,25 @@ def _cmd_train_gan(args) -> None:
         raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
     cfg = apply_ablation(apply_overrides(preset(args.preset), args.overrides), no_dense=args.no_dense,
                          no_rs=args.no_rs, end_to_end=args.end_to_end)
+    if args.save_inputs:
+        from .data.manifest import load_dataset
+        from .training.gan import prepare_gan_data
+        from .training.sen import load_sen
+
+        sen, sen_cfg, _ = load_sen(args.sen)
+        gd = prepare_gan_data(load_dataset(args.data), sen, sen_cfg, cfg.gan.generator.sizes_px[-1])
+        gd.image_features = None  # recomputed where it trains (2048 floats per image is most of the file)
+        gd.compact().save(args.save_inputs)
+        print(f"wrote {args.save_inputs} ({args.save_inputs.stat().st_size / 1e6:.1f} MB)")
+        return
     train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
-              progress=not args.no_progress, inception_weights=args.inception_weights)
+              progress=not args.no_progress, inception_weights=args.inception_weights, max_minutes=args.max_minutes)
 
 
 def _cmd_train_classifier(args) -> None:
     from .training.classifier import train_classifier
 
-    result = train_classifier(args.data, args.out, epochs=args.epochs, seed=args.seed)
+    result = train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed)
     print(json.dumps(result, indent=2))
 
 
@@ -270,7 +288,7 @@ def _cmd_say(args) -> None:
 def _cmd_export(args) -> None:
     from .generate import export_bundle
 
-    out = export_bundle(args.gan, args.out)
+    out = export_bundle(args.gan, args.out, sen_checkpoint=args.sen)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -27,8 +27,10 @@ class S2IGANPipeline:
         self.speech_encoder, self.generator, self.config = speech_encoder.eval(), generator.eval(), config
 
     @staticmethod
-    def load(checkpoint: str | Path | None = None, device: str = "cpu") -> "S2IGANPipeline":
+    def load(checkpoint: str | Path | None = None, device: str = "cpu",
+             sen_checkpoint: str | Path | None = None) -> "S2IGANPipeline":
         """From a bundle file, a GAN run folder or checkpoint; ``None`` = the bundled spoken-fashion model.
+        ``sen_checkpoint`` overrides the SEN a GAN run names (e.g. a run trained on another machine).
 
         Raises:
             CheckpointError: missing or incompatible checkpoint.
@@ -43,7 +45,7 @@ class S2IGANPipeline:
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
         from .training.sen import load_sen
 
-        sen, sen_cfg, _ = load_sen(ck["sen_checkpoint"])
+        sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder
         if "speech_encoder" in ck:  # end-to-end runs train the speech encoder too
             enc.load_state_dict(ck["speech_encoder"])
@@ -103,9 +105,10 @@ def save_pngs(images: torch.Tensor, paths: list[Path]) -> None:
         Image.fromarray(img).save(p)
 
 
-def export_bundle(gan_run: str | Path, out: str | Path, *, fp16: bool = True) -> Path:
+def export_bundle(gan_run: str | Path, out: str | Path, *, fp16: bool = True,
+                  sen_checkpoint: str | Path | None = None) -> Path:
     """Write the deployable bundle: SEN speech encoder + EMA generator + config (weights only)."""
-    pipe = S2IGANPipeline.load(gan_run)
+    pipe = S2IGANPipeline.load(gan_run, sen_checkpoint=sen_checkpoint)
 
     def cast(sd):
         return {k: (v.half() if fp16 and v.is_floating_point() else v).cpu().contiguous() for k, v in sd.items()}

@@ -185,6 +185,15 @@ class GANData:
         o, a = self.caption_offsets.tolist(), self.caption_audio.tolist()
         return [a[o[i]:o[i + 1]] for i in range(len(o) - 1)]
 
+    def compact(self) -> "GANData":
+        """Keep only the embedding rows that captions or snapshots use (indices remapped)."""
+        used = torch.unique(torch.cat([self.caption_audio, self.snapshot_audio]))
+        remap = torch.full((len(self.embeddings),), -1, dtype=torch.long)
+        remap[used] = torch.arange(len(used))
+        return GANData(self.images, self.labels, self.caption_offsets, remap[self.caption_audio],
+                       self.embeddings[used], self.image_features, remap[self.snapshot_audio],
+                       [self.audio_paths[i] for i in used.tolist()])
+
     def save(self, path: str | Path, *, fp16: bool = True) -> None:
         """One safetensors file (for moving the GAN stage to another machine)."""
         from safetensors.torch import save_file
@@ -232,11 +241,12 @@ def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progres
 
 def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
               device: str | None = None, progress: bool = True, stop_after_step: int | None = None,
-              inception_weights: str | Path | None = None) -> dict:
+              inception_weights: str | Path | None = None, max_minutes: float | None = None) -> dict:
     """Train the generator stage; returns the last log entry.
 
     ``data`` is a dataset folder or a ``GANData`` safetensors file (see :meth:`GANData.save`).
-    ``stop_after_step`` ends the run after that step as a kill would (for time-boxed runs and tests).
+    ``stop_after_step`` ends the run after that step as a kill would (for tests); ``max_minutes`` ends it
+    (with a checkpoint) once that much wall time has passed, for time-boxed runs; ``--resume`` continues.
 
     Raises:
         CheckpointError: bad SEN checkpoint, ``--resume`` without a run, or an existing run without it.
@@ -355,6 +365,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
         RS.train()
     sums, n_sum, t0, entry = {}, 0, time.time(), {}
     bar = tqdm(total=gc.iterations, initial=start, desc="GAN", unit="it", disable=not progress)
+    deadline = time.time() + 60 * max_minutes if max_minutes else None
     for step in range(start, gc.iterations):
         batch = batches.get(step)
         if gc.end_to_end:
@@ -382,9 +393,10 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
             sums, n_sum, t0 = {}, 0, time.time()
         if done % gc.snapshot_every == 0 or done == gc.iterations:
             snapshot(done)
-        if done % gc.checkpoint_every == 0 or done == gc.iterations or done == stop_after_step:
+        out_of_time = deadline is not None and time.time() > deadline
+        if done % gc.checkpoint_every == 0 or done == gc.iterations or done == stop_after_step or out_of_time:
             save_checkpoint(ckpt_path, "gan", state(done))
-        if stop_after_step is not None and done >= stop_after_step:
+        if (stop_after_step is not None and done >= stop_after_step) or out_of_time:
             break
     bar.close()
     return entry

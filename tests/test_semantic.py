@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+import torch
+
+from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
+from speechvision.training.classifier import load_classifier, predict, train_classifier
+
+
+def test_attribute_accuracy_known_values():
+    pred = {"garment": np.array([0, 1, 2, 3]), "colour": np.array([1, 1, 0, 0])}
+    truth = {"garment": np.array([0, 1, 2, 0]), "colour": np.array([1, 0, 0, 0])}
+    acc = attribute_accuracy(pred, truth)
+    assert acc["garment_accuracy"] == 0.75 and acc["colour_accuracy"] == 0.75 and acc["all_accuracy"] == 0.5
+    assert keyword_follow_rate([1, 2, 3], [1, 2, 0]) == pytest.approx(2 / 3)
+
+
+def test_classifier_trains_and_reloads(tmp_path, tiny_spoken_fashion):
+    acc = train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, progress=False)
+    assert set(acc) == {"garment_accuracy", "colour_accuracy"}
+    model, ck = load_classifier(tmp_path / "cls")
+    out = predict(model, torch.rand(3, 3, 64, 64) * 2 - 1)  # generated 64 px images are resized to 32 px
+    assert out["garment"].shape == (3,) and out["colour"].max() < 8
+    assert ck["attributes"]["colour"][0] == "red"
