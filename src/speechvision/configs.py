@@ -132,7 +132,7 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     # a 16/32/64 generator with fewer channels.
     "spoken-fashion": lambda: Config(
         preset="spoken-fashion",
-        sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=12, lr_step_epochs=8, eval_every_epochs=2),
+        sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=8, lr_step_epochs=6, eval_every_epochs=2),
         gan=GANConfig(generator=GeneratorConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
                       batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500)),
     "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),

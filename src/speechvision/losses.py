@@ -58,7 +58,7 @@ class S2IGANLoss:
 
     Per iteration: :meth:`prepare` runs the generator once on the batch (fakes keep their graph),
     then :meth:`accumulate_gradients` is called for each of :attr:`phases` in order ``D``, ``RS``, ``G``;
-    each returns its scalar terms for the log.
+    each returns its scalar terms (detached 0-d tensors, so no device sync) for the log.
 
     The batch is a dict with ``real`` / ``wrong`` (lists of (B, 3, S, S) per scale, [-1, 1]),
     ``embedding`` (B, E) speech embeddings, ``z`` (B, Z), ``eps`` (B, C), and for the RS the frozen
@@ -82,10 +82,10 @@ class S2IGANLoss:
         self._fake_emb = self.embed_fake(self._fakes[-1]) if self.RS is not None else None
         return self._fakes
 
-    def accumulate_gradients(self, phase: str, batch: dict) -> dict[str, float]:
+    def accumulate_gradients(self, phase: str, batch: dict) -> dict[str, torch.Tensor]:
         return {"D": self._phase_d, "RS": self._phase_rs, "G": self._phase_g}[phase](batch)
 
-    def _phase_d(self, batch: dict) -> dict[str, float]:
+    def _phase_d(self, batch: dict) -> dict[str, torch.Tensor]:
         mu = self._mu.detach()
         total, out = 0.0, {}
         for i, D in enumerate(self.Ds):
@@ -95,7 +95,7 @@ class S2IGANLoss:
             loss = _bce(real_c, 1.0) + _bce(wrong_c, 0.0) + _bce(fake_c, 0.0) + self.cfg.uncond_weight * (
                 _bce(real_u, 1.0) + _bce(wrong_u, 1.0) + _bce(fake_u, 0.0))
             total = total + loss
-            out[f"D{i}"] = float(loss)
+            out[f"D{i}"] = loss.detach()
         total.backward()
         return out
 
@@ -107,14 +107,14 @@ class S2IGANLoss:
         labels = torch.tensor([SAME, SIMILAR, SIMILAR, DIFFERENT], device=a.device).repeat_interleave(len(a))
         return a.repeat(4, 1), others, labels
 
-    def _phase_rs(self, batch: dict) -> dict[str, float]:
+    def _phase_rs(self, batch: dict) -> dict[str, torch.Tensor]:
         anchor, others, labels = self._relation_batch(batch, self._fake_emb.detach())
         logits = self.RS(anchor, others)
         loss = F.cross_entropy(logits, labels)
         loss.backward()
-        return {"RS": float(loss), "RS_acc": float((logits.argmax(1) == labels).float().mean())}
+        return {"RS": loss.detach(), "RS_acc": (logits.argmax(1) == labels).float().mean()}
 
-    def _phase_g(self, batch: dict) -> dict[str, float]:
+    def _phase_g(self, batch: dict) -> dict[str, torch.Tensor]:
         from .models.relation import SIMILAR
 
         out, total = {}, 0.0
@@ -122,14 +122,14 @@ class S2IGANLoss:
             cond, uncond = D(self._fakes[i], self._mu)  # official: mu not detached on the G side
             loss = _bce(cond, 1.0) + self.cfg.uncond_weight * _bce(uncond, 1.0)
             total = total + loss
-            out[f"G{i}"] = float(loss)
+            out[f"G{i}"] = loss.detach()
         kl = kl_loss(self._mu, self._logvar)
         total = total + self.cfg.kl_weight * kl
-        out["KL"] = float(kl)
+        out["KL"] = kl.detach()
         if self.RS is not None:
             logits = self.RS(batch["anchor"], self._fake_emb)
             rs = F.cross_entropy(logits, torch.full((len(logits),), SIMILAR, device=logits.device))
             total = total + self.cfg.rs_weight * rs
-            out["G_RS"] = float(rs)
+            out["G_RS"] = rs.detach()
         total.backward()
         return out

@@ -385,7 +385,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
         done = step + 1
         if done % gc.log_every == 0 or done == gc.iterations:
             seconds = time.time() - t0
-            entry = {"step": done, **{k: round(v / n_sum, 4) for k, v in sums.items()},
+            entry = {"step": done, **{k: round(float(v) / n_sum, 4) for k, v in sums.items()},
                      "iterations_per_second": round(n_sum / max(seconds, 1e-9), 3)}
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
