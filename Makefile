@@ -42,6 +42,7 @@ test: $(STAMP) sysdeps
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py --json benchmarks/generate.json
+	$(BIN)/python benchmarks/bench_gan_step.py --json benchmarks/gan_step.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache

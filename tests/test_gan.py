@@ -158,3 +158,11 @@ def test_no_rs_ablation_and_cli_errors(tmp_path, tiny_spoken_fashion, tiny_sen):
     assert out.returncode == 1 and "Traceback" not in out.stderr and str(bad) in out.stderr
     assert out.stderr.strip().count("\n") == 0
     assert main(["train", "gan", "--data", str(tiny_spoken_fashion), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_end_to_end_updates_the_speech_encoder(tmp_path, tiny_spoken_fashion, tiny_sen):
+    cfg = _tiny_cfg(**{"gan.iterations": 2, "gan.end_to_end": "true"})
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "e2e", cfg, device="cpu", progress=False)
+    ck, sen = load_checkpoint(tmp_path / "e2e", "gan"), load_checkpoint(tiny_sen, "sen")
+    key = "rnn.weight_hh_l0"
+    assert not torch.equal(ck["speech_encoder"][key], sen["model"]["speech_encoder." + key])
