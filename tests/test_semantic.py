@@ -21,3 +21,17 @@ def test_classifier_trains_and_reloads(tmp_path, tiny_spoken_fashion):
     out = predict(model, torch.rand(3, 3, 64, 64) * 2 - 1)  # generated 64 px images are resized to 32 px
     assert out["garment"].shape == (3,) and out["colour"].max() < 8
     assert ck["attributes"]["colour"][0] == "red"
+
+
+def test_semantic_accuracy_of_the_bundled_model_on_a_tiny_build(tmp_path, tiny_spoken_fashion):
+    from speechvision.data.manifest import load_dataset
+    from speechvision.evaluate import semantic_accuracy
+    from speechvision.generate import S2IGANPipeline
+
+    train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, progress=False)
+    model, _ = load_classifier(tmp_path / "cls")
+    ds = load_dataset(tiny_spoken_fashion)
+    res = semantic_accuracy(S2IGANPipeline.load(), model, ds, "test")
+    assert res["images"] == len(ds.split("test")) and 0 <= res["colour_accuracy"] <= 1
+    held = semantic_accuracy(S2IGANPipeline.load(), model, ds, "test", heldout_voices=True)
+    assert held["images"] <= res["images"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .data.captions import COLOURS, FASHION_CLASSES, caption
-from .data.manifest import DatasetError, load_dataset
+from .data.manifest import Dataset, DatasetError, load_dataset
 from .generate import S2IGANPipeline
 from .metrics.semantic import attribute_accuracy, keyword_follow_rate
 from .training.classifier import load_classifier, predict
@@ -30,9 +30,8 @@ def _generate_for(pipe: S2IGANPipeline, wavs: list[Path], seed: int = 0, batch_s
     return torch.cat(out)
 
 
-def semantic_accuracy(pipe: S2IGANPipeline, classifier, data: str | Path, split: str, *,
+def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str, *,
                       heldout_voices: bool = False, limit: int | None = None) -> dict:
-    ds = load_dataset(data)
     vocab = ds.meta["attributes"]
     heldout = ds.heldout_voices
     pairs = []
@@ -89,8 +88,8 @@ def evaluate_generator(checkpoint: str | Path | None, data: str | Path, classifi
     report = {"checkpoint": str(checkpoint or "bundled"), "classifier_real_test": ck["test"]}
     t0 = time.time()
     for split in splits:
-        report[split] = semantic_accuracy(pipe, classifier, data, split, limit=limit)
-        report[f"{split}/heldout_voices"] = semantic_accuracy(pipe, classifier, data, split, heldout_voices=True,
+        report[split] = semantic_accuracy(pipe, classifier, ds, split, limit=limit)
+        report[f"{split}/heldout_voices"] = semantic_accuracy(pipe, classifier, ds, split, heldout_voices=True,
                                                               limit=limit)
     work_dir = Path(work_dir or Path(data) / "cache" / "colour-swap")
     work_dir.mkdir(parents=True, exist_ok=True)
