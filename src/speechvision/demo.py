@@ -21,7 +21,13 @@ EXAMPLE_TEXTS = [
     ("yellow-pullover", "the sweater is yellow", "espeak-f5"),
     ("black-ankle-boot", "i see a black ankle boot", "espeak-m1"),
 ]
-SWAP_TEMPLATE = "this is {article} {colour} coat"
+SWAP_GARMENT = "coat"  # spoken as caption template 1, "this is a <colour> coat"
+
+
+def swap_text(colour: str) -> str:
+    from .data.captions import caption
+
+    return caption(1, SWAP_GARMENT, 0, colour)
 
 
 def swap_stem(colour: str) -> str:
@@ -38,8 +44,7 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
 
     out.mkdir(parents=True, exist_ok=True)
     items = list(EXAMPLE_TEXTS) + [
-        (swap_stem(c), SWAP_TEMPLATE.format(article="an" if c[0] in "aeiou" else "a", colour=c), DEFAULT_VOICE.id)
-        for c in COLOURS]
+        (swap_stem(c), swap_text(c), DEFAULT_VOICE.id) for c in COLOURS]
     paths = []
     for stem, text, voice in items:
         wave, rate = synthesize(text, ALL_VOICES[voice])
@@ -72,7 +77,7 @@ def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) ->
     for row, (stem, text, voice) in enumerate(EXAMPLE_TEXTS, 1):
         print(f"  row {row}: \"{text}\" ({voice}, {stem}.flac)")
     print(f"wrote {out / 'demo-grid.png'}")
-    print(f"colour-keyword swap, \"{SWAP_TEMPLATE.format(article='a', colour='<colour>')}\" with "
+    print(f"colour-keyword swap, \"{swap_text('<colour>')}\" with "
           f"{', '.join(COLOURS)} (left to right, same seed)")
     print(f"wrote {out / 'colour-swap.png'}")
     return out

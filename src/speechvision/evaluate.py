@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .data.captions import COLOURS, FASHION_CLASSES, caption
 from .data.manifest import Dataset, DatasetError, load_dataset
@@ -20,14 +19,6 @@ from .generate import S2IGANPipeline
 from .metrics.semantic import attribute_accuracy, keyword_follow_rate
 from .training.classifier import load_classifier, predict
 from .tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
-
-
-def _generate_for(pipe: S2IGANPipeline, wavs: list[Path], seed: int = 0, batch_size: int = 64) -> torch.Tensor:
-    out = []
-    for s in range(0, len(wavs), batch_size):
-        emb = pipe.embed(wavs[s:s + batch_size])
-        out.append(pipe.generate(emb, list(range(seed + s, seed + s + len(emb))))[-1])
-    return torch.cat(out)
 
 
 def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str, *,
@@ -42,7 +33,7 @@ def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str,
     pairs = pairs[:limit] if limit else pairs
     if not pairs:
         return {"images": 0}
-    images = _generate_for(pipe, [w for _, w in pairs])
+    images = pipe.speech_to_images([w for _, w in pairs])[-1]
     pred = predict(classifier, images)
     truth = {k: np.array([vocab[k].index(r.attributes[k]) for r, _ in pairs]) for k in pred}
     return attribute_accuracy(pred, truth)
@@ -65,7 +56,7 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
     synthesize_many(jobs, progress=False)
     pred_c, pred_g, want_c, want_g = [], [], [], []
     for s in range(seeds):
-        images = _generate_for(pipe, [w for *_, w in items], seed=1000 * s)
+        images = pipe.speech_to_images([w for *_, w in items], seed=1000 * s)[-1]
         pred = predict(classifier, images)
         pred_c.append(pred["colour"])
         pred_g.append(pred["garment"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioChecks, AudioError, file_log_mel
+from .audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
 from .configs import Config, config_from_dict
 from .models.generator import Generator
 from .models.speech_encoder import SpeechEncoder
@@ -58,20 +58,10 @@ class S2IGANPipeline:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    @torch.no_grad()
-    def embed(self, wavs: list[str | Path], checks: AudioChecks = AudioChecks()) -> torch.Tensor:
-        """Speech embeddings (B, E) of audio files.
-
-        Raises:
-            AudioError: unreadable, silent, too long or too short audio (names the file).
-        """
-        feats = [torch.from_numpy(file_log_mel(w, self.config.audio, checks)) for w in wavs]
-        for w, f in zip(wavs, feats):
-            if len(f) < self.speech_encoder.min_frames:
-                raise AudioError(f"{w}: too short for the speech encoder (needs about 0.3 s of speech)")
-        lengths = torch.tensor([len(f) for f in feats])
-        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-        return self.speech_encoder(batch.to(self.device), lengths)
+    def embed(self, wavs: list[str | Path], checks: AudioChecks = AudioChecks(), batch_size: int = 64) -> torch.Tensor:
+        """Speech embeddings (B, E) of audio files, in batches; errors as :func:`embed_wavs`."""
+        return torch.cat([embed_wavs(self.speech_encoder, wavs[s:s + batch_size], self.config.audio, checks)
+                          for s in range(0, len(wavs), batch_size)])
 
     @torch.no_grad()
     def generate(self, embeddings: torch.Tensor, seeds: list[int]) -> list[torch.Tensor]:
@@ -90,6 +80,24 @@ class S2IGANPipeline:
         seeds = [seed + i for i in range(len(emb))]
         outs = [self.generate(emb[s:s + batch_size], seeds[s:s + batch_size]) for s in range(0, len(emb), batch_size)]
         return [torch.cat([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+@torch.no_grad()
+def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConfig,
+               checks: AudioChecks = AudioChecks()) -> torch.Tensor:
+    """Audio files -> (B, E) embeddings with ``encoder`` (eval mode; padding does not change them).
+
+    Raises:
+        AudioError: unreadable, silent, too long or too short audio (names the file).
+    """
+    feats = [torch.from_numpy(file_log_mel(w, audio, checks)) for w in wavs]
+    for w, f in zip(wavs, feats):
+        if len(f) < encoder.min_frames:
+            raise AudioError(f"{w}: too short for the speech encoder (needs about 0.3 s of speech)")
+    device = next(encoder.parameters()).device
+    lengths = torch.tensor([len(f) for f in feats])
+    batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    return encoder.eval()(batch.to(device), lengths)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

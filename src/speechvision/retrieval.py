@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .audio import AudioChecks, file_log_mel
+from .audio import AudioChecks
 from .data.manifest import DatasetError, Record, load_dataset
+from .generate import embed_wavs
 from .metrics.retrieval import cosine_scores
 from .training.sen import SENInputs, embed_images, load_sen
 
@@ -21,11 +21,7 @@ def retrieve(checkpoint: str | Path, speech: str | Path, data: str | Path, *, sp
         AudioError: bad query audio. DatasetError: bad dataset or empty split. CheckpointError: bad checkpoint.
     """
     model, cfg, _ = load_sen(checkpoint)
-    feats = torch.from_numpy(file_log_mel(speech, cfg.audio, checks))[None]
-    if feats.shape[1] < model.speech_encoder.min_frames:
-        raise DatasetError(f"{speech}: too short for the speech encoder")
-    with torch.no_grad():
-        query = model.speech_encoder(feats, torch.tensor([feats.shape[1]])).numpy()
+    query = embed_wavs(model.speech_encoder, [speech], cfg.audio, checks).numpy()
     ds = load_dataset(data)
     records = ds.split(split)
     if not records:
