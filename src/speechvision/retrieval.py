@@ -7,10 +7,31 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioChecks
-from .data.manifest import DatasetError, Record, load_dataset
+from .data.manifest import DatasetError, Dataset, Record, load_dataset
 from .generate import embed_wavs
 from .metrics.retrieval import cosine_scores
 from .training.sen import SENInputs, embed_images, load_sen
+
+
+class RetrievalIndex:
+    """A SEN and the embeddings of one split's images, built once and queried many times (the server)."""
+
+    def __init__(self, checkpoint: str | Path, data: str | Path, *, split: str = "test", progress: bool = False):
+        """Raises: DatasetError (bad dataset or empty split), CheckpointError (bad SEN checkpoint)."""
+        self.model, self.config, _ = load_sen(checkpoint)
+        self.dataset: Dataset = load_dataset(data)
+        self.records = self.dataset.split(split)
+        if not self.records:
+            raise DatasetError(f"{self.dataset.root}: split '{split}' is empty")
+        inputs = SENInputs.load(self.dataset, self.config, progress=progress)
+        self.image_embeddings = embed_images(self.model, inputs, self.records)  # (N, E)
+
+    def query(self, speech: str | Path, k: int = 5, checks: AudioChecks = AudioChecks()) -> list[tuple[float, Record]]:
+        """Top ``k`` (cosine score, record) for a spoken query. Raises AudioError for bad audio."""
+        q = embed_wavs(self.model.speech_encoder, [speech], self.config.audio, checks).numpy()
+        scores = cosine_scores(q, self.image_embeddings)[0]
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(float(scores[i]), self.records[i]) for i in top]
 
 
 def retrieve(checkpoint: str | Path, speech: str | Path, data: str | Path, *, split: str = "test", k: int = 5,
@@ -20,13 +41,4 @@ def retrieve(checkpoint: str | Path, speech: str | Path, data: str | Path, *, sp
     Raises:
         AudioError: bad query audio. DatasetError: bad dataset or empty split. CheckpointError: bad checkpoint.
     """
-    model, cfg, _ = load_sen(checkpoint)
-    query = embed_wavs(model.speech_encoder, [speech], cfg.audio, checks).numpy()
-    ds = load_dataset(data)
-    records = ds.split(split)
-    if not records:
-        raise DatasetError(f"{ds.root}: split '{split}' is empty")
-    inputs = SENInputs.load(ds, cfg, progress=False)
-    scores = cosine_scores(query, embed_images(model, inputs, records))[0]
-    top = np.argsort(-scores, kind="stable")[:k]
-    return [(float(scores[i]), records[i]) for i in top]
+    return RetrievalIndex(checkpoint, data, split=split).query(speech, k, checks)

@@ -35,15 +35,20 @@ def _images(ds: Dataset, records) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """images (B, 3, H, W) in [-1, 1] (resized to the classifier's size) -> {attribute: (B,) predicted index}."""
+def probabilities(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """images (B, 3, H, W) in [-1, 1] (resized to the classifier's size, bilinear with antialias) ->
+    {attribute: (B, K) softmax probabilities, float64}."""
     model.eval()
-    images = _resize(images, model.config.size_px)
     out: dict[str, list] = {}
     for s in range(0, len(images), batch_size):
-        for k, v in model(images[s:s + batch_size]).items():
-            out.setdefault(k, []).append(v.argmax(1).numpy())
+        for k, v in model(_resize(images[s:s + batch_size].float(), model.config.size_px)).items():
+            out.setdefault(k, []).append(torch.softmax(v.double(), dim=1).numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def predict(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """images (B, 3, H, W) in [-1, 1] -> {attribute: (B,) predicted index}."""
+    return {k: v.argmax(1) for k, v in probabilities(model, images, batch_size).items()}
 
 
 def train_classifier(data: str | Path, out: str | Path, *, epochs: int = 10, batch_size: int = 128, lr: float = 2e-3,

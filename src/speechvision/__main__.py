@@ -1,0 +1,7 @@
+"""``python -m speechvision`` (and ``torchrun -m speechvision``) runs the command-line interface."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

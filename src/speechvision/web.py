@@ -1,0 +1,209 @@
+"""``speechvision serve``: a Gradio page for the main job (speak, see the image).
+
+* Tab "Speak": audio from the microphone or an uploaded file (anything the audio front-end reads),
+  or a typed description spoken by the bundled Piper voice; a seed and "n images" (1-8). Shows the
+  final images, every stage of the densely-stacked generator for the first image (low to high
+  resolution), and the top-5 real images the SEN retrieves when the server has a dataset.
+* Tab "Colour keyword": one sentence, colours from the palette; the same sentence is spoken with
+  each colour word and generated with the same seed (the paper's keyword experiment).
+
+The model is loaded once and shared; requests queue with bounded concurrency. Bad input (not audio,
+silence, too long, empty text) comes back as a readable one-line message in the page's status box,
+never a stack trace, and the server keeps serving. Offline: Gradio analytics are off and there is no
+share link.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpeechvisionError
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
+
+MAX_IMAGES = 8
+RETRIEVED = 5
+
+
+class WebInputError(SpeechvisionError, ValueError):
+    """A request the page cannot serve (no audio, no text, no colour word)."""
+
+
+@dataclass
+class ServeConfig:
+    """Attributes: host, port, concurrency (requests run at once), max_queue (waiting requests)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency: int = 2
+    max_queue: int = 64
+
+
+class SpeechToImageService:
+    """The shared model behind the page: a pipeline, an optional retrieval index and the TTS voice.
+
+    Every method returns plain numpy images (H, W, 3) uint8, so the service is testable without a
+    browser. Torch runs one request at a time (a lock): concurrent requests are queued, not interleaved.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, data: str | Path | None = None,
+                 sen_checkpoint: str | Path | None = None, split: str = "test"):
+        from .generate import S2IGANPipeline
+
+        self.pipe = S2IGANPipeline.load(checkpoint)
+        self.index = None
+        if data is not None:
+            if sen_checkpoint is None:
+                raise WebInputError("retrieval needs --sen RUN (a SEN run folder) together with --data DIR")
+            from .retrieval import RetrievalIndex
+
+            self.index = RetrievalIndex(sen_checkpoint, data, split=split)
+        self._lock = threading.Lock()
+        self._tmp = Path(tempfile.mkdtemp(prefix="speechvision-serve-"))
+
+    def speak(self, text: str) -> Path:
+        """Text -> a WAV spoken by the default Piper voice (a temporary file)."""
+        from .tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+
+        text = (text or "").strip()
+        if not text:
+            raise WebInputError("type a description or give an audio file")
+        if len(text) > 300:
+            raise WebInputError("the description is too long (at most 300 characters)")
+        wav, rate = synthesize(text, DEFAULT_VOICE)
+        path = Path(tempfile.mkstemp(suffix=".wav", dir=self._tmp)[1])
+        write_wav_atomic(path, wav, rate)
+        return path
+
+    def speech_to_images(self, wav: str | Path, *, seed: int = 0, n: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One spoken description -> (n final images, every stage of the first image)."""
+        from .generate import to_uint8
+
+        n = int(min(max(int(n), 1), MAX_IMAGES))
+        with self._lock:
+            stages = self.pipe.speech_to_images([wav], seed=int(seed), n_per_speech=n)
+        return list(to_uint8(stages[-1])), [to_uint8(s[:1])[0] for s in stages]
+
+    def colour_swap(self, sentence: str, colours: list[str], *, seed: int = 0) -> list[tuple[np.ndarray, str]]:
+        """The sentence spoken once per colour (its colour word replaced), same seed -> (image, colour)."""
+        from .data.captions import COLOURS
+
+        words = (sentence or "").strip().lower().split()
+        slots = [i for i, w in enumerate(words) if w in COLOURS]
+        if not slots:
+            raise WebInputError(f"the sentence names no colour of the palette ({', '.join(COLOURS)})")
+        if not colours:
+            raise WebInputError("choose at least one colour")
+        out = []
+        for colour in colours:
+            text = " ".join(colour if i == slots[0] else w for i, w in enumerate(words))
+            images, _ = self.speech_to_images(self.speak(text), seed=seed, n=1)
+            out.append((images[0], text))
+        return out
+
+    def retrieve(self, wav: str | Path) -> list[tuple[str, str]]:
+        """Top-5 real images (path, caption) for a spoken query, or [] without a dataset."""
+        if self.index is None:
+            return []
+        with self._lock:
+            hits = self.index.query(wav, RETRIEVED)
+        return [(str(self.index.dataset.path(r.image)), f"{score:.3f} {r.class_name}") for score, r in hits]
+
+
+def _message(e: Exception) -> str:
+    from .errors import is_user_error
+
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    # Uploaded files live under Gradio's cache with long names: show only the file name.
+    for token in text.split():
+        if "/" in token and token.rstrip(":").startswith(("/", tempfile.gettempdir())):
+            text = text.replace(token.rstrip(":"), Path(token.rstrip(":")).name)
+    return f"**Error:** {text}" if is_user_error(e) else f"**Error:** internal problem ({type(e).__name__}); see the server log"
+
+
+def _upscale(img: np.ndarray, size: int) -> np.ndarray:
+    reps = max(1, size // img.shape[0])
+    return img.repeat(reps, axis=0).repeat(reps, axis=1)
+
+
+def build_app(service: SpeechToImageService):
+    """The Gradio Blocks page over a :class:`SpeechToImageService`."""
+    import logging
+
+    import gradio as gr
+
+    from .data.captions import COLOURS
+
+    log = logging.getLogger("speechvision.web")
+
+    def on_generate(audio, text, seed, n):
+        try:
+            wav = audio if audio else service.speak(text)
+            images, stages = service.speech_to_images(wav, seed=seed, n=n)
+            size = images[0].shape[0]
+            stage_items = [(_upscale(s, size), f"stage {k + 1}: {s.shape[0]} px") for k, s in enumerate(stages)]
+            retrieved = service.retrieve(wav)
+            status = f"{len(images)} image(s) of {size}x{size} px, seeds {int(seed)}-{int(seed) + len(images) - 1}"
+            return images, stage_items, retrieved, status
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
+            log.warning("request failed: %s", e)
+            return [], [], [], _message(e)
+
+    def on_swap(sentence, colours, seed):
+        try:
+            pairs = service.colour_swap(sentence, colours, seed=seed)
+            return [(img, text) for img, text in pairs], f"{len(pairs)} colour(s), seed {int(seed)}"
+        except Exception as e:  # noqa: BLE001
+            log.warning("request failed: %s", e)
+            return [], _message(e)
+
+    with gr.Blocks(title="speechvision: speech to image", analytics_enabled=False) as app:
+        gr.Markdown("# speechvision: speak, see the image\nS2IGAN (Wang et al., Interspeech 2020): a spoken "
+                    "description in, an image out, with no text in between.")
+        with gr.Tab("Speak"):
+            with gr.Row():
+                with gr.Column():
+                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="spoken description",
+                                     elem_id="audio-in")
+                    text = gr.Textbox(label="or type it (spoken by the bundled Piper voice)",
+                                      placeholder="a red sneaker", elem_id="text-in")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
+                        n = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="n images", elem_id="n-images")
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Column():
+                    status = gr.Markdown("", elem_id="status")
+                    images = gr.Gallery(label="generated images", columns=4, elem_id="images", format="png")
+                    stages = gr.Gallery(label="stages of the first image (low to high resolution)", columns=4,
+                                        elem_id="stages", format="png")
+                    retrieved = gr.Gallery(label="top-5 real images (SEN retrieval; needs --data and --sen)",
+                                           columns=5, elem_id="retrieved")
+            go.click(on_generate, [audio, text, seed, n], [images, stages, retrieved, status])
+        with gr.Tab("Colour keyword"):
+            sentence = gr.Textbox(value="this is a red coat", label="sentence (its colour word is replaced)",
+                                  elem_id="swap-sentence")
+            colours = gr.CheckboxGroup(list(COLOURS), value=list(COLOURS), label="colours", elem_id="swap-colours")
+            swap_seed = gr.Number(value=0, precision=0, label="seed")
+            swap_go = gr.Button("Speak each colour and generate", elem_id="swap-go")
+            swap_status = gr.Markdown("", elem_id="swap-status")
+            swap_images = gr.Gallery(label="same sentence, same seed, one colour word changed", columns=8,
+                                     elem_id="swap-images", format="png")
+            swap_go.click(on_swap, [sentence, colours, swap_seed], [swap_images, swap_status])
+    return app
+
+
+def serve(checkpoint: str | Path | None = None, *, config: ServeConfig = ServeConfig(), data: str | Path | None = None,
+          sen_checkpoint: str | Path | None = None, block: bool = True):
+    """Load the model once and serve the page on ``config.host:config.port`` (no share link)."""
+    service = SpeechToImageService(checkpoint, data=data, sen_checkpoint=sen_checkpoint)
+    app = build_app(service)
+    app.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
+    app.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
+               show_error=False, quiet=True)
+    return app
