@@ -72,6 +72,25 @@ def test_service_colour_swap_and_errors(service):
     assert "internal problem (KeyError)" in _message(KeyError("boom"))
 
 
+def test_service_retrieves_top5_real_images(tmp_path, tiny_spoken_fashion):
+    from speechvision.configs import apply_overrides, preset
+    from speechvision.data.manifest import load_dataset
+    from speechvision.training.sen import train_sen
+
+    cfg = apply_overrides(preset("spoken-fashion"), ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8",
+                                                     "sen.speech.embedding_dim=32", "sen.image.embedding_dim=32",
+                                                     "sen.batch_size=8", "sen.epochs=1"])
+    train_sen(tiny_spoken_fashion, tmp_path / "sen", cfg, progress=False)
+    svc = SpeechToImageService(data=tiny_spoken_fashion, sen_checkpoint=tmp_path / "sen")
+    wav = load_dataset(tiny_spoken_fashion).split("test")[0].captions[0].audio
+    hits = svc.retrieve(tiny_spoken_fashion / wav)
+    assert len(hits) == 5 and hits[0][0].shape == (64, 64, 3)
+    scores = [float(caption.split()[0]) for _, caption in hits]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(WebInputError, match="needs --sen"):
+        SpeechToImageService(data=tiny_spoken_fashion)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

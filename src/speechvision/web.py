@@ -107,13 +107,16 @@ class SpeechToImageService:
             out.append((images[0], text))
         return out
 
-    def retrieve(self, wav: str | Path) -> list[tuple[str, str]]:
-        """Top-5 real images (path, caption) for a spoken query, or [] without a dataset."""
+    def retrieve(self, wav: str | Path) -> list[tuple[np.ndarray, str]]:
+        """Top-5 real images (H, W, 3) uint8 with "score class" captions for a spoken query; [] without a dataset."""
         if self.index is None:
             return []
+        from .metrics.features import load_images_uint8
+
         with self._lock:
             hits = self.index.query(wav, RETRIEVED)
-        return [(str(self.index.dataset.path(r.image)), f"{score:.3f} {r.class_name}") for score, r in hits]
+        images = load_images_uint8([self.index.dataset.path(r.image) for _, r in hits], same_size=False)
+        return [(img, f"{score:.3f} {r.class_name}") for img, (score, r) in zip(images, hits)]
 
 
 def _message(e: Exception) -> str:
