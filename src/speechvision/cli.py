@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     tgan.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
                       help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
                            "to train on another machine with --data FILE")
+    tgan.add_argument("--sync-bn", action="store_true",
+                      help="under torchrun: batch-norm statistics over the global batch (all processes)")
     tgan.add_argument("--no-progress", action="store_true")
     _add_overrides(tgan)
 
@@ -277,8 +279,14 @@ def _cmd_train_gan(args) -> None:
         gd.compact().save(args.save_inputs)
         print(f"wrote {args.save_inputs} ({args.save_inputs.stat().st_size / 1e6:.1f} MB)")
         return
-    train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
-              progress=not args.no_progress, inception_weights=args.inception_weights, max_minutes=args.max_minutes)
+    from .training.distributed import shutdown
+
+    try:
+        train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
+                  progress=not args.no_progress, inception_weights=args.inception_weights,
+                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn)
+    finally:
+        shutdown()
 
 
 def _cmd_train_classifier(args) -> None:

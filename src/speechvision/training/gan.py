@@ -241,8 +241,13 @@ def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progres
 
 def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
               device: str | None = None, progress: bool = True, stop_after_step: int | None = None,
-              inception_weights: str | Path | None = None, max_minutes: float | None = None) -> dict:
+              inception_weights: str | Path | None = None, max_minutes: float | None = None,
+              sync_batchnorm: bool = False) -> dict:
     """Train the generator stage; returns the last log entry.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) it runs data-parallel (:mod:`.distributed`): the global
+    batch ``gan.batch_size`` is split across processes, gradients are averaged per phase, rank 0 logs
+    and checkpoints; ``sync_batchnorm`` makes batch-norm statistics global.
 
     ``data`` is a dataset folder or a ``GANData`` safetensors file (see :meth:`GANData.save`).
     ``stop_after_step`` ends the run after that step as a kill would (for tests); ``max_minutes`` ends it
@@ -254,6 +259,9 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     """
     from tqdm import tqdm
 
+    from .distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
+
+    info, device = init_from_env(device)
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     if resume:
@@ -265,6 +273,11 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     dev = torch.device(device) if device else default_device()
     sen, sen_cfg, sen_ckpt = load_sen(sen_checkpoint)
     gc = cfg.gan
+    try:
+        local = local_slice(gc.batch_size, info)
+    except ValueError as e:
+        raise DatasetError(f"gan.batch_size: {e}") from None
+    progress = progress and info.is_main
     if sen_cfg.sen.image.kind != "inception" and gc.rs:
         raise CheckpointError(f"{sen_checkpoint}: the RS needs a SEN with the Inception image encoder; "
                               "use --no-rs or train the SEN with sen.image.kind=inception")
@@ -297,6 +310,10 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
 
     m = build_models(cfg, dev)
     G, G_ema, Ds, RS = m["G"], m["G_ema"], m["Ds"], m["RS"]
+    if info.active and sync_batchnorm:
+        for mod in (G, Ds, RS):
+            if mod is not None:
+                convert_sync_batchnorm(mod)
     speech_encoder = sen.speech_encoder.to(dev)
     g_params = list(G.parameters()) + (list(speech_encoder.parameters()) if cfg.gan.end_to_end else [])
     gc = cfg.gan
@@ -333,9 +350,12 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     snap_z = torch.randn(len(gd.snapshot_audio), gc.generator.noise_dim, generator=snap_g).to(dev)
     snap_eps = torch.randn(len(gd.snapshot_audio), gc.generator.condition_dim, generator=snap_g).to(dev)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "data": str(Path(data).resolve()),
-                                                 "sen_checkpoint": str(sen_ckpt["path"]), "device": str(dev)}, indent=2))
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "data": str(Path(data).resolve()),
+                                                     "sen_checkpoint": str(sen_ckpt["path"]), "device": str(dev),
+                                                     "processes": info.world_size, "sync_batchnorm": sync_batchnorm},
+                                                    indent=2))
 
     def caption_embeddings(audio_idx: torch.Tensor, train_mode: bool) -> torch.Tensor:
         if not gc.end_to_end:
@@ -368,6 +388,8 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     deadline = time.time() + 60 * max_minutes if max_minutes else None
     for step in range(start, gc.iterations):
         batch = batches.get(step)
+        if info.active:
+            batch = shard(batch, local, gc.batch_size)
         if gc.end_to_end:
             batch["embedding"] = caption_embeddings(batch["audio"], True)
         loss.prepare(batch)
@@ -377,6 +399,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
             opts[phase].zero_grad(set_to_none=True)
             for k, v in loss.accumulate_gradients(phase, batch).items():
                 sums[k] = sums.get(k, 0.0) + v
+            average_gradients([p for mod in phase_modules[phase] for p in mod.parameters()], info)
             opts[phase].step()
         _requires_grad(all_trainable, True)
         ema_update(G_ema, G, gc.ema_decay)
@@ -385,17 +408,25 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
         done = step + 1
         if done % gc.log_every == 0 or done == gc.iterations:
             seconds = time.time() - t0
-            entry = {"step": done, **{k: round(float(v) / n_sum, 4) for k, v in sums.items()},
+            means = mean_across({k: float(v) / n_sum for k, v in sums.items()}, info)
+            entry = {"step": done, **{k: round(v, 4) for k, v in means.items()},
                      "iterations_per_second": round(n_sum / max(seconds, 1e-9), 3)}
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            if info.is_main:
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(entry) + "\n")
             bar.set_postfix(D=entry.get("D0"), G=entry.get("G0"))
             sums, n_sum, t0 = {}, 0, time.time()
-        if done % gc.snapshot_every == 0 or done == gc.iterations:
+        if info.is_main and (done % gc.snapshot_every == 0 or done == gc.iterations):
             snapshot(done)
         out_of_time = deadline is not None and time.time() > deadline
+        if info.active:  # every process stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=dev)
+            torch.distributed.all_reduce(flag)
+            out_of_time = bool(flag.item() > 0)
         if done % gc.checkpoint_every == 0 or done == gc.iterations or done == stop_after_step or out_of_time:
-            save_checkpoint(ckpt_path, "gan", state(done))
+            if info.is_main:
+                save_checkpoint(ckpt_path, "gan", state(done))
+            barrier(info)
         if (stop_after_step is not None and done >= stop_after_step) or out_of_time:
             break
     bar.close()
