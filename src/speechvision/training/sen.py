@@ -117,8 +117,14 @@ def _train_classes(ds: Dataset) -> list[int]:
 
 def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
               inception_weights: str | Path | None = None, progress: bool = True,
-              stop_after_epoch: int | None = None) -> dict:
+              stop_after_epoch: int | None = None, sync_batchnorm: bool = False) -> dict:
     """Train the SEN on ``data`` into run folder ``out``; returns the best val metrics.
+
+    Under ``torchrun`` it runs data-parallel (:mod:`.distributed`): each process embeds its slice of
+    the global batch ``sen.batch_size``, the embeddings are all-gathered (with gradients) so the
+    matching loss sees the whole batch's negatives, gradients are averaged, and rank 0 evaluates,
+    logs and checkpoints. Batch norm over the padded log-mel frames stays per process unless
+    ``sync_batchnorm``.
 
     ``stop_after_epoch`` ends the run after that epoch as a kill would (checkpoint written, not final):
     for time-boxed runs and the resume tests.
@@ -129,6 +135,10 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     """
     from tqdm import tqdm
 
+    from .distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
+
+    info, _ = init_from_env("cpu")
+    progress = progress and info.is_main
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     if resume:
@@ -150,8 +160,14 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         raise DatasetError(f"{ds.root}: {len(train)} training images is fewer than one batch "
                               f"({sc.batch_size}); use --set sen.batch_size=N")
 
+    try:
+        local = local_slice(sc.batch_size, info)
+    except ValueError as e:
+        raise DatasetError(f"sen.batch_size: {e}") from None
     torch.manual_seed(sc.seed)
     model = build_model(cfg, len(classes))
+    if info.active and sync_batchnorm:
+        convert_sync_batchnorm(model)
     opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sc.lr_step_epochs, gamma=sc.lr_gamma)
     start_epoch, best = 0, {"mAP": -1.0}
@@ -160,9 +176,11 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, best = ckpt["epoch"], ckpt["best"]
-    out.mkdir(parents=True, exist_ok=True)
-    run_info = {"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes}
-    (out / "config.json").write_text(json.dumps(run_info, indent=2))
+    run_info = {"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes,
+                "processes": info.world_size}
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(run_info, indent=2))
 
     def state(epoch: int) -> dict:
         return {"config": cfg.to_dict(), "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -178,32 +196,38 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         t0 = time.time()
         for s in tqdm(range(steps_per_epoch), desc=f"SEN epoch {epoch + 1}/{sc.epochs}", unit="step",
                       disable=not progress, leave=False):
-            idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size].tolist()
+            idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size][local].tolist()
             recs = [train[i] for i in idx]
             audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
             feats, lengths = inputs.speech_batch(audio)
             labels = torch.tensor([class_to_target[r.class_id] for r in recs])
             speech, image = model(feats, lengths, inputs.images(recs))
+            if info.active:  # the whole global batch, with gradients flowing back to each process's slice
+                speech, image, labels = (_gather(t) for t in (speech, image, labels))
             losses = sen_loss(model, speech, image, labels, sc)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
+            average_gradients(list(model.parameters()), info)
             opt.step()
             for k in sums:
                 sums[k] += float(losses[k].detach())
         sched.step()
         seconds = time.time() - t0
+        sums = mean_across(sums, info)
         entry = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
                  "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
                  "utterances_per_second": round(steps_per_epoch * sc.batch_size / max(seconds, 1e-9), 1)}
-        if (epoch + 1) % sc.eval_every_epochs == 0 or epoch + 1 == sc.epochs:
+        if info.is_main and ((epoch + 1) % sc.eval_every_epochs == 0 or epoch + 1 == sc.epochs):
             val = evaluate_split(model, inputs, "val")
             entry["val"] = val
             if val.get("mAP", -1) > best["mAP"]:
                 best = {**val, "epoch": epoch + 1}
                 save_checkpoint(out / "best.pt", "sen", state(epoch + 1))
-        save_checkpoint(ckpt_path, "sen", state(epoch + 1))
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        if info.is_main:
+            save_checkpoint(ckpt_path, "sen", state(epoch + 1))
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        barrier(info)
         if progress:
             val_txt = f" val mAP {entry['val']['mAP']:.3f}" if "val" in entry else ""
             print(f"epoch {epoch + 1}: loss {entry['loss']:.3f}{val_txt} ({seconds:.0f} s, "
@@ -211,6 +235,22 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     return best
+
+
+def _gather(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's (b, ...) tensor in rank order; differentiable for float tensors."""
+    import torch.distributed as dist
+
+    if t.is_floating_point():
+        import warnings
+
+        from torch.distributed.nn.functional import all_gather
+
+        warnings.filterwarnings("ignore", message=".*distributed.nn.functional.all_gather is deprecated")
+        return torch.cat(all_gather(t))
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t)
+    return torch.cat(parts)
 
 
 def load_sen(checkpoint: str | Path) -> tuple[SEN, Config, dict]:
