@@ -53,8 +53,7 @@ test: $(STAMP) sysdeps browser
 	$(BIN)/python -m pytest -q -rs
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_generate.py --json benchmarks/generate.json
-	$(BIN)/python benchmarks/bench_gan_step.py --json benchmarks/gan_step.json
+	$(BIN)/python benchmarks/bench_suite.py --json benchmarks/suite.json
 	$(BIN)/python benchmarks/bench_serve.py --json benchmarks/serve.json
 
 clean:

@@ -166,3 +166,18 @@ def test_end_to_end_updates_the_speech_encoder(tmp_path, tiny_spoken_fashion, ti
     ck, sen = load_checkpoint(tmp_path / "e2e", "gan"), load_checkpoint(tiny_sen, "sen")
     key = "rnn.weight_hh_l0"
     assert not torch.equal(ck["speech_encoder"][key], sen["model"]["speech_encoder." + key])
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path, tiny_spoken_fashion, tiny_sen):
+    """The GPU path's switches are device-agnostic: they run (and stay fp32 in the checkpoint) on CPU."""
+    import math
+
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "amp", _tiny_cfg(**{"gan.iterations": 2}), device="cpu",
+              progress=False, amp="bf16", channels_last=True)
+    ck = load_checkpoint(tmp_path / "amp", "gan")
+    assert ck["step"] == 2
+    assert all(v.dtype == torch.float32 for v in ck["G"].values() if v.is_floating_point())
+    log = [json.loads(x) for x in (tmp_path / "amp" / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(e[k]) for e in log for k in ("D0", "G0", "RS"))
+    with pytest.raises(ValueError, match="amp"):
+        train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "bad", _tiny_cfg(), device="cpu", progress=False, amp="fp8")

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     tgan.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
                       help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
                            "to train on another machine with --data FILE")
+    tgan.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast for the forward passes (GPU)")
+    tgan.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                      help="NHWC layout for the generator and discriminators (default; --no-channels-last for NCHW)")
+    tgan.add_argument("--compile", action="store_true", help="torch.compile the generator")
     tgan.add_argument("--sync-bn", action="store_true",
                       help="under torchrun: batch-norm statistics over the global batch (all processes)")
     tgan.add_argument("--no-progress", action="store_true")
@@ -291,7 +295,8 @@ def _cmd_train_gan(args) -> None:
     try:
         train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
                   progress=not args.no_progress, inception_weights=args.inception_weights,
-                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn)
+                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
+                  channels_last=args.channels_last, compile_generator=args.compile)
     finally:
         shutdown()
 

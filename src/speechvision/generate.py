@@ -24,7 +24,9 @@ BUNDLED = Path(__file__).resolve().parent / "assets" / "spoken-fashion.pt"
 
 class S2IGANPipeline:
     def __init__(self, speech_encoder: SpeechEncoder, generator: Generator, config: Config):
-        self.speech_encoder, self.generator, self.config = speech_encoder.eval(), generator.eval(), config
+        # channels_last: 1.3x faster generation on CPU (benchmarks/bench_suite.py, docs/performance.md)
+        self.speech_encoder, self.config = speech_encoder.eval(), config
+        self.generator = generator.eval().to(memory_format=torch.channels_last)
 
     @staticmethod
     def load(checkpoint: str | Path | None = None, device: str = "cpu",

@@ -38,10 +38,20 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float() / 127.5 - 1.0
 
 
-def pyramid(images: torch.Tensor, sizes_px: list[int]) -> list[torch.Tensor]:
-    """Real images at every generator scale (bilinear with antialias), smallest first."""
-    return [images if s == images.shape[-1] else
-            F.interpolate(images, size=(s, s), mode="bilinear", antialias=True, align_corners=False) for s in sizes_px]
+def uint8_pyramid(images: torch.Tensor, sizes_px: list[int], chunk: int = 512) -> list[torch.Tensor]:
+    """(N, 3, S, S) uint8 -> per scale (N, 3, s, s) uint8, resized once (bilinear with antialias) and
+    rounded, as the official code resizes each PIL image per scale. Built once per run, so the loader
+    only indexes (the data pipeline is not the bottleneck, docs/performance.md)."""
+    out = []
+    for size in sizes_px:
+        if size == images.shape[-1]:
+            out.append(images)
+            continue
+        parts = [F.interpolate(images[i:i + chunk].float(), size=(size, size), mode="bilinear", antialias=True,
+                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
+                 for i in range(0, len(images), chunk)]
+        out.append(torch.cat(parts).contiguous())
+    return out
 
 
 class GANBatches:
@@ -64,6 +74,7 @@ class GANBatches:
             raise DatasetError(f"{len(images)} training images is fewer than one batch ({self.B})")
         self._perm_epoch, self._perm = -1, None
         self.by_class = {int(c): torch.nonzero(self.labels == c).flatten() for c in torch.unique(self.labels)}
+        self.scales = uint8_pyramid(images, cfg.generator.sizes_px)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
@@ -102,9 +113,8 @@ class GANBatches:
         different = self._pick_other_class(idx, g)
         z, eps = torch.randn(self.B, gc.noise_dim, generator=g), torch.randn(self.B, gc.condition_dim, generator=g)
         dev = self.device
-        real = to_unit_range(self.images[idx].to(dev))
-        batch = {"real": pyramid(real, gc.sizes_px),
-                 "wrong": pyramid(to_unit_range(self.images[wrong].to(dev)), gc.sizes_px),
+        batch = {"real": [to_unit_range(s[idx].to(dev)) for s in self.scales],
+                 "wrong": [to_unit_range(s[wrong].to(dev)) for s in self.scales],
                  "audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
                  "anchor": self.image_emb[idx].to(dev), "similar": self.image_emb[similar].to(dev),
                  "different": self.image_emb[different].to(dev)}
@@ -242,12 +252,18 @@ def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progres
 def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
               device: str | None = None, progress: bool = True, stop_after_step: int | None = None,
               inception_weights: str | Path | None = None, max_minutes: float | None = None,
-              sync_batchnorm: bool = False) -> dict:
+              sync_batchnorm: bool = False, amp: str | None = None, channels_last: bool = True,
+              compile_generator: bool = False) -> dict:
     """Train the generator stage; returns the last log entry.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) it runs data-parallel (:mod:`.distributed`): the global
     batch ``gan.batch_size`` is split across processes, gradients are averaged per phase, rank 0 logs
     and checkpoints; ``sync_batchnorm`` makes batch-norm statistics global.
+
+    GPU path: ``amp="bf16"`` runs the forward passes under bfloat16 autocast (weights, optimiser
+    state and checkpoints stay fp32), ``channels_last`` stores G and the discriminators in NHWC, and
+    ``compile_generator`` wraps G in ``torch.compile``. All three also run on CPU; channels_last is
+    the default (1.1-1.3x faster on CPU too, docs/performance.md).
 
     ``data`` is a dataset folder or a ``GANData`` safetensors file (see :meth:`GANData.save`).
     ``stop_after_step`` ends the run after that step as a kill would (for tests); ``max_minutes`` ends it
@@ -314,6 +330,12 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
         for mod in (G, Ds, RS):
             if mod is not None:
                 convert_sync_batchnorm(mod)
+    if amp not in (None, "bf16"):
+        raise ValueError(f"amp must be bf16 or None, got {amp!r}")
+    if channels_last:
+        for mod in (G, G_ema, Ds):
+            mod.to(memory_format=torch.channels_last)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16")
     speech_encoder = sen.speech_encoder.to(dev)
     g_params = list(G.parameters()) + (list(speech_encoder.parameters()) if cfg.gan.end_to_end else [])
     gc = cfg.gan
@@ -341,7 +363,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     def fake_embedder(x: torch.Tensor) -> torch.Tensor:
         return image_head(inception.differentiable(x))
 
-    loss = S2IGANLoss(G, Ds, RS, fake_embedder, gc)
+    loss = S2IGANLoss(torch.compile(G) if compile_generator else G, Ds, RS, fake_embedder, gc)
     phase_modules = {"D": [Ds], "RS": [RS], "G": [G] + ([speech_encoder] if gc.end_to_end else [])}
     all_trainable = [G, Ds] + ([RS] if RS is not None else []) + ([speech_encoder] if gc.end_to_end else [])
 
@@ -392,13 +414,16 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
             batch = shard(batch, local, gc.batch_size)
         if gc.end_to_end:
             batch["embedding"] = caption_embeddings(batch["audio"], True)
-        loss.prepare(batch)
+        with autocast:
+            loss.prepare(batch)
         for phase in loss.phases:
             _requires_grad(all_trainable, False)
             _requires_grad(phase_modules[phase], True)
             opts[phase].zero_grad(set_to_none=True)
-            for k, v in loss.accumulate_gradients(phase, batch).items():
-                sums[k] = sums.get(k, 0.0) + v
+            with autocast:
+                terms = loss.accumulate_gradients(phase, batch)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.float()
             average_gradients([p for mod in phase_modules[phase] for p in mod.parameters()], info)
             opts[phase].step()
         _requires_grad(all_trainable, True)
