@@ -187,3 +187,27 @@ def test_evaluate_errors_are_one_line(tmp_path, tiny_spoken_fashion, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--data", str(tiny_spoken_fashion), "--metrics", "bleu"])
     assert e.value.code == 2
+
+
+# ---- the pytorch-fid weights format ---------------------------------------------------------------
+
+def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inception):
+    """Our FIDInceptionV3 with the TorchScript's weights gives the TorchScript's features, and a
+    state dict in pytorch-fid's layout loads through --inception-weights (pytorch-fid's input mapping)."""
+    from speechvision.models.image_encoder import InceptionFeatures, WeightsError
+    from speechvision.models.inception_v3 import from_torchscript
+
+    model = from_torchscript(inception.net)
+    x = torch.rand(2, 3, 299, 299) * 2 - 1
+    with torch.no_grad():
+        ref = inception._pool(x)
+        ours = model(x)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    torch.save(model.state_dict(), tmp_path / "pt_inception.pth")
+    loaded = InceptionFeatures(tmp_path / "pt_inception.pth")
+    assert loaded.pytorch_fid
+    imgs = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(imgs), inception(imgs), rtol=0.05, atol=0.05)  # inputs mapped x/127.5-1 vs x/128-1
+    (tmp_path / "junk.pth").write_bytes(b"not weights")
+    with pytest.raises(WeightsError, match="neither a TorchScript"):
+        InceptionFeatures(tmp_path / "junk.pth")

