@@ -211,3 +211,20 @@ def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inceptio
     (tmp_path / "junk.pth").write_bytes(b"not weights")
     with pytest.raises(WeightsError, match="neither a TorchScript"):
         InceptionFeatures(tmp_path / "junk.pth")
+
+
+def test_inception_score_with_the_imagenet_inception(tmp_path, tiny_spoken_fashion, inception):
+    """--is-model inception takes the posteriors from the 1008-class layer of pytorch-fid's weights;
+    the TorchScript (no classifier layer) is refused with a clear error."""
+    from speechvision.evaluate import evaluate
+    from speechvision.models.image_encoder import WeightsError
+    from speechvision.models.inception_v3 import from_torchscript
+
+    model = from_torchscript(inception.net)
+    torch.nn.init.normal_(model.fc.weight, std=0.05)  # stands in for the real classifier layer
+    torch.save(model.state_dict(), tmp_path / "pt_inception.pth")
+    rep = evaluate(None, tiny_spoken_fashion, metrics=["is"], is_model="inception", limit=12,
+                   inception_weights=tmp_path / "pt_inception.pth", progress=False)
+    assert rep["metrics"]["is"]["classes"] == 1008 and 1.0 <= rep["metrics"]["is"]["mean"] <= 1008
+    with pytest.raises(WeightsError, match="pytorch-fid's weights"):
+        evaluate(None, tiny_spoken_fashion, metrics=["is"], is_model="inception", limit=12, progress=False)

