@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
 from .data.spoken_emotion import load_corpus
 from .errors import SpeechvisionError
 from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
 from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, fit_tokenizer
+from .training.checkpoint import load_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 1
 
@@ -155,10 +155,8 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
             log.write(json.dumps({"step": step, "l1": float(loss), "seconds": round(time.time() - t0, 1)}) + "\n")
             log.flush()
     log.close()
-    ckpt = {"version": VOCODER_VERSION, "speechvision": __version__, "config": config.to_dict(),
-            "model": model.state_dict(), "steps": steps}
-    torch.save(ckpt, out / "vocoder.pt.tmp")
-    os.replace(out / "vocoder.pt.tmp", out / "vocoder.pt")
+    save_checkpoint(out / "vocoder.pt", "vocoder", {"model_version": VOCODER_VERSION, "config": config.to_dict(),
+                                                    "model": model.state_dict(), "steps": steps})
     return out
 
 
@@ -170,9 +168,9 @@ def load_vocoder(folder: str | Path) -> UnitVocoder:
     path = Path(folder) / "vocoder.pt"
     if not path.is_file():
         raise VocoderError(f"{path}: missing; train one with `speechvision speechlm vocoder`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("version") != VOCODER_VERSION:
-        raise VocoderError(f"{path}: vocoder version {ckpt.get('version')}, expected {VOCODER_VERSION}")
+    ckpt = load_checkpoint(path, "vocoder")
+    if ckpt.get("model_version") != VOCODER_VERSION:
+        raise VocoderError(f"{path}: vocoder version {ckpt.get('model_version')}, expected {VOCODER_VERSION}")
     model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval()

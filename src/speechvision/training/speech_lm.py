@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
 from ..errors import SpeechvisionError
 from ..models.speech_lm import SpeechLMConfig, build_lm
 from ..speech_tokens import Vocabulary
+from .checkpoint import load_checkpoint, save_checkpoint
 
 LM_VERSION = 1
 
@@ -137,19 +136,17 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
 
 
 def _save(out: Path, model, opt, config: SpeechLMConfig, step: int) -> None:
-    ck = {"version": LM_VERSION, "speechvision": __version__, "config": asdict(config), "step": step,
-          "model": model.state_dict(), "optimizer": opt.state_dict()}
-    torch.save(ck, out / "lm.pt.tmp")
-    os.replace(out / "lm.pt.tmp", out / "lm.pt")
+    save_checkpoint(out / "lm.pt", "speech-lm", {"model_version": LM_VERSION, "config": asdict(config), "step": step,
+                                                 "model": model.state_dict(), "optimizer": opt.state_dict()})
 
 
 def load_lm_checkpoint(folder: str | Path) -> dict:
     path = Path(folder) / "lm.pt"
     if not path.is_file():
         raise SpeechLMError(f"{path}: missing; train one with `speechvision speechlm train`")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if ck.get("version") != LM_VERSION:
-        raise SpeechLMError(f"{path}: speech LM version {ck.get('version')}, expected {LM_VERSION}")
+    ck = load_checkpoint(path, "speech-lm")
+    if ck.get("model_version") != LM_VERSION:
+        raise SpeechLMError(f"{path}: speech LM version {ck.get('model_version')}, expected {LM_VERSION}")
     return ck
 
 
