@@ -11,13 +11,13 @@ Folders (all JSON + safetensors, never pickles):
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .data.manifest import _atomic_write_text
 from .data.spoken_emotion import load_corpus
 from .errors import SpeechvisionError
 from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
@@ -60,8 +60,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
                                  "audio": str((corpus / r["audio"]).resolve()), "tokens": e.tokens,
                                  "unit_frames": e.unit_frames.tolist(), "pitch_frames": e.pitch_frames.tolist(),
                                  "style_frames": e.style_frames.tolist()}) + "\n")
-    (out / "encoded.jsonl.tmp").write_text("".join(lines))
-    os.replace(out / "encoded.jsonl.tmp", out / "encoded.jsonl")
+    _atomic_write_text(out / "encoded.jsonl", "".join(lines))
     return out
 
 

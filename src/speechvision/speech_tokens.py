@@ -337,6 +337,8 @@ class ExpressiveTokenizer:
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
+        from .data.manifest import _atomic_write_text
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"unit_centroids": self.unit_centroids, "style_centroids": self.style_centroids,
@@ -347,8 +349,7 @@ class ExpressiveTokenizer:
                   str(folder / "tokenizer.safetensors.tmp"))
         os.replace(folder / "tokenizer.safetensors.tmp", folder / "tokenizer.safetensors")
         meta = {"version": TOKENIZER_VERSION, "config": asdict(self.config), "speaker_log2_f0": self.speaker_log2_f0}
-        (folder / "tokenizer.json.tmp").write_text(json.dumps(meta, indent=2))
-        os.replace(folder / "tokenizer.json.tmp", folder / "tokenizer.json")
+        _atomic_write_text(folder / "tokenizer.json", json.dumps(meta, indent=2))
 
     @staticmethod
     def load(folder: str | Path) -> "ExpressiveTokenizer":

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpeechvisionError
+from .manifest import _atomic_write_text
 from ..tts import HELDOUT_VOICES, TRAIN_VOICES, Voice, espeak_available, synthesize, write_wav_atomic
 
 EMOTIONS = ("neutral", "happy", "angry", "sad")
@@ -240,10 +241,8 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
             "splits": {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")},
             "build": {"dialogues": config.dialogues, "seed": config.seed,
                       "plan_sha1": hashlib.sha1(json.dumps(rows).encode()).hexdigest()}}
-    (out / "manifest.jsonl.tmp").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(out / "manifest.jsonl.tmp", out / "manifest.jsonl")
-    (out / "dataset.json.tmp").write_text(json.dumps(meta, indent=2))
-    os.replace(out / "dataset.json.tmp", out / "dataset.json")
+    _atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
     return out
 
 
