@@ -227,7 +227,8 @@ def _add_speechlm(sub) -> None:
     tk.add_argument("--out", required=True, type=Path)
     tk.add_argument("--units", type=int, default=200, help="content units (k-means clusters, default 200)")
     tk.add_argument("--styles", type=int, default=100, help="style tokens (default 100)")
-    tk.add_argument("--unit-features", choices=("mfcc", "hubert"), default="mfcc")
+    tk.add_argument("--unit-features", choices=("mfcc", "whisper", "hubert"), default="mfcc",
+                    help="frame features the content units cluster: MFCC (default), the offline Whisper encoder, or a local HuBERT")
     tk.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
     vc = lsub.add_parser("vocoder", help="train the unit vocoder (WORLD envelope network)")
     vc.add_argument("--tokens", required=True, type=Path, help="folder written by `speechlm tokenize`")

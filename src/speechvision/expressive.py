@@ -48,13 +48,18 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
     train = [r for r in rows if r["split"] == "train"]
     waves = {r["id"]: read_wave(corpus / r["audio"], config.sample_rate_hz)
              for r in tqdm(rows, desc="reading audio", unit="utt", disable=not progress)}
-    tok = fit_tokenizer([waves[r["id"]] for r in train], [r["voice"] for r in train], config, progress=progress)
+    from .speech_tokens import unit_features
+
+    feats = {r["id"]: unit_features(waves[r["id"]], config)
+             for r in tqdm(rows, desc=f"{config.unit_features} features", unit="utt", disable=not progress)}
+    tok = fit_tokenizer([waves[r["id"]] for r in train], [r["voice"] for r in train], config, progress=progress,
+                        unit_feats=[feats[r["id"]] for r in train])
     unknown = {r["voice"] for r in rows} - set(tok.speaker_log2_f0)
     add_speakers(tok, {v: [waves[r["id"]] for r in rows if r["voice"] == v] for v in sorted(unknown)})
     tok.save(out)
     lines = []
     for r in tqdm(rows, desc="encoding", unit="utt", disable=not progress):
-        e = tok.encode(waves[r["id"]], r["voice"])
+        e = tok.encode(waves[r["id"]], r["voice"], unit_feats=feats[r["id"]])
         lines.append(json.dumps({"id": r["id"], "split": r["split"], "emotion": r["emotion"], "speaker": r["voice"],
                                  "dialogue": r["dialogue"], "role": r["role"], "text": r["text"],
                                  "audio": str((corpus / r["audio"]).resolve()), "tokens": e.tokens,

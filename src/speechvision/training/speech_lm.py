@@ -75,8 +75,14 @@ def perplexity(model, seqs: list[list[int]], *, offset: int = 0, max_len: int = 
 
 def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMConfig | None = None, *,
                     steps: int = 1500, batch_size: int = 16, lr: float = 1e-3, max_len: int = 512,
-                    seed: int = 0, resume: bool = False, progress: bool = True, eval_every: int = 250) -> Path:
-    """Train on the train split of ``tokens_dir/encoded.jsonl``, evaluating val perplexity as it goes."""
+                    seed: int = 0, resume: bool = False, progress: bool = True, eval_every: int = 250,
+                    stop_after: int | None = None) -> Path:
+    """Train on the train split of ``tokens_dir/encoded.jsonl``, evaluating val perplexity as it goes.
+
+    A checkpoint is written every ``eval_every`` steps; ``resume=True`` continues from it exactly (same
+    data order and learning-rate schedule, which depends on ``steps``). ``stop_after`` ends this run after
+    that step, as a time-boxed job or a kill would (then resume).
+    """
     from tqdm import tqdm
 
     from ..expressive import load_encoded
@@ -111,7 +117,8 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
 
     log = open(out / "log.jsonl", "a")
     t0 = time.time()
-    for step in tqdm(range(start + 1, steps + 1), desc="speech LM", initial=start, total=steps, disable=not progress):
+    last = steps if stop_after is None else min(steps, stop_after)
+    for step in tqdm(range(start + 1, last + 1), desc="speech LM", initial=start, total=steps, disable=not progress):
         rng = np.random.default_rng(seed * 1_000_003 + step)  # per-step generator: resume is exact
         batch = [train[i] for i in rng.integers(0, len(train), batch_size)]
         ids, labels = _batch(batch, max_len)
@@ -124,8 +131,8 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % eval_every == 0 or step == steps:
-            entry = {"step": step, "loss": round(float(loss), 4), "seconds": round(time.time() - t0, 1)}
+        if step % eval_every == 0 or step == last:
+            entry = {"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - t0, 1)}
             if val:
                 entry["val_ppl"] = round(perplexity(model, val, offset=config.offset, max_len=max_len), 3)
             log.write(json.dumps(entry) + "\n")
