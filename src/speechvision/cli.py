@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "each spoken in 4 emotions)")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
+    av = dsub.add_parser("av-emotion", help="SYNTHETIC audio-visual emotion set: spoken-emotion speech + synthetic "
+                                            "face landmarks", epilog="example: speechvision data av-emotion "
+                                            "--speech data/spoken-emotion --out data/av-emotion")
+    av.add_argument("--speech", required=True, type=Path, help="a built spoken-emotion corpus")
+    av.add_argument("--out", required=True, type=Path)
+    av.add_argument("--ambiguous-fraction", type=float, default=0.3,
+                    help="clips whose audio is the neutral recording of the sentence (default 0.3)")
+    av.add_argument("--seed", type=int, default=0)
     fk = dsub.add_parser("flickr8k", help="Flickr8k with the Flickr Audio Caption Corpus")
     fk.add_argument("--root", required=True, type=Path)
     fk.add_argument("--out", required=True, type=Path)
@@ -269,6 +277,15 @@ def _add_speechlm(sub) -> None:
 
 
 def _cmd_data(args) -> None:
+    if args.dataset == "av-emotion":
+        from .data.av_emotion import AVBuildConfig, build_av_emotion
+
+        out = build_av_emotion(args.speech, args.out, AVBuildConfig(ambiguous_fraction=args.ambiguous_fraction,
+                                                                    seed=args.seed))
+        meta = json.loads((out / "dataset.json").read_text())
+        print(f"wrote {out}: " + ", ".join(f"{k} {v} ({meta['ambiguous'][k]} ambiguous)"
+                                           for k, v in meta["splits"].items()) + " clips")
+        return
     if args.dataset == "spoken-emotion":
         from .data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
