@@ -1,0 +1,278 @@
+"""The audio-visual language model (AVLM, Tan et al., Findings of EMNLP 2025): face features fused into the
+expressive speech LM, with an emotion-recognition head.
+
+Fusion strategies (``AVLMConfig.fusion``; the paper's names in brackets):
+
+- ``speech-only`` [asr_only]: the speech LM alone, the baseline.
+- ``concat`` [concate]: visual features resampled to the speech-token length (token j of n takes frame
+  floor(j * Tv / n)), concatenated with each speech token's embedding and projected back (initialised
+  to pass the token embedding through, so training starts from the speech LM).
+- ``qformer`` [qformer, the paper's best]: a Perceiver resampler turns Tv frames into ceil(Tv / 5) queries
+  (5 Hz at 25 fps, at most 128), placed as a prefix: ``<bos> <start_of_visual> [queries] <start_of_audio>
+  [Speech] speech tokens``.
+- ``cross-attention`` [x-attn]: a gated cross-attention block (Flamingo-style tanh gates initialised at 0)
+  after each decoder layer, from token states to the visual features.
+
+Masked pre-training (``mask_speech_tokens``): a fraction of input speech tokens become ``<speech_mask>``;
+the loss is taken on the unmasked positions only, so the visual stream must make up for missing audio.
+
+Emotion head: an MLP over hidden states of decoder layer ``emotion_layer`` mean-pooled over the visual
+query positions and the speech's pitch and style token positions (AVLM: layer -4 of 32, the same positions).
+
+Shapes: token ids (B, L); visual input (B, Tv, 136) expression features or (B, Tv, S, S) grey crops;
+``visual_mask`` (B, Tv) bool (False = padding or a frame without a face).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..speech_tokens import Vocabulary
+from .visual_encoders import build_visual_encoder
+
+FUSIONS = ("speech-only", "concat", "qformer", "cross-attention")
+
+
+@dataclass
+class AVLMConfig:
+    fusion: str = "qformer"
+    visual_encoder: str = "landmark-conv"
+    frames_per_query: int = 5  # 25 fps / 5 = 5 Hz queries (AVLM)
+    max_queries: int = 128
+    resampler_layers: int = 2  # AVLM: 6
+    heads: int = 4
+    emotion_layer: int = -2  # decoder layer whose output the emotion head pools (AVLM: -4 of 32)
+    n_classes: int = 4
+    crop_size_px: int = 32
+
+    def __post_init__(self):
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PerceiverResampler(nn.Module):
+    """(B, Tv, D) visual features -> (B, Nq, D) queries, Nq = max over the batch of ceil(len / frames_per_query)
+    (at most ``max_queries``); each layer's queries attend to [features; queries] (Flamingo's resampler)."""
+
+    def __init__(self, dim: int, layers: int, heads: int, frames_per_query: int, max_queries: int):
+        super().__init__()
+        self.frames_per_query, self.max_queries = frames_per_query, max_queries
+        self.queries = nn.Parameter(torch.randn(max_queries, dim) * 0.02)
+        self.layers = nn.ModuleList(nn.ModuleDict({
+            "ln_q": nn.LayerNorm(dim), "ln_kv": nn.LayerNorm(dim), "attn": nn.MultiheadAttention(dim, heads, batch_first=True),
+            "ln_ff": nn.LayerNorm(dim), "ff": nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))})
+            for _ in range(layers))
+        self.out = nn.LayerNorm(dim)
+
+    def n_queries(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) queries per sample: ceil(frames / frames_per_query), between 1 and ``max_queries``."""
+        return torch.clamp(torch.div(lengths + self.frames_per_query - 1, self.frames_per_query, rounding_mode="floor"),
+                           1, self.max_queries)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (queries (B, Nq, D), query mask (B, Nq) bool)."""
+        nq = self.n_queries(mask.sum(1))
+        n = int(nq.max())
+        q = self.queries[:n].unsqueeze(0).expand(x.shape[0], -1, -1)
+        q_mask = torch.arange(n, device=x.device)[None] < nq[:, None]
+        kv_mask = torch.cat([mask, q_mask], 1)
+        for layer in self.layers:
+            qn = layer["ln_q"](q)
+            kv = torch.cat([layer["ln_kv"](x), qn], 1)
+            q = q + layer["attn"](qn, kv, kv, key_padding_mask=~kv_mask, need_weights=False)[0]
+            q = q + layer["ff"](layer["ln_ff"](q))
+        return self.out(q) * q_mask[..., None], q_mask
+
+
+class GatedCrossAttention(nn.Module):
+    """h + tanh(a) * attn(LN(h), visual) then + tanh(b) * FF(LN(h)); gates start at 0 (identity). A learned
+    null visual token is always attendable, so a clip without face frames is well defined."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.ln, self.ln_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.null = nn.Parameter(torch.zeros(1, 1, dim))
+        self.gate_attn, self.gate_ff = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+
+    def forward(self, h: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        kv = torch.cat([self.null.expand(visual.shape[0], -1, -1), visual], 1)
+        kv_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], 1)
+        h = h + torch.tanh(self.gate_attn) * self.attn(self.ln(h), kv, kv, key_padding_mask=~kv_mask,
+                                                       need_weights=False)[0]
+        return h + torch.tanh(self.gate_ff) * self.ff(self.ln_ff(h))
+
+
+class ConcatFusion(nn.Module):
+    """Speech token embedding (B, L, D) ++ the visual frame at the token's relative time -> Linear -> (B, L, D)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(2 * dim, dim)
+        with torch.no_grad():  # start as the identity on the token embedding
+            self.proj.weight.zero_()
+            self.proj.weight[:, :dim].copy_(torch.eye(dim))
+            self.proj.bias.zero_()
+
+    @staticmethod
+    def frame_index(speech: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        """(B, L) frame of each position: speech position j of n takes floor(j * Tv / n); others 0."""
+        rank = speech.long().cumsum(1) - 1
+        n = speech.long().sum(1, keepdim=True).clamp_min(1)
+        idx = torch.div(rank.clamp_min(0) * n_frames[:, None], n, rounding_mode="floor")
+        return torch.minimum(idx, (n_frames[:, None] - 1).clamp_min(0))
+
+    def forward(self, emb: torch.Tensor, speech: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        idx = self.frame_index(speech, mask.sum(1))
+        v = torch.gather(visual, 1, idx[..., None].expand(-1, -1, visual.shape[-1]))
+        fused = self.proj(torch.cat([emb, v], -1))
+        return torch.where(speech[..., None], fused, emb)
+
+
+def _decoder(lm):
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return base.model
+
+
+class AVLM(nn.Module):
+    """A causal speech LM (``LlamaForCausalLM`` over our vocabulary) plus visual encoder, fusion and emotion head."""
+
+    def __init__(self, lm, vocab: Vocabulary, config: AVLMConfig):
+        super().__init__()
+        self.lm, self.vocab, self.config = lm, vocab, config
+        dec = _decoder(lm)
+        dim = dec.embed_tokens.embedding_dim
+        n_layers = len(dec.layers)
+        if config.fusion != "speech-only":
+            self.visual = build_visual_encoder(config.visual_encoder, dim)
+        if config.fusion == "qformer":
+            self.resampler = PerceiverResampler(dim, config.resampler_layers, config.heads, config.frames_per_query,
+                                                config.max_queries)
+        elif config.fusion == "concat":
+            self.concat = ConcatFusion(dim)
+        elif config.fusion == "cross-attention":
+            self.xattn = nn.ModuleList(GatedCrossAttention(dim, config.heads) for _ in range(n_layers))
+        self.emotion_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, config.n_classes))
+        self._ctx: dict = {}
+        self._hidden: list = []
+        for i, layer in enumerate(dec.layers):
+            layer.register_forward_hook(self._make_hook(i))
+        kinds = torch.from_numpy(vocab.kinds()).long()
+        self.register_buffer("token_kinds", kinds, persistent=False)
+
+    def _make_hook(self, i: int):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            if self.config.fusion == "cross-attention" and "visual" in self._ctx:
+                h = self.xattn[i](h, self._ctx["visual"], self._ctx["visual_mask"])
+            self._hidden.append(h)
+            return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h
+        return hook
+
+    def encode_visual(self, visual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, Tv, D) visual features (zero where ``mask`` is False)."""
+        return self.visual(visual, mask)
+
+    def build_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visual=None, visual_mask=None) -> dict:
+        """Input embeddings, attention mask and where things are, for ids (B, L) starting with ``<bos>``.
+
+        Returns a dict: ``embeds`` (B, L', D), ``attention_mask`` (B, L'), ``prefix`` (positions inserted
+        after ``<bos>``: 0, or Nq + 2 for qformer), ``query_mask`` (B, L') bool, ``speech_mask`` (B, L') bool
+        (pitch/style token positions, the emotion head's pool), ``speech`` (B, L') bool (any speech token).
+        """
+        emb_layer = _decoder(self.lm).embed_tokens
+        emb = emb_layer(input_ids)
+        kinds = self.token_kinds[input_ids]
+        speech = (kinds > 0) & attention_mask.bool()
+        prosody = ((kinds == 2) | (kinds == 3)) & attention_mask.bool()
+        b = input_ids.shape[0]
+        out = {"prefix": 0, "query_mask": torch.zeros_like(speech)}
+        fusion = self.config.fusion
+        if fusion != "speech-only":
+            if visual is None or visual_mask is None:
+                raise ValueError(f"fusion {fusion!r} needs visual input and visual_mask")
+            vis = self.encode_visual(visual, visual_mask)
+        if fusion == "concat":
+            emb = self.concat(emb, speech, vis, visual_mask)
+        elif fusion == "cross-attention":
+            self._ctx = {"visual": vis, "visual_mask": visual_mask}
+        elif fusion == "qformer":
+            q, q_mask = self.resampler(vis, visual_mask)
+            sov = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_visual>"), device=emb.device))
+            soa = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_audio>"), device=emb.device))
+            emb = torch.cat([emb[:, :1], sov, q, soa, emb[:, 1:]], 1)
+            ones = torch.ones(b, 1, dtype=attention_mask.dtype, device=emb.device)
+            attention_mask = torch.cat([attention_mask[:, :1], ones, q_mask.to(attention_mask.dtype), ones,
+                                        attention_mask[:, 1:]], 1)
+            n = q.shape[1] + 2
+            pad = torch.zeros(b, n, dtype=torch.bool, device=emb.device)
+            qm = torch.cat([torch.zeros_like(speech[:, :1]), torch.zeros_like(pad[:, :1]), q_mask,
+                            torch.zeros_like(pad[:, :1]), torch.zeros_like(speech[:, 1:])], 1)
+            speech = torch.cat([speech[:, :1], pad, speech[:, 1:]], 1)
+            prosody = torch.cat([prosody[:, :1], pad, prosody[:, 1:]], 1)
+            out.update(prefix=n, query_mask=qm)
+        out.update(embeds=emb, attention_mask=attention_mask, speech=speech, prosody_mask=prosody)
+        return out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visual=None, visual_mask=None,
+                labels: torch.Tensor | None = None) -> dict:
+        """Next-token logits (B, L', V) and, with ``labels`` (B, L) (-100 = ignored), the mean cross-entropy.
+
+        Also returns ``pooled`` (B, D): the emotion head's input, and ``emotion_logits`` (B, n_classes).
+        """
+        self._hidden, self._ctx = [], {}
+        x = self.build_inputs(input_ids, attention_mask, visual, visual_mask)
+        base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+        h = base.model(inputs_embeds=x["embeds"], attention_mask=x["attention_mask"]).last_hidden_state
+        logits = base.lm_head(h)
+        out = {"logits": logits, "prefix": x["prefix"]}
+        if labels is not None:
+            if x["prefix"]:
+                labels = torch.cat([labels[:, :1], torch.full((labels.shape[0], x["prefix"]), -100, dtype=labels.dtype,
+                                                              device=labels.device), labels[:, 1:]], 1)
+            out["loss"] = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                          labels[:, 1:].reshape(-1), ignore_index=-100)
+            out["labels"] = labels
+        hidden = self._hidden[self.config.emotion_layer]
+        pool = x["prosody_mask"] | x["query_mask"]
+        pool = torch.where(pool.any(1, keepdim=True), pool, x["attention_mask"].bool())
+        w = pool.float()[..., None]
+        out["pooled"] = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)
+        out["emotion_logits"] = self.emotion_head(out["pooled"])
+        self._hidden, self._ctx = [], {}
+        return out
+
+
+def mask_speech_tokens(ids: torch.Tensor, attention_mask: torch.Tensor, vocab: Vocabulary, ratio: float,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a ``ratio`` of speech tokens (units, pitch, style) by ``<speech_mask>``.
+
+    Returns (masked ids (B, L), labels (B, L)): labels are the original ids, with -100 at the masked positions
+    and at padding, so the loss is taken on unmasked positions only (AVLM pre-training).
+
+    Raises:
+        ValueError: ``ratio`` outside [0, 1).
+    """
+    if not 0 <= ratio < 1:
+        raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
+    kinds = torch.from_numpy(vocab.kinds()).to(ids.device)[ids]
+    speech = (kinds > 0) & attention_mask.bool()
+    draw = torch.rand(ids.shape, generator=generator, device=ids.device) < ratio
+    masked = speech & draw
+    out = torch.where(masked, torch.full_like(ids, vocab.special("<speech_mask>")), ids)
+    labels = torch.where(masked | ~attention_mask.bool(), torch.full_like(ids, -100), ids)
+    return out, labels
+
+
+def n_queries(n_frames: int, frames_per_query: int = 5, max_queries: int = 128) -> int:
+    """ceil(n_frames / frames_per_query), between 1 and ``max_queries`` (AVLM's 5 Hz at 25 fps, cap 128)."""
+    return max(1, min(max_queries, math.ceil(n_frames / frames_per_query)))

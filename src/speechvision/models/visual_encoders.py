@@ -1,0 +1,78 @@
+"""Visual encoders of the AVLM: per-frame face input at 25 fps -> (B, Tv, D) visual features.
+
+- ``landmark-conv``: a small temporal conv encoder over pose-free expression features (136 = 68 aligned
+  landmarks minus the canonical face), in the role of the paper's SMIRK encoder (FLAME jaw + expression
+  per frame, small conv encoder -> 256-d per frame; AVLM code).
+- ``crop-cnn``: a 2-D CNN over each aligned grey face crop (S x S), then the same temporal conv; in the
+  role of the paper's "2D conv over 18x32x32" / FaceNet-crop encoders.
+
+Both take a (B, Tv) bool ``mask`` of real frames (False = padding or no face) and zero the masked
+frames' features.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+ENCODERS = ("landmark-conv", "crop-cnn")
+
+
+class TemporalConv(nn.Module):
+    """(B, Tv, F) -> (B, Tv, D): input projection, then residual 1-D conv blocks (kernel 5) over time."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int = 3, kernel: int = 5):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, dim)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv1d(dim, dim, kernel, padding=kernel // 2), nn.GroupNorm(1, dim),
+                                                  nn.GELU()) for _ in range(layers))
+        self.out = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x) * mask[..., None]
+        h = rearrange(h, "b t d -> b d t")
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(rearrange(h, "b d t -> b t d")) * mask[..., None]
+
+
+class LandmarkConvEncoder(nn.Module):
+    """Expression features (B, Tv, 136) -> (B, Tv, D)."""
+
+    def __init__(self, dim: int, in_dim: int = 136, layers: int = 3):
+        super().__init__()
+        self.scale = 10.0  # features are in inter-ocular units (~0.01-0.2); bring them near unit scale
+        self.temporal = TemporalConv(in_dim, dim, layers)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.temporal(x * self.scale, mask)
+
+
+class CropCNNEncoder(nn.Module):
+    """Aligned grey crops (B, Tv, S, S) uint8 or float in [0, 1] -> (B, Tv, D)."""
+
+    def __init__(self, dim: int, layers: int = 2, channels: tuple = (16, 32, 64)):
+        super().__init__()
+        convs, c_in = [], 1
+        for c in channels:
+            convs += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
+            c_in = c
+        self.cnn = nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1))
+        self.temporal = TemporalConv(c_in, dim, layers)
+
+    def forward(self, crops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b = crops.shape[0]
+        x = crops.float() / 255.0 if crops.dtype == torch.uint8 else crops
+        f = self.cnn(rearrange(x, "b t h w -> (b t) 1 h w"))
+        f = rearrange(f, "(b t) c 1 1 -> b t c", b=b)
+        return self.temporal(f, mask)
+
+
+def build_visual_encoder(name: str, dim: int) -> nn.Module:
+    """Raises ValueError for an unknown encoder name."""
+    if name == "landmark-conv":
+        return LandmarkConvEncoder(dim)
+    if name == "crop-cnn":
+        return CropCNNEncoder(dim)
+    raise ValueError(f"unknown visual encoder {name!r}; choose one of {', '.join(ENCODERS)}")

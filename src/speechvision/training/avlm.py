@@ -1,0 +1,244 @@
+"""AVLM training on the audio-visual emotion set: masked pre-training and emotion-recognition fine-tuning,
+and the seeded comparison of fusion strategies and visual encoders.
+
+Data: clips of ``speechvision data av-emotion`` (faces) with the speech tokens of their audio from
+``speechvision speechlm tokenize`` (``encoded.jsonl``, by ``audio_id``). Sequences are
+``<bos> [Speech] speech tokens <eos>``; the AVLM inserts the visual prefix itself.
+
+The model starts from a trained speech LM (``speechvision speechlm train``), as AVLM starts from
+SpiritLM; visual modules and the emotion head start random. Checkpoints hold the AVLM config, the LM
+config, the state dict and the version (kind "avlm"), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.av_emotion import load_av_emotion, render_face
+from ..data.spoken_emotion import EMOTIONS
+from ..errors import SpeechvisionError
+from ..face import expression_features, face_crops
+from ..models.avlm import AVLM, AVLMConfig, mask_speech_tokens
+from ..models.speech_lm import SpeechLMConfig, build_lm
+from .checkpoint import load_checkpoint, save_checkpoint
+
+AVLM_VERSION = 1
+
+
+class AVLMError(SpeechvisionError, ValueError):
+    """Missing or mismatched AVLM inputs or checkpoints."""
+
+
+def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
+    """Clips of one split with ``tokens`` (list of ids), ``visual`` ((T, 136) float32 expression features or
+    (T, S, S) uint8 aligned crops of the rendered faces), ``emotion`` index and ``ambiguous``.
+
+    Raises:
+        AVLMError: a clip's audio has no encoded tokens.
+    """
+    from ..expressive import load_encoded
+
+    _, rows, faces = load_av_emotion(av_dir, split)
+    enc = {r["id"]: r["tokens"] for r in load_encoded(tokens_dir)}
+    clips = []
+    for r in rows:
+        if r["audio_id"] not in enc:
+            raise AVLMError(f"{Path(tokens_dir) / 'encoded.jsonl'}: no tokens for {r['audio_id']} (clip {r['id']}); "
+                            "tokenize the same spoken-emotion corpus the set was built from")
+        lm = faces[r["id"]]
+        if encoder == "crop-cnn":
+            frames = np.stack([render_face(f) for f in lm])
+            visual = face_crops(frames, lm, size=crop_size_px)
+        else:
+            visual = expression_features(lm)
+        clips.append({"id": r["id"], "tokens": enc[r["audio_id"]], "visual": visual,
+                      "emotion": EMOTIONS.index(r["emotion"]), "ambiguous": r["ambiguous"]})
+    return clips
+
+
+def collate(clips: list[dict], vocab) -> dict:
+    """Batch tensors: ``ids``/``attention_mask`` (B, L), ``visual`` (B, Tv, ...), ``visual_mask`` (B, Tv),
+    ``emotion`` (B,)."""
+    seqs = [[vocab.special("<bos>"), vocab.special("[Speech]")] + list(c["tokens"]) + [vocab.special("<eos>")]
+            for c in clips]
+    n = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    am = torch.zeros(len(seqs), n, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)], am[i, :len(s)] = torch.tensor(s), 1
+    faces = [c["visual"] for c in clips]
+    tv = max(len(f) for f in faces)
+    vis = np.zeros((len(faces), tv) + faces[0].shape[1:], faces[0].dtype)
+    vm = torch.zeros(len(faces), tv, dtype=torch.bool)
+    for i, f in enumerate(faces):
+        vis[i, :len(f)], vm[i, :len(f)] = f, True
+    return {"ids": ids, "attention_mask": am, "visual": torch.from_numpy(vis), "visual_mask": vm,
+            "emotion": torch.tensor([c["emotion"] for c in clips])}
+
+
+def build_avlm(lm_dir, vocab, config: AVLMConfig) -> AVLM:
+    """An AVLM whose LM is the trained speech LM in ``lm_dir`` (``speechvision speechlm train``)."""
+    from .speech_lm import load_lm
+
+    lm, _ = load_lm(lm_dir)
+    return AVLM(lm.train(), vocab, config)
+
+
+def save_avlm(path: Path, model: AVLM, lm_config: dict, extra: dict) -> None:
+    save_checkpoint(path, "avlm", {"model_version": AVLM_VERSION, "config": model.config.to_dict(),
+                                   "lm_config": lm_config, "model": model.state_dict(), **extra})
+
+
+def load_avlm(path, vocab) -> AVLM:
+    """Rebuild an AVLM from its checkpoint. Raises AVLMError for a missing file or another version."""
+    path = Path(path)
+    if not path.is_file():
+        raise AVLMError(f"{path}: missing; train one with `speechvision avlm train`")
+    ck = load_checkpoint(path, "avlm")
+    if ck.get("model_version") != AVLM_VERSION:
+        raise AVLMError(f"{path}: AVLM version {ck.get('model_version')}, expected {AVLM_VERSION}")
+    model = AVLM(build_lm(SpeechLMConfig(**ck["lm_config"])), vocab, AVLMConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def _batches(n: int, batch_size: int):
+    for i in range(0, n, batch_size):
+        yield slice(i, i + batch_size)
+
+
+@torch.no_grad()
+def masked_perplexity(model: AVLM, clips: list[dict], vocab, mask_ratio: float, *, seed: int = 0,
+                      batch_size: int = 16) -> float:
+    """exp(mean NLL) of the unmasked speech tokens with ``mask_ratio`` of the input speech tokens masked
+    (AVLM compares strategies at 0.7); the masks are drawn from ``seed``, the same for every model."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    nll, count = 0.0, 0
+    for sl in _batches(len(clips), batch_size):
+        b = collate(clips[sl], vocab)
+        ids, labels = mask_speech_tokens(b["ids"], b["attention_mask"], vocab, mask_ratio, gen)
+        out = model(ids, b["attention_mask"], b["visual"], b["visual_mask"], labels=labels)
+        lab = out["labels"][:, 1:]
+        lp = torch.log_softmax(out["logits"][:, :-1].float(), -1)
+        valid = lab != -100
+        nll -= float(lp.gather(-1, lab.clamp_min(0)[..., None])[..., 0][valid].sum())
+        count += int(valid.sum())
+    return math.exp(nll / max(count, 1))
+
+
+def _face_order(n: int, seed: int) -> list[int]:
+    """A derangement-like permutation (no clip keeps its own face) for the shuffled-face control."""
+    rng = np.random.default_rng(seed + 7919)
+    perm = rng.permutation(n)
+    return [int(x) for x in np.roll(perm, 1)[np.argsort(perm)]]
+
+
+def train_avlm(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_steps: int = 300,
+               finetune_steps: int = 400, batch_size: int = 16, lr: float = 3e-4, visual_lr: float = 1e-3,
+               mask_ratio: float = 0.3, seed: int = 0, shuffle_faces: bool = False, progress: bool = True) -> dict:
+    """Masked pre-training (``pretrain_steps``, speech tokens masked at ``mask_ratio``, loss on unmasked), then
+    emotion fine-tuning (``finetune_steps``, class-balanced batches, cross-entropy on the emotion head plus
+    the unmasked next-token loss), then test metrics. ``shuffle_faces`` pairs every clip with another clip's
+    face, in training and test (the control). Writes ``avlm.pt``, ``metrics.json`` and ``log.jsonl``.
+
+    Returns the metrics dict: test accuracy, balanced accuracy, macro-F1 (all clips and the ambiguous ones)
+    and the test perplexity at mask ratio 0.7.
+    """
+    from tqdm import tqdm
+
+    from ..expressive_eval import classification_report
+    from ..speech_tokens import ExpressiveTokenizer
+    from .speech_lm import load_lm_checkpoint
+
+    vocab = ExpressiveTokenizer.load(tokens_dir).vocab
+    train = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
+    test = load_clips(av_dir, tokens_dir, "test", config.visual_encoder, config.crop_size_px)
+    torch.manual_seed(seed)
+    model = build_avlm(lm_dir, vocab, config)
+    lm_config = load_lm_checkpoint(lm_dir)["config"]
+    visual_params = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
+    opt = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lr},
+                             {"params": visual_params, "lr": visual_lr}], weight_decay=0.01)
+    base_lrs = [lr, visual_lr]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a")
+    train_order = _face_order(len(train), seed) if shuffle_faces else None
+    by_class = [np.flatnonzero([c["emotion"] == k for c in train]) for k in range(len(EMOTIONS))]
+    total = pretrain_steps + finetune_steps
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    for step in tqdm(range(1, total + 1), desc=f"avlm {config.fusion}/{config.visual_encoder}", disable=not progress):
+        rng = np.random.default_rng(seed * 1_000_003 + step)
+        finetune = step > pretrain_steps
+        if finetune:  # class-balanced: each batch draws classes uniformly
+            idx = [int(rng.choice(by_class[k])) for k in rng.integers(0, len(EMOTIONS), batch_size)]
+        else:
+            idx = [int(i) for i in rng.integers(0, len(train), batch_size)]
+        clips = [train[i] for i in idx]
+        faces = None if train_order is None else [train[train_order[i]] for i in idx]
+        b = collate(clips if faces is None else [dict(c, visual=f["visual"]) for c, f in zip(clips, faces)], vocab)
+        ids, labels = mask_speech_tokens(b["ids"], b["attention_mask"], vocab, 0.0 if finetune else mask_ratio, gen)
+        warm = min(1.0, step / max(1, total // 20))
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * warm
+        model.train()
+        o = model(ids, b["attention_mask"], b["visual"], b["visual_mask"], labels=labels)
+        loss = o["loss"] + (F.cross_entropy(o["emotion_logits"], b["emotion"]) if finetune else 0.0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == total:
+            log.write(json.dumps({"step": step, "phase": "finetune" if finetune else "pretrain",
+                                  "loss": round(loss.item(), 4), "seconds": round(time.time() - t0, 1)}) + "\n")
+            log.flush()
+    log.close()
+    model.eval()
+    test_order = _face_order(len(test), seed) if shuffle_faces else None
+    preds = []
+    with torch.no_grad():
+        for sl in _batches(len(test), 32):
+            clips = test[sl]
+            if test_order is not None:
+                clips = [dict(c, visual=test[test_order[sl.start + i]]["visual"]) for i, c in enumerate(clips)]
+            b = collate(clips, vocab)
+            preds += model(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])["emotion_logits"].argmax(-1).tolist()
+    truth = [c["emotion"] for c in test]
+    amb = [i for i, c in enumerate(test) if c["ambiguous"]]
+    names = list(EMOTIONS)
+    test_shuffled = [dict(c, visual=test[j]["visual"]) for c, j in zip(test, test_order)] if test_order else test
+    metrics = {"fusion": config.fusion, "visual_encoder": config.visual_encoder, "seed": seed,
+               "shuffle_faces": shuffle_faces,
+               "test": classification_report([names[t] for t in truth], [names[p] for p in preds]),
+               "test_ambiguous": classification_report([names[truth[i]] for i in amb], [names[preds[i]] for i in amb]),
+               "test_perplexity_mask0.7": masked_perplexity(model, test_shuffled, vocab, 0.7, seed=1234),
+               "steps": {"pretrain": pretrain_steps, "finetune": finetune_steps}, "seconds": round(time.time() - t0, 1)}
+    save_avlm(out / "avlm.pt", model, lm_config, {"step": total, "metrics": metrics})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "config.json").write_text(json.dumps({"avlm": asdict(config), "pretrain_steps": pretrain_steps,
+                                                 "finetune_steps": finetune_steps, "batch_size": batch_size, "lr": lr,
+                                                 "visual_lr": visual_lr, "mask_ratio": mask_ratio, "seed": seed,
+                                                 "shuffle_faces": shuffle_faces, "av": str(Path(av_dir).resolve()),
+                                                 "tokens": str(Path(tokens_dir).resolve()),
+                                                 "lm": str(Path(lm_dir).resolve())}, indent=2))
+    return metrics
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of the 95 % Student-t interval) over seeds."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan")
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
