@@ -223,7 +223,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on the bundled examples")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
     _add_speechlm(sub)
+    _add_avlm(sub)
     return parser
+
+
+def _add_avlm(sub) -> None:
+    av = sub.add_parser("avlm", help="audio-visual LM: face cues fused into the speech LM, emotion recognition")
+    asub = av.add_subparsers(dest="avlm_command", required=True, parser_class=_Parser)
+
+    def common(p):
+        p.add_argument("--av", required=True, type=Path, help="folder of `speechvision data av-emotion`")
+        p.add_argument("--tokens", required=True, type=Path, help="folder of `speechvision speechlm tokenize`")
+        p.add_argument("--lm", required=True, type=Path, help="speech LM folder (`speechvision speechlm train`)")
+        p.add_argument("--out", required=True, type=Path)
+        p.add_argument("--pretrain-steps", type=int, default=150, help="masked pre-training steps (default 150)")
+        p.add_argument("--finetune-steps", type=int, default=250, help="emotion fine-tuning steps (default 250)")
+        p.add_argument("--mask-ratio", type=float, default=0.3, choices=(0.3, 0.5, 0.7))
+        p.add_argument("--batch-size", type=int, default=16)
+
+    tr = asub.add_parser("train", help="masked pre-training + emotion fine-tuning of one configuration",
+                         epilog="example: speechvision avlm train --av data/av-emotion --tokens runs/tokens "
+                                "--lm runs/speechlm --fusion qformer --out runs/avlm")
+    common(tr)
+    tr.add_argument("--fusion", default="qformer", choices=("speech-only", "concat", "qformer", "cross-attention"))
+    tr.add_argument("--visual-encoder", default="landmark-conv", choices=("landmark-conv", "crop-cnn"))
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--shuffle-faces", action="store_true", help="the control: every clip gets another clip's face")
+    cp = asub.add_parser("compare", help="every fusion x visual encoder over seeds, plus the shuffled-face control")
+    common(cp)
+    cp.add_argument("--fusions", nargs="+", default=["speech-only", "concat", "qformer", "cross-attention"])
+    cp.add_argument("--encoders", nargs="+", default=["landmark-conv"])
+    cp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    rc = asub.add_parser("recognize", help="emotion of a speaker from a video and its audio")
+    rc.add_argument("--model", required=True, type=Path, help="avlm.pt of `speechvision avlm train`")
+    rc.add_argument("--tokens", required=True, type=Path, help="the tokenizer folder the model was trained with")
+    rc.add_argument("--video", required=True, type=Path)
+    rc.add_argument("--audio", required=True, type=Path)
 
 
 def _add_speechlm(sub) -> None:
@@ -509,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"data": _cmd_data, "synth": _cmd_synth, "features": _cmd_features, "config": _cmd_config,
                 "demo": _cmd_demo, "voices": _cmd_voices, "train": _cmd_train, "retrieve": _cmd_retrieve,
                 "evaluate": _cmd_evaluate, "generate": _cmd_generate, "say": _cmd_say, "export": _cmd_export,
-                "serve": _cmd_serve, "speechlm": _cmd_speechlm}
+                "serve": _cmd_serve, "speechlm": _cmd_speechlm,
+                "avlm": _cmd_avlm}
     try:
         handlers[args.command](args)
     except KeyboardInterrupt:
@@ -528,6 +564,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speechvision: error: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_avlm(args) -> None:
+    c = args.avlm_command
+    if c == "recognize":
+        from .avlm import recognize
+
+        for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
+            print(f"{emotion:8s} {p:.3f}")
+        return
+    from .models.avlm import AVLMConfig
+    from .training.avlm import compare_avlm, train_avlm
+
+    kw = dict(pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, mask_ratio=args.mask_ratio,
+              batch_size=args.batch_size)
+    if c == "train":
+        m = train_avlm(args.av, args.tokens, args.lm, args.out, AVLMConfig(fusion=args.fusion,
+                       visual_encoder=args.visual_encoder), seed=args.seed, shuffle_faces=args.shuffle_faces, **kw)
+        print(json.dumps(m, indent=2))
+    else:
+        from .training.avlm import summary_table
+
+        s = compare_avlm(args.av, args.tokens, args.lm, args.out, fusions=args.fusions, encoders=args.encoders,
+                         seeds=args.seeds, **kw)
+        print(summary_table(s))
 
 
 def _cmd_speechlm(args) -> None:

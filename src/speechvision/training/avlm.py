@@ -242,3 +242,82 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     if len(v) < 2:
         return float(v.mean()), float("nan")
     return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def _run_dir(out: Path, fusion: str, encoder: str, seed: int, control: bool = False) -> Path:
+    name = "speech-only" if fusion == "speech-only" else f"{fusion}+{encoder}"
+    return out / f"{name}{'-shuffled' if control else ''}-s{seed}"
+
+
+def compare_avlm(av_dir, tokens_dir, lm_dir, out, *, fusions=("speech-only", "concat", "qformer", "cross-attention"),
+                 encoders=("landmark-conv",), seeds=(0, 1, 2), control: bool = True, progress: bool = True,
+                 **train_kw) -> dict:
+    """Train every fusion x visual encoder (speech-only once) for each seed, then the shuffled-face control
+    of the best audio-visual configuration; runs whose ``metrics.json`` exists are kept (resumable).
+    Writes ``summary.json`` and ``summary.md`` (mean and 95 % t-interval over seeds; differences to the
+    speech-only baseline paired by seed)."""
+    out = Path(out)
+    configs = [("speech-only", encoders[0])] if "speech-only" in fusions else []
+    configs += [(f, e) for f in fusions if f != "speech-only" for e in encoders]
+
+    def run(fusion, encoder, seed, shuffled=False):
+        d = _run_dir(out, fusion, encoder, seed, shuffled)
+        if (d / "metrics.json").is_file():
+            return json.loads((d / "metrics.json").read_text())
+        return train_avlm(av_dir, tokens_dir, lm_dir, d, AVLMConfig(fusion=fusion, visual_encoder=encoder), seed=seed,
+                          shuffle_faces=shuffled, progress=progress, **train_kw)
+
+    results = {(f, e): [run(f, e, s) for s in seeds] for f, e in configs}
+    av = [c for c in configs if c[0] != "speech-only"]
+    best = max(av, key=lambda c: np.mean([m["test"]["macro_f1"] for m in results[c]])) if av else None
+    controls = [run(best[0], best[1], s, True) for s in seeds] if control and best else []
+    summary = summarize(results, controls, best)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(summary_table(summary))
+    return summary
+
+
+def summarize(results: dict, controls: list, best) -> dict:
+    def stats(ms):
+        keys = {"macro_f1": lambda m: m["test"]["macro_f1"], "accuracy": lambda m: m["test"]["accuracy"],
+                "balanced_accuracy": lambda m: m["test"]["balanced_accuracy"],
+                "macro_f1_ambiguous": lambda m: m["test_ambiguous"]["macro_f1"],
+                "ppl_mask0.7": lambda m: m["test_perplexity_mask0.7"]}
+        return {k: dict(zip(("mean", "ci95"), t_interval([f(m) for m in ms]))) | {"seeds": [f(m) for m in ms]}
+                for k, f in keys.items()}
+
+    rows = []
+    base = next((ms for (f, _), ms in results.items() if f == "speech-only"), None)
+    for (f, e), ms in results.items():
+        row = {"fusion": f, "visual_encoder": None if f == "speech-only" else e, **stats(ms)}
+        if base is not None and f != "speech-only":
+            for k, sub in (("macro_f1", "test"), ("macro_f1_ambiguous", "test_ambiguous")):
+                d = [a[sub]["macro_f1"] - b[sub]["macro_f1"] for a, b in zip(ms, base)]
+                row[f"delta_{k}_vs_speech_only"] = dict(zip(("mean", "ci95"), t_interval(d))) | {"seeds": d}
+        rows.append(row)
+    out = {"rows": rows, "best": list(best) if best else None, "synthetic": True}
+    if controls:
+        row = {"fusion": best[0], "visual_encoder": best[1], "shuffled_faces": True, **stats(controls)}
+        if base is not None:
+            d = [a["test"]["macro_f1"] - b["test"]["macro_f1"] for a, b in zip(controls, base)]
+            row["delta_macro_f1_vs_speech_only"] = dict(zip(("mean", "ci95"), t_interval(d))) | {"seeds": d}
+        out["control"] = row
+    return out
+
+
+def summary_table(summary: dict) -> str:
+    def f(x, pct=True):
+        s = 100 if pct else 1
+        return f"{x['mean'] * s:.1f} ± {x['ci95'] * s:.1f}" if x["ci95"] == x["ci95"] else f"{x['mean'] * s:.1f}"
+
+    head = ("| fusion | visual encoder | macro-F1 | accuracy | balanced acc. | macro-F1 (ambiguous audio) | "
+            "Δ macro-F1 vs speech-only | Δ macro-F1 ambiguous | ppl @ mask 0.7 |\n|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in summary["rows"] + ([summary["control"]] if "control" in summary else []):
+        name = r["fusion"] + (" (faces shuffled: control)" if r.get("shuffled_faces") else "")
+        d = r.get("delta_macro_f1_vs_speech_only")
+        da = r.get("delta_macro_f1_ambiguous_vs_speech_only")
+        lines.append(f"| {name} | {r['visual_encoder'] or '—'} | {f(r['macro_f1'])} | {f(r['accuracy'])} | "
+                     f"{f(r['balanced_accuracy'])} | {f(r['macro_f1_ambiguous'])} | {f(d) if d else '—'} | "
+                     f"{f(da) if da else '—'} | {f(r['ppl_mask0.7'], pct=False)} |")
+    return head + "\n".join(lines) + "\n"
