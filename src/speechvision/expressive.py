@@ -22,7 +22,7 @@ from .data.spoken_emotion import load_corpus
 from .errors import SpeechvisionError
 from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
 from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, fit_tokenizer
-from .training.checkpoint import load_checkpoint, save_checkpoint
+from .training.checkpoint import load_model_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 1
 
@@ -169,12 +169,8 @@ class VocoderError(SpeechvisionError, ValueError):
 
 
 def load_vocoder(folder: str | Path) -> UnitVocoder:
-    path = Path(folder) / "vocoder.pt"
-    if not path.is_file():
-        raise VocoderError(f"{path}: missing; train one with `speechvision speechlm vocoder`")
-    ckpt = load_checkpoint(path, "vocoder")
-    if ckpt.get("model_version") != VOCODER_VERSION:
-        raise VocoderError(f"{path}: vocoder version {ckpt.get('model_version')}, expected {VOCODER_VERSION}")
+    ckpt = load_model_checkpoint(Path(folder) / "vocoder.pt", "vocoder", VOCODER_VERSION, VocoderError,
+                                 "speechvision speechlm vocoder", "vocoder")
     model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .speech_tokens import f0_track
+from .speech_tokens import f0_track, whisper_model
 
 
 # --- measures (pure functions) ---------------------------------------------------------------------------------
@@ -35,19 +35,13 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     return float(jiwer.wer([normalise_text(r) for r in references], [normalise_text(h) or "<empty>" for h in hypotheses]))
 
 
-def _whisper():
-    from .speech_tokens import whisper_model
-
-    return whisper_model()
-
-
 def transcribe(wave: np.ndarray, sample_rate_hz: int = 16000) -> str:
     """English transcript of a (N,) waveform by the offline Whisper (greedy, no VAD)."""
     import librosa
 
     if sample_rate_hz != 16000:
         wave = librosa.resample(wave, orig_sr=sample_rate_hz, target_sr=16000)
-    segments, _ = _whisper().transcribe(wave.astype(np.float32), language="en", beam_size=1, vad_filter=False,
+    segments, _ = whisper_model().transcribe(wave.astype(np.float32), language="en", beam_size=1, vad_filter=False,
                                         condition_on_previous_text=False)
     return " ".join(s.text.strip() for s in segments)
 

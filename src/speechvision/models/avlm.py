@@ -138,9 +138,13 @@ class ConcatFusion(nn.Module):
         return torch.where(speech[..., None], fused, emb)
 
 
+def _base(lm):
+    """The causal LM under a peft wrapper (or the model itself)."""
+    return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+
+
 def _decoder(lm):
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return base.model
+    return _base(lm).model
 
 
 class AVLM(nn.Module):
@@ -231,7 +235,7 @@ class AVLM(nn.Module):
         """
         self._hidden, self._ctx = [], {}
         x = self.build_inputs(input_ids, attention_mask, visual, visual_mask)
-        base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+        base = _base(self.lm)
         h = base.model(inputs_embeds=x["embeds"], attention_mask=x["attention_mask"]).last_hidden_state
         logits = base.lm_head(h)
         out = {"logits": logits, "prefix": x["prefix"]}

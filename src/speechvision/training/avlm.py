@@ -28,7 +28,7 @@ from ..errors import SpeechvisionError
 from ..face import expression_features, face_crops
 from ..models.avlm import AVLM, AVLMConfig, mask_speech_tokens
 from ..models.speech_lm import SpeechLMConfig, build_lm
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_model_checkpoint, save_checkpoint
 
 AVLM_VERSION = 1
 
@@ -99,12 +99,7 @@ def save_avlm(path: Path, model: AVLM, lm_config: dict, extra: dict) -> None:
 
 def load_avlm(path, vocab) -> AVLM:
     """Rebuild an AVLM from its checkpoint. Raises AVLMError for a missing file or another version."""
-    path = Path(path)
-    if not path.is_file():
-        raise AVLMError(f"{path}: missing; train one with `speechvision avlm train`")
-    ck = load_checkpoint(path, "avlm")
-    if ck.get("model_version") != AVLM_VERSION:
-        raise AVLMError(f"{path}: AVLM version {ck.get('model_version')}, expected {AVLM_VERSION}")
+    ck = load_model_checkpoint(path, "avlm", AVLM_VERSION, AVLMError, "speechvision avlm train", "AVLM")
     model = AVLM(build_lm(SpeechLMConfig(**ck["lm_config"])), vocab, AVLMConfig(**ck["config"]))
     model.load_state_dict(ck["model"])
     return model.eval()
@@ -204,24 +199,21 @@ def train_avlm(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_
             log.flush()
     log.close()
     model.eval()
-    test_order = _face_order(len(test), seed) if shuffle_faces else None
+    if shuffle_faces:  # every test clip with another clip's face, for the predictions and the perplexity
+        test = [dict(c, visual=test[j]["visual"]) for c, j in zip(test, _face_order(len(test), seed))]
     preds = []
     with torch.no_grad():
         for sl in _batches(len(test), 32):
-            clips = test[sl]
-            if test_order is not None:
-                clips = [dict(c, visual=test[test_order[sl.start + i]]["visual"]) for i, c in enumerate(clips)]
-            b = collate(clips, vocab)
+            b = collate(test[sl], vocab)
             preds += model(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])["emotion_logits"].argmax(-1).tolist()
     truth = [c["emotion"] for c in test]
     amb = [i for i, c in enumerate(test) if c["ambiguous"]]
     names = list(EMOTIONS)
-    test_shuffled = [dict(c, visual=test[j]["visual"]) for c, j in zip(test, test_order)] if test_order else test
     metrics = {"fusion": config.fusion, "visual_encoder": config.visual_encoder, "seed": seed,
                "shuffle_faces": shuffle_faces,
                "test": classification_report([names[t] for t in truth], [names[p] for p in preds]),
                "test_ambiguous": classification_report([names[truth[i]] for i in amb], [names[preds[i]] for i in amb]),
-               "test_perplexity_mask0.7": masked_perplexity(model, test_shuffled, vocab, 0.7, seed=1234),
+               "test_perplexity_mask0.7": masked_perplexity(model, test, vocab, 0.7, seed=1234),
                "steps": {"pretrain": pretrain_steps, "finetune": finetune_steps}, "seconds": round(time.time() - t0, 1)}
     save_avlm(out / "avlm.pt", model, lm_config, {"step": total, "metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

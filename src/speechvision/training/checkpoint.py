@@ -65,3 +65,20 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
         raise CheckpointError(f"{path}: a '{ckpt.get('kind')}' checkpoint, expected '{' or '.join(kinds)}'")
     ckpt["path"] = str(path)
     return ckpt
+
+
+def load_model_checkpoint(path: str | Path, kind: str, model_version: int, error: type[Exception],
+                          train_command: str, name: str) -> dict:
+    """``load_checkpoint`` of one file for a model family (``name`` in messages) with its own ``model_version`` key.
+
+    Raises:
+        ``error``: the file is missing (naming ``train_command``) or holds another model version.
+        CheckpointError: as ``load_checkpoint``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: missing; train one with `{train_command}`")
+    ckpt = load_checkpoint(path, kind)
+    if ckpt.get("model_version") != model_version:
+        raise error(f"{path}: {name} version {ckpt.get('model_version')}, expected {model_version}")
+    return ckpt

@@ -20,7 +20,7 @@ import torch
 from ..errors import SpeechvisionError
 from ..models.speech_lm import SpeechLMConfig, build_lm
 from ..speech_tokens import Vocabulary
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_model_checkpoint, save_checkpoint
 
 LM_VERSION = 1
 
@@ -148,13 +148,8 @@ def _save(out: Path, model, opt, config: SpeechLMConfig, step: int) -> None:
 
 
 def load_lm_checkpoint(folder: str | Path) -> dict:
-    path = Path(folder) / "lm.pt"
-    if not path.is_file():
-        raise SpeechLMError(f"{path}: missing; train one with `speechvision speechlm train`")
-    ck = load_checkpoint(path, "speech-lm")
-    if ck.get("model_version") != LM_VERSION:
-        raise SpeechLMError(f"{path}: speech LM version {ck.get('model_version')}, expected {LM_VERSION}")
-    return ck
+    return load_model_checkpoint(Path(folder) / "lm.pt", "speech-lm", LM_VERSION, SpeechLMError,
+                                 "speechvision speechlm train", "speech LM")
 
 
 def load_lm(folder: str | Path):
