@@ -105,6 +105,9 @@ def test_tiny_speech_lm_train_lowers_perplexity_and_resumes_exactly(tmp_path):
     assert after < 0.6 * before, (before, after)
     log = [json.loads(x) for x in (tmp_path / "lm" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [30, 60] and all("val_ppl" in e for e in log)
+    best = load_lm_checkpoint(tmp_path / "lm", "best.pt")  # the lowest-val-perplexity checkpoint is kept
+    assert best["val_ppl"] == min(e["val_ppl"] for e in log)
+    assert best["step"] == min(log, key=lambda e: e["val_ppl"])["step"] and "optimizer" not in best
 
     # 4 steps in one go == stopped after 2 steps (a kill after the checkpoint), then resumed
     train_speech_lm(tmp_path / "tokens", tmp_path / "a", SpeechLMConfig(**cfg), steps=4, batch_size=4,
@@ -134,7 +137,7 @@ def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
                               np.ones(4, np.float32), {"a": float(np.log2(150.0))}, np.full(4, 3.0))
-    vc = UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=16, unit_dim=8, style_dim=4))
+    vc = UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=16, unit_dim=8, style_dim=4, duration_hidden=0))
     _, coded = world_targets(_vowel(150.0).astype(np.float64), RATE, vc.config)
     vc.target_mean.copy_(torch.from_numpy(coded.mean(0)))
     vc.target_std.fill_(1e-4)
@@ -152,6 +155,47 @@ def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
         assert abs(ratio / 2 ** (k / 32) - 1) < 0.1, (k, ratio)
     unvoiced = speaker.decode([v.pitch(None)] + [v.unit(0)] * 20, "a")
     assert (f0_track(unvoiced, RATE) > 0).mean() < 0.2
+
+
+def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
+    """The duration targets match the frame stream; a few hundred steps learn per-unit run lengths; decode
+    lasts the predicted durations and ``rate`` scales them."""
+    from speechvision.expressive import Speaker, _duration_batch, duration_examples
+    from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig
+
+    cfg = TokenizerConfig(n_units=4, n_styles=2)
+    tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
+                              np.ones(4, np.float32), {"a": float(np.log2(150.0))}, np.full(4, 3.0))
+    v, true_runs = tok.vocab, {0: 1, 1: 6, 2: 2, 3: 4}
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(30):
+        units = rng.permutation(4).tolist() + rng.permutation(4).tolist()
+        units = [u for i, u in enumerate(units) if i == 0 or u != units[i - 1]]
+        frames = np.repeat(units, [true_runs[u] for u in units])
+        tokens = [v.style(0), v.pitch(30)] + [v.unit(u) for u in units]
+        rows.append({"tokens": tokens, "unit_frames": frames.tolist(), "speaker": "a"})
+    items = [duration_examples(tok, r) for r in rows]
+    assert all(x is not None for x in items)
+    assert items[0][3].tolist() == [true_runs[u] for u in items[0][0]]
+    torch.manual_seed(0)
+    vc = UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=8, unit_dim=8, style_dim=4, duration_hidden=16))
+    opt = torch.optim.Adam(vc.duration.parameters(), lr=1e-2)
+    for _ in range(300):
+        u, p, s, d, m = _duration_batch(items, rng, 8)
+        loss = (((vc.duration(u, p, s) - torch.log1p(d)) ** 2) * m).sum() / m.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    vc.eval()
+    u, p, s, d, m = _duration_batch(items, rng, 8)
+    pred = torch.expm1(vc.duration(u, p, s)).detach()
+    assert (pred[m] - d[m]).abs().mean() < 0.5, (pred[m], d[m])
+    speaker = Speaker(tok, vc)
+    tokens = [v.style(0), v.pitch(30)] + [v.unit(1), v.unit(0)] * 5
+    n = len(speaker.decode(tokens, "a"))
+    assert abs(n / RATE - 5 * (6 + 1) * 0.04) < 0.1
+    assert abs(len(speaker.decode(tokens, "a", rate=2.0)) / n - 0.5) < 0.05
 
 
 def test_tokenizer_fit_encode_and_stream_split(tmp_path):

@@ -21,10 +21,10 @@ from .data.manifest import _atomic_write_text
 from .data.spoken_emotion import load_corpus
 from .errors import SpeechvisionError
 from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
-from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, fit_tokenizer
+from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
 from .training.checkpoint import load_model_checkpoint, save_checkpoint
 
-VOCODER_VERSION = 1
+VOCODER_VERSION = 2  # 2: with the duration predictor
 
 
 def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
@@ -104,10 +104,38 @@ def _frame_inputs(tok: ExpressiveTokenizer, unit_frames, pitch_tokens_per_frame,
     return units, f0, style
 
 
+def _unit_inputs(tok: ExpressiveTokenizer, streams: dict, speaker_log2_f0: float) -> tuple[np.ndarray, ...]:
+    """Per collapsed unit: (units (K,), pitch features (K, 3), style (K,)) for the duration predictor."""
+    f0 = tok.pitch_to_f0(streams["pitch"], speaker_log2_f0)
+    return streams["units"], pitch_features(f0, speaker_log2_f0), streams["style"]
+
+
+def duration_examples(tok: ExpressiveTokenizer, row: dict) -> tuple[np.ndarray, ...] | None:
+    """(units, pitch features, style, run lengths in unit frames) of one encoded utterance, or None when the
+    token sequence and the frame stream disagree (cannot happen for ``encode``'s output)."""
+    streams = tok.split_streams(row["tokens"])
+    kept, starts = collapse(np.asarray(row["unit_frames"]))
+    if len(kept) != len(streams["units"]) or not np.array_equal(kept, streams["units"]):
+        return None
+    runs = np.diff(np.append(starts, len(row["unit_frames"])))
+    return (*_unit_inputs(tok, streams, tok.speaker_log2_f0[row["speaker"]]), runs.astype(np.float32))
+
+
+def _duration_batch(items: list[tuple], rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """A padded batch of whole utterances: units (B, K), pitch (B, K, 3), style (B, K), runs (B, K), mask (B, K)."""
+    batch = [items[i] for i in rng.integers(0, len(items), batch_size)]
+    k = max(len(b[0]) for b in batch)
+    pad = lambda a: np.pad(a, [(0, k - len(a))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+    u, p, s, d = (torch.from_numpy(np.stack([pad(b[i]) for b in batch])) for i in range(4))
+    mask = torch.from_numpy(np.stack([np.arange(k) < len(b[0]) for b in batch]))
+    return u.long(), p.float(), s.long(), d.float(), mask
+
+
 def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 3000, batch_size: int = 16,
                   crop_frames: int = 200, lr: float = 2e-3, seed: int = 0, progress: bool = True,
                   config: VocoderConfig | None = None) -> Path:
-    """Train the envelope network on the train split's WORLD features (L1 on normalised targets).
+    """Train the envelope network on the train split's WORLD features (L1 on normalised targets) and, with
+    ``config.duration_hidden``, the duration predictor on the units' run lengths (MSE on log(1 + frames)).
 
     Inputs are what decoding will have: quantised pitch (bin centres) and the frame-level unit and style
     indices. Writes ``vocoder.pt`` atomically and an append-only ``log.jsonl``.
@@ -125,6 +153,7 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
         units, qf0, style = _frame_inputs(tok, r["unit_frames"], r["pitch_frames"], r["style_frames"],
                                           tok.speaker_log2_f0[r["speaker"]], n)
         data.append((units, pitch_features(qf0, tok.speaker_log2_f0[r["speaker"]]), style, target))
+    durations = [x for x in (duration_examples(tok, r) for r in rows) if x is not None]
     allt = np.concatenate([d[3] for d in data])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -150,13 +179,20 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
             y.append(np.pad(target[sl], ((0, pad), (0, 0)), mode="edge"))
         pred = model(torch.from_numpy(np.stack(u)), torch.from_numpy(np.stack(p)), torch.from_numpy(np.stack(s)))
         y = (torch.from_numpy(np.stack(y)) - model.target_mean) / model.target_std
-        loss = (pred - y).abs().mean()
+        l1 = loss = (pred - y).abs().mean()
+        dur_mse = torch.zeros(())
+        if model.duration is not None and durations:
+            du, dp, ds, dd, dm = _duration_batch(durations, rng, batch_size)
+            err = (model.duration(du, dp, ds) - torch.log1p(dd)) ** 2
+            dur_mse = (err * dm).sum() / dm.sum()
+            loss = loss + dur_mse
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps:
-            log.write(json.dumps({"step": step, "l1": float(loss), "seconds": round(time.time() - t0, 1)}) + "\n")
+            log.write(json.dumps({"step": step, "l1": float(l1), "duration_mse": float(dur_mse),
+                                  "seconds": round(time.time() - t0, 1)}) + "\n")
             log.flush()
     log.close()
     save_checkpoint(out / "vocoder.pt", "vocoder", {"model_version": VOCODER_VERSION, "config": config.to_dict(),
@@ -187,11 +223,14 @@ class Speaker:
         return Speaker(ExpressiveTokenizer.load(tokenizer_dir), load_vocoder(vocoder_dir))
 
     @torch.no_grad()
-    def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None) -> np.ndarray:
+    def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None,
+               rate: float = 1.0) -> np.ndarray:
         """(N,) float32 waveform at the tokenizer's rate for an interleaved token sequence.
 
         F0 is the bin centre of each pitch token relative to the speaker's mean (``speaker`` fitted or
-        enrolled, or ``speaker_log2_f0`` given; otherwise the mean over known speakers).
+        enrolled, or ``speaker_log2_f0`` given; otherwise the mean over known speakers). Each unit lasts
+        its predicted duration (the vocoder's duration predictor), or its corpus-mean run length when the
+        vocoder has none; ``rate`` > 1 speaks faster.
 
         Raises:
             TokenizerError: the sequence holds no content unit.
@@ -199,13 +238,18 @@ class Speaker:
         streams = self.tok.split_streams(tokens)
         mean = speaker_log2_f0 if speaker_log2_f0 is not None else self.tok.speaker_mean(speaker)
         per = int(round(100 / self.tok.config.unit_hz))
-        reps = streams["unit_frames"] * per
+        v = self.vocoder
+        if v.duration is not None:
+            u, p, s = (torch.from_numpy(a)[None] for a in _unit_inputs(self.tok, streams, mean))
+            runs = torch.expm1(v.duration(u.long(), p.float(), s.long())[0]).clamp(min=0).numpy()
+        else:
+            runs = streams["unit_frames"].astype(float)
+        reps = np.maximum(1, np.round(runs * per / rate)).astype(np.int64)
         units = np.repeat(streams["units"], reps)
         style = np.repeat(streams["style"], reps)
         f0 = self.tok.pitch_to_f0(np.repeat(streams["pitch"], reps), mean)
         f0 = _smooth_f0(f0)
         pf = pitch_features(f0, mean)
-        v = self.vocoder
         pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None])[0]
         coded = (pred * v.target_std + v.target_mean).numpy()
         return world_synthesize(f0, coded, v.config)

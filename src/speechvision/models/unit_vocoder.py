@@ -6,6 +6,11 @@ the pitch token's bin centre, absolute and relative to the speaker) and the styl
 from the pitch tokens and the WORLD synthesiser (pyworld) makes the waveform. So pitch tokens control the
 output F0 exactly (up to WORLD's analysis of its own output), and the network only has to learn timbre.
 
+Deduplicated units lose their durations, so a duration predictor (``DurationPredictor``: conv layers over
+the collapsed unit sequence with its pitch and style, regressing log run length) restores them at decode
+time, as the unit-to-speech vocoders of Polyak et al. (Interspeech 2021) and SpiritLM do; without it every
+unit gets its corpus-mean run length.
+
 Why this and not a neural waveform vocoder (SpiritLM uses HiFi-GAN): a HiFi-GAN does not train to
 intelligibility on 2 CPU cores in minutes; WORLD synthesis needs no training and the envelope network
 trains in a few minutes (figures in docs/expressive-speech.md).
@@ -34,6 +39,7 @@ class VocoderConfig:
     dilations: tuple = (1, 2, 4, 1, 2, 4)
     unit_dim: int = 128
     style_dim: int = 16
+    duration_hidden: int = 128  # 0: no duration predictor (mean run lengths at decode time)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +64,7 @@ class UnitVocoder(nn.Module):
             nn.Sequential(nn.Conv1d(c.hidden, c.hidden, c.kernel, padding=d * (c.kernel // 2), dilation=d),
                           nn.GroupNorm(1, c.hidden), nn.GELU()) for d in c.dilations)
         self.out = nn.Conv1d(c.hidden, c.sp_dims + c.ap_dims, 1)
+        self.duration = DurationPredictor(c) if c.duration_hidden else None
         self.register_buffer("target_mean", torch.zeros(c.sp_dims + c.ap_dims))
         self.register_buffer("target_std", torch.ones(c.sp_dims + c.ap_dims))
 
@@ -76,6 +83,39 @@ class UnitVocoder(nn.Module):
         for block in self.blocks:
             h = h + block(h)
         return rearrange(self.out(h), "b f t -> b t f")
+
+
+class DurationPredictor(nn.Module):
+    """Collapsed units with their pitch and style -> log(1 + run length in unit frames).
+
+    Source: the duration predictor of discrete-unit vocoders (Polyak et al., Interspeech 2021, sec. 2.3:
+    two 1-D conv layers with ReLU, layer norm and dropout, MSE on log durations); here three layers of kernel 3.
+    """
+
+    def __init__(self, config: VocoderConfig, layers: int = 3, kernel: int = 3, dropout: float = 0.1):
+        super().__init__()
+        c, h = config, config.duration_hidden
+        self.unit_emb = nn.Embedding(c.n_units, c.unit_dim)
+        self.style_emb = nn.Embedding(c.n_styles, c.style_dim)
+        self.inp = nn.Conv1d(c.unit_dim + c.style_dim + 3, h, 1)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv1d(h, h, kernel, padding=kernel // 2), nn.GroupNorm(1, h),
+                                                  nn.ReLU(), nn.Dropout(dropout)) for _ in range(layers))
+        self.out = nn.Conv1d(h, 1, 1)
+
+    def forward(self, units: torch.Tensor, pitch: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            units: (B, K) collapsed unit indices.
+            pitch: (B, K, 3) the pitch features of each unit's pitch token (see ``UnitVocoder.forward``).
+            style: (B, K) style index per unit.
+        Returns:
+            (B, K) predicted log(1 + run length), run length in unit frames (40 ms at 25 Hz).
+        """
+        x = torch.cat([self.unit_emb(units), self.style_emb(style), pitch], -1)
+        h = self.inp(rearrange(x, "b k f -> b f k"))
+        for block in self.blocks:
+            h = h + block(h)
+        return rearrange(self.out(h), "b 1 k -> b k")
 
 
 def pitch_features(f0_hz: np.ndarray, speaker_log2_f0: float) -> np.ndarray:

@@ -4,6 +4,8 @@ A training sequence is one dialogue turn pair of the same emotion (question then
 corpus's dialogues are), ``<bos> [Speech] question tokens [Speech] response tokens <eos>``, so the model
 sees prosody carried across an utterance boundary. Checkpoints (``lm.pt``: config, step, model and
 optimizer state, version) are written atomically; ``--resume`` continues exactly from the last one.
+The checkpoint with the lowest validation perplexity so far is also kept (``best.pt``, early stopping by
+selection), and ``load_lm`` loads it when present: the corpus is small and the LM overfits.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
     model = build_lm(config)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01,
                             betas=(0.9, 0.98))
-    start = 0
+    start, best = 0, math.inf
+    if resume and (out / "best.pt").is_file():
+        best = load_lm_checkpoint(out, "best.pt").get("val_ppl", math.inf)
     if resume and (out / "lm.pt").is_file():
         ck = load_lm_checkpoint(out)
         model.load_state_dict(ck["model"])
@@ -138,23 +142,29 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
             log.write(json.dumps(entry) + "\n")
             log.flush()
             _save(out, model, opt, config, step)
+            if entry.get("val_ppl", math.inf) < best:
+                best = entry["val_ppl"]
+                _save(out, model, None, config, step, name="best.pt", val_ppl=best)
     log.close()
     return out
 
 
-def _save(out: Path, model, opt, config: SpeechLMConfig, step: int) -> None:
-    save_checkpoint(out / "lm.pt", "speech-lm", {"model_version": LM_VERSION, "config": asdict(config), "step": step,
-                                                 "model": model.state_dict(), "optimizer": opt.state_dict()})
+def _save(out: Path, model, opt, config: SpeechLMConfig, step: int, name: str = "lm.pt", **extra) -> None:
+    state = {"model_version": LM_VERSION, "config": asdict(config), "step": step, "model": model.state_dict(), **extra}
+    if opt is not None:
+        state["optimizer"] = opt.state_dict()
+    save_checkpoint(out / name, "speech-lm", state)
 
 
-def load_lm_checkpoint(folder: str | Path) -> dict:
-    return load_model_checkpoint(Path(folder) / "lm.pt", "speech-lm", LM_VERSION, SpeechLMError,
+def load_lm_checkpoint(folder: str | Path, name: str = "lm.pt") -> dict:
+    return load_model_checkpoint(Path(folder) / name, "speech-lm", LM_VERSION, SpeechLMError,
                                  "speechvision speechlm train", "speech LM")
 
 
-def load_lm(folder: str | Path):
-    """(model in eval mode, SpeechLMConfig) rebuilt from the checkpoint's config."""
-    ck = load_lm_checkpoint(folder)
+def load_lm(folder: str | Path, *, best: bool = True):
+    """(model in eval mode, SpeechLMConfig) rebuilt from the checkpoint's config: the lowest-validation-
+    perplexity checkpoint (``best.pt``) when ``best`` and it exists, else the last one (``lm.pt``)."""
+    ck = load_lm_checkpoint(folder, "best.pt" if best and (Path(folder) / "best.pt").is_file() else "lm.pt")
     config = SpeechLMConfig(**ck["config"])
     model = build_lm(config)
     model.load_state_dict(ck["model"])
