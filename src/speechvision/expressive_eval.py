@@ -106,6 +106,21 @@ def train_emotion_classifier(features: np.ndarray, labels: list[str]):
         features, labels)
 
 
+def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True):
+    """The speech emotion classifier that judges generated speech: ``train_emotion_classifier`` on the real
+    train recordings of the spoken-emotion corpus in ``data``."""
+    from tqdm import tqdm
+
+    from .data.spoken_emotion import load_corpus
+    from .expressive import read_wave
+
+    data = Path(data)
+    _, train = load_corpus(data, "train")
+    feats = np.stack([emotion_features(read_wave(data / r["audio"], sample_rate_hz), sample_rate_hz)
+                      for r in tqdm(train, desc="emotion classifier", unit="utt", disable=not progress)])
+    return train_emotion_classifier(feats, [r["emotion"] for r in train])
+
+
 def classification_report(y_true: list[str], y_pred: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
@@ -229,10 +244,7 @@ def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, *, progress, seed,
     model, config = load_lm(lm_dir)
     test_enc = load_encoded(tokens_dir, "test")
     res = {"test_perplexity": perplexity(model, sequences(test_enc, tok.vocab), offset=config.offset)}
-    _, train = load_corpus(data, "train")
-    feats = np.stack([emotion_features(read_wave(data / r["audio"], rate), rate)
-                      for r in tqdm(train, desc="emotion classifier", unit="utt", disable=not progress)])
-    clf = train_emotion_classifier(feats, [r["emotion"] for r in train])
+    clf = train_judge(data, rate, progress=progress)
     _, test = load_corpus(data, "test")
     responses = [r for r in test if r["role"] == "response"]
     res["emotion_classifier_real_test"] = classification_report(

@@ -9,7 +9,8 @@ Fusion strategies (``AVLMConfig.fusion``; the paper's names in brackets):
   to pass the token embedding through, so training starts from the speech LM).
 - ``qformer`` [qformer, the paper's best]: a Perceiver resampler turns Tv frames into ceil(Tv / 5) queries
   (5 Hz at 25 fps, at most 128), placed as a prefix: ``<bos> <start_of_visual> [queries] <start_of_audio>
-  [Speech] speech tokens``.
+  [Speech] speech tokens``; in a dialogue prompt (``dialogue_prompt``) after the instruction token:
+  ``<bos> <start_of_text> <start_of_visual> [queries] <start_of_audio> [Speech] question ...``.
 - ``cross-attention`` [x-attn]: a gated cross-attention block (Flamingo-style tanh gates initialised at 0)
   after each decoder layer, from token states to the visual features.
 
@@ -19,7 +20,8 @@ the loss is taken on the unmasked positions only, so the visual stream must make
 Emotion head: an MLP over hidden states of decoder layer ``emotion_layer`` mean-pooled over the visual
 query positions and the speech's pitch and style token positions (AVLM: layer -4 of 32, the same positions).
 
-Shapes: token ids (B, L); visual input (B, Tv, 136) expression features or (B, Tv, S, S) grey crops;
+Shapes: token ids (B, L); visual input (B, Tv, 136) expression features, (B, Tv, S, S) grey crops or
+(B, Tv, 256) frozen FER features (``visual_encoder``: landmark-conv, crop-cnn, fer);
 ``visual_mask`` (B, Tv) bool (False = padding or a frame without a face).
 """
 
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..speech_tokens import Vocabulary
+from ..speech_tokens import SPECIALS, Vocabulary
 from .visual_encoders import build_visual_encoder
 
 FUSIONS = ("speech-only", "concat", "qformer", "cross-attention")
@@ -186,12 +188,18 @@ class AVLM(nn.Module):
         """(B, Tv, D) visual features (zero where ``mask`` is False)."""
         return self.visual(visual, mask)
 
+    def insert_at(self, input_ids: torch.Tensor) -> int:
+        """Where the qformer prefix goes: after ``<bos>``, or after ``<bos> <start_of_text>`` (dialogue prompts)."""
+        sot = self.vocab.special("<start_of_text>")
+        return 2 if input_ids.shape[1] > 1 and bool((input_ids[:, 1] == sot).all()) else 1
+
     def build_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visual=None, visual_mask=None) -> dict:
         """Input embeddings, attention mask and where things are, for ids (B, L) starting with ``<bos>``.
 
         Returns a dict: ``embeds`` (B, L', D), ``attention_mask`` (B, L'), ``prefix`` (positions inserted
-        after ``<bos>``: 0, or Nq + 2 for qformer), ``query_mask`` (B, L') bool, ``speech_mask`` (B, L') bool
-        (pitch/style token positions, the emotion head's pool), ``speech`` (B, L') bool (any speech token).
+        at ``insert_at``: 0, or Nq + 2 for qformer), ``insert_at``, ``query_mask`` (B, L') bool,
+        ``prosody_mask`` (B, L') bool (pitch/style token positions, the emotion head's pool), ``speech``
+        (B, L') bool (any speech token).
         """
         emb_layer = _decoder(self.lm).embed_tokens
         emb = emb_layer(input_ids)
@@ -199,7 +207,8 @@ class AVLM(nn.Module):
         speech = (kinds > 0) & attention_mask.bool()
         prosody = ((kinds == 2) | (kinds == 3)) & attention_mask.bool()
         b = input_ids.shape[0]
-        out = {"prefix": 0, "query_mask": torch.zeros_like(speech)}
+        at = self.insert_at(input_ids)
+        out = {"prefix": 0, "insert_at": at, "query_mask": torch.zeros_like(speech)}
         fusion = self.config.fusion
         if fusion != "speech-only":
             if visual is None or visual_mask is None:
@@ -213,16 +222,16 @@ class AVLM(nn.Module):
             q, q_mask = self.resampler(vis, visual_mask)
             sov = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_visual>"), device=emb.device))
             soa = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_audio>"), device=emb.device))
-            emb = torch.cat([emb[:, :1], sov, q, soa, emb[:, 1:]], 1)
+            emb = torch.cat([emb[:, :at], sov, q, soa, emb[:, at:]], 1)
             ones = torch.ones(b, 1, dtype=attention_mask.dtype, device=emb.device)
-            attention_mask = torch.cat([attention_mask[:, :1], ones, q_mask.to(attention_mask.dtype), ones,
-                                        attention_mask[:, 1:]], 1)
+            attention_mask = torch.cat([attention_mask[:, :at], ones, q_mask.to(attention_mask.dtype), ones,
+                                        attention_mask[:, at:]], 1)
             n = q.shape[1] + 2
             pad = torch.zeros(b, n, dtype=torch.bool, device=emb.device)
-            qm = torch.cat([torch.zeros_like(speech[:, :1]), torch.zeros_like(pad[:, :1]), q_mask,
-                            torch.zeros_like(pad[:, :1]), torch.zeros_like(speech[:, 1:])], 1)
-            speech = torch.cat([speech[:, :1], pad, speech[:, 1:]], 1)
-            prosody = torch.cat([prosody[:, :1], pad, prosody[:, 1:]], 1)
+            qm = torch.cat([torch.zeros_like(speech[:, :at]), torch.zeros_like(pad[:, :1]), q_mask,
+                            torch.zeros_like(pad[:, :1]), torch.zeros_like(speech[:, at:])], 1)
+            speech = torch.cat([speech[:, :at], pad, speech[:, at:]], 1)
+            prosody = torch.cat([prosody[:, :at], pad, prosody[:, at:]], 1)
             out.update(prefix=n, query_mask=qm)
         out.update(embeds=emb, attention_mask=attention_mask, speech=speech, prosody_mask=prosody)
         return out
@@ -238,11 +247,12 @@ class AVLM(nn.Module):
         base = _base(self.lm)
         h = base.model(inputs_embeds=x["embeds"], attention_mask=x["attention_mask"]).last_hidden_state
         logits = base.lm_head(h)
-        out = {"logits": logits, "prefix": x["prefix"]}
+        out = {"logits": logits, "prefix": x["prefix"], "insert_at": x["insert_at"]}
         if labels is not None:
             if x["prefix"]:
-                labels = torch.cat([labels[:, :1], torch.full((labels.shape[0], x["prefix"]), -100, dtype=labels.dtype,
-                                                              device=labels.device), labels[:, 1:]], 1)
+                at = x["insert_at"]
+                labels = torch.cat([labels[:, :at], torch.full((labels.shape[0], x["prefix"]), -100, dtype=labels.dtype,
+                                                               device=labels.device), labels[:, at:]], 1)
             out["loss"] = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                                           labels[:, 1:].reshape(-1), ignore_index=-100)
             out["labels"] = labels
@@ -275,6 +285,31 @@ def mask_speech_tokens(ids: torch.Tensor, attention_mask: torch.Tensor, vocab: V
     out = torch.where(masked, torch.full_like(ids, vocab.special("<speech_mask>")), ids)
     labels = torch.where(masked | ~attention_mask.bool(), torch.full_like(ids, -100), ids)
     return out, labels
+
+
+def dialogue_prompt(vocab: Vocabulary, question: list[int], emotion: str | None = None,
+                    response: list[int] | None = None) -> list[int]:
+    """The expressive-dialogue sequence (AVLM sec. 3.3) in our vocabulary.
+
+    ``<bos> <start_of_text> [Speech] question <emotion:X> <response> [Speech] response <eos>``: the fixed
+    instruction ("Perceive the given visual and audio input. Determine the emotion of the speaker and
+    continue the dialogue with the same emotion.") is the one learned token ``<start_of_text>``, since the
+    speech LM has no text vocabulary; the visual prefix (qformer) goes right after it. Without ``emotion``
+    the prompt ends before the emotion token (the model predicts it); without ``response`` it ends with
+    ``<response> [Speech]`` (the model continues).
+
+    Raises:
+        ValueError: an unknown emotion, or a response without an emotion.
+    """
+    if emotion is not None and f"<emotion:{emotion}>" not in SPECIALS:
+        raise ValueError(f"unknown emotion {emotion!r}; the vocabulary has neutral, happy, angry and sad")
+    ids = [vocab.special("<bos>"), vocab.special("<start_of_text>"), vocab.special("[Speech]")] + list(question)
+    if emotion is None:
+        if response is not None:
+            raise ValueError("a dialogue response needs its emotion")
+        return ids
+    ids += [vocab.special(f"<emotion:{emotion}>"), vocab.special("<response>"), vocab.special("[Speech]")]
+    return ids + (list(response) + [vocab.special("<eos>")] if response is not None else [])
 
 
 def n_queries(n_frames: int, frames_per_query: int = 5, max_queries: int = 128) -> int:

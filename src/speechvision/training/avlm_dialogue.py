@@ -1,0 +1,261 @@
+"""Expressive-dialogue fine-tuning of the AVLM (Tan et al., Findings of EMNLP 2025, sec. 3.3) and its evaluation.
+
+A dialogue example is a question clip of the audio-visual set (the face and the question's speech tokens)
+and the response of the same dialogue spoken in the clip's emotion (spoken-emotion corpus, another voice).
+The sequence is ``models.avlm.dialogue_prompt``: instruction, visual, question speech, ``<emotion:X>
+<response>``, response speech. Training: masked pre-training on all clips (as ``train_avlm``), then
+fine-tuning with the next-token loss on the emotion token and the response, plus a cross-entropy over the
+four emotion tokens at the emotion position (so the one recognition token is not drowned by ~70 response
+tokens). In clips with ambiguous audio the question is spoken neutrally while the face and the target
+response carry the emotion, so the face must set the reply's emotion.
+
+Evaluation (``evaluate_dialogue``): for each test question clip the model predicts the emotion (argmax over
+the four emotion tokens) or is given the true one (``force_emotion``), samples a response (speech tokens
+only), and the unit vocoder speaks it in the response voice. Generated replies are judged by the speech
+emotion classifier trained on the corpus's real recordings (``expressive_eval.train_judge``), transcribed
+by the offline Whisper (WER against the reference response text) and scored by DNSMOS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.av_emotion import load_av_emotion
+from ..data.spoken_emotion import EMOTIONS
+from ..models.avlm import AVLM, AVLMConfig, dialogue_prompt, mask_speech_tokens
+from ..models.speech_lm import allowed_next, top_p_filter
+from .avlm import AVLMError, build_avlm, collate, load_avlm, load_clips, save_avlm
+
+
+def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
+    """Question clips of ``split`` with their response: ``question`` and ``response`` token lists, ``visual``,
+    ``emotion`` index, ``ambiguous``, ``response_text``, ``response_voice``.
+
+    Raises:
+        AVLMError: a question's response has no encoded tokens.
+    """
+    from ..expressive import load_encoded
+
+    _, rows, _ = load_av_emotion(av_dir, split)
+    role = {r["id"]: r for r in rows}
+    responses = {(r["dialogue"], r["emotion"]): r for r in load_encoded(tokens_dir, split) if r["role"] == "response"}
+    out = []
+    for c in load_clips(av_dir, tokens_dir, split, encoder, crop_size_px):
+        r = role[c["id"]]
+        if r["role"] != "question":
+            continue
+        resp = responses.get((r["dialogue"], r["emotion"]))
+        if resp is None:
+            raise AVLMError(f"{Path(tokens_dir) / 'encoded.jsonl'}: no response of dialogue {r['dialogue']} in "
+                            f"{r['emotion']} for clip {c['id']}")
+        out.append(dict(c, question=c["tokens"], response=resp["tokens"], response_text=resp["text"],
+                        response_voice=resp["speaker"], response_id=resp["id"]))
+    return out
+
+
+def collate_dialogues(items: list[dict], vocab, *, with_response: bool = True) -> dict:
+    """Padded batch: ``ids``, ``attention_mask``, ``labels`` (B, L) (loss on the emotion token and everything
+    after it), ``visual`` (B, Tv, ...), ``visual_mask`` (B, Tv), ``emotion`` (B,)."""
+    seqs = [dialogue_prompt(vocab, it["question"], EMOTIONS[it["emotion"]], it["response"] if with_response else None)
+            for it in items]
+    n = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    am = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, (s, it) in enumerate(zip(seqs, items)):
+        ids[i, :len(s)], am[i, :len(s)] = torch.tensor(s), 1
+        first = 3 + len(it["question"])  # the emotion token
+        labels[i, first:len(s)] = ids[i, first:len(s)]
+    vis = collate([{"tokens": [], "visual": it["visual"], "emotion": it["emotion"]} for it in items], vocab)
+    return {"ids": ids, "attention_mask": am, "labels": labels, "visual": vis["visual"],
+            "visual_mask": vis["visual_mask"], "emotion": vis["emotion"]}
+
+
+def emotion_token_ids(vocab) -> list[int]:
+    return [vocab.special(f"<emotion:{e}>") for e in EMOTIONS]
+
+
+def dialogue_loss(model: AVLM, batch: dict, vocab) -> tuple[torch.Tensor, dict]:
+    """Next-token loss on the emotion token and the response, plus the 4-way emotion cross-entropy at the
+    emotion position. Returns (loss, parts)."""
+    out = model(batch["ids"], batch["attention_mask"], batch["visual"], batch["visual_mask"], labels=batch["labels"])
+    emo = torch.tensor(emotion_token_ids(vocab))
+    labels = out["labels"]
+    pos = (labels[:, 1:][..., None] == emo).any(-1).float().argmax(1)  # logits position predicting the emotion
+    logits4 = out["logits"][torch.arange(len(pos)), pos][:, emo]
+    emotion_ce = F.cross_entropy(logits4.float(), batch["emotion"])
+    return out["loss"] + emotion_ce, {"lm": out["loss"].item(), "emotion_ce": emotion_ce.item()}
+
+
+def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_steps: int = 150,
+                   finetune_steps: int = 400, batch_size: int = 16, lr: float = 3e-4, visual_lr: float = 1e-3,
+                   mask_ratio: float = 0.3, seed: int = 0, progress: bool = True) -> Path:
+    """Masked pre-training on all train clips, then dialogue fine-tuning with class-balanced batches of
+    question clips. Writes ``dialogue.pt`` (an AVLM checkpoint with ``task: dialogue``), ``config.json`` and
+    an append-only ``log.jsonl``."""
+    from tqdm import tqdm
+
+    from ..speech_tokens import ExpressiveTokenizer
+    from .speech_lm import load_lm_checkpoint
+
+    vocab = ExpressiveTokenizer.load(tokens_dir).vocab
+    clips = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
+    dialogues = load_dialogues(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
+    if not dialogues:
+        raise AVLMError(f"{av_dir}: no train question clips")
+    torch.manual_seed(seed)
+    model = build_avlm(lm_dir, vocab, config)
+    visual_params = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
+    opt = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lr},
+                             {"params": visual_params, "lr": visual_lr}], weight_decay=0.01)
+    base_lrs = [lr, visual_lr]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"task": "dialogue", "avlm": asdict(config), "pretrain_steps": pretrain_steps,
+                                                 "finetune_steps": finetune_steps, "batch_size": batch_size, "lr": lr,
+                                                 "visual_lr": visual_lr, "mask_ratio": mask_ratio, "seed": seed,
+                                                 "av": str(Path(av_dir).resolve()), "tokens": str(Path(tokens_dir).resolve()),
+                                                 "lm": str(Path(lm_dir).resolve())}, indent=2))
+    by_class = [np.flatnonzero([d["emotion"] == k for d in dialogues]) for k in range(len(EMOTIONS))]
+    total = pretrain_steps + finetune_steps
+    gen = torch.Generator().manual_seed(seed)
+    log = open(out / "log.jsonl", "a")
+    t0 = time.time()
+    for step in tqdm(range(1, total + 1), desc=f"dialogue {config.fusion}", disable=not progress):
+        rng = np.random.default_rng(seed * 1_000_003 + step)
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * min(1.0, step / max(1, total // 20))
+        model.train()
+        if step <= pretrain_steps:
+            b = collate([clips[int(i)] for i in rng.integers(0, len(clips), batch_size)], vocab)
+            ids, labels = mask_speech_tokens(b["ids"], b["attention_mask"], vocab, mask_ratio, gen)
+            loss = model(ids, b["attention_mask"], b["visual"], b["visual_mask"], labels=labels)["loss"]
+            parts = {"masked_lm": float(loss)}
+        else:
+            idx = [int(rng.choice(by_class[k])) for k in rng.integers(0, len(EMOTIONS), batch_size)]
+            loss, parts = dialogue_loss(model, collate_dialogues([dialogues[i] for i in idx], vocab), vocab)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == total:
+            log.write(json.dumps({"step": step, "phase": "pretrain" if step <= pretrain_steps else "dialogue",
+                                  **{k: round(v, 4) for k, v in parts.items()},
+                                  "seconds": round(time.time() - t0, 1)}) + "\n")
+            log.flush()
+    log.close()
+    save_avlm(out / "dialogue.pt", model.eval(), load_lm_checkpoint(lm_dir)["config"], {"step": total, "task": "dialogue"})
+    return out
+
+
+@torch.no_grad()
+def predict_emotion(model: AVLM, vocab, question: list[int], visual, visual_mask) -> np.ndarray:
+    """(4,) probabilities of the emotion tokens after the prompt (in ``EMOTIONS`` order)."""
+    ids = torch.tensor([dialogue_prompt(vocab, question)])
+    logits = model(ids, torch.ones_like(ids), visual, visual_mask)["logits"][0, -1]
+    return logits[emotion_token_ids(vocab)].float().softmax(-1).numpy()
+
+
+@torch.no_grad()
+def sample_response(model: AVLM, vocab, question: list[int], emotion: str, visual, visual_mask, *,
+                    max_new_tokens: int = 150, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
+                    min_units: int = 10) -> list[int]:
+    """Response speech tokens after ``dialogue_prompt(question, emotion)``, sampled under the speech-LM
+    constraints (``allowed_next``: speech tokens only, never two pitch or style tokens in a row), until
+    ``<eos>`` (allowed after ``min_units`` units) or ``max_new_tokens``.
+
+    Raises:
+        ValueError: temperature <= 0 or top_p outside (0, 1].
+    """
+    if temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+    gen = torch.Generator().manual_seed(seed)
+    ids = dialogue_prompt(vocab, question, emotion)
+    new, units = [], 0
+    for _ in range(max_new_tokens):
+        t = torch.tensor([ids + new])
+        logits = model(t, torch.ones_like(t), visual, visual_mask)["logits"][0, -1, :vocab.size].float()
+        mask = torch.from_numpy(allowed_next(vocab, (ids + new)[-1], allow_eos=units >= min_units))
+        probs = top_p_filter((logits / temperature).masked_fill(~mask, float("-inf")), top_p).softmax(-1)
+        tok = int(torch.multinomial(probs, 1, generator=gen))
+        if tok == vocab.special("<eos>"):
+            break
+        new.append(tok)
+        units += vocab.kind(tok) == "unit"
+    return new
+
+
+def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, out, *, force_emotion: bool = False,
+                      limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Generate a reply to every test question clip and measure it; writes ``metrics.json``,
+    ``replies.jsonl`` and a few wavs under ``samples/``.
+
+    Metrics: recognition accuracy of the emotion token; reply emotion accuracy by the judge (a generated
+    reply counts when the judge hears the target emotion), overall and on ambiguous-audio clips; WER of the
+    replies against the reference response texts; DNSMOS. Reference rows give the same judge, WER and
+    DNSMOS on the real reference responses and on their resynthesis (encode, decode), the ceilings a
+    generated reply can reach through this vocoder.
+    """
+    from tqdm import tqdm
+
+    from ..expressive import Speaker, read_wave
+    from ..expressive_eval import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
+                                   word_error_rate)
+    from ..tts import write_wav_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    vocab, rate = speaker.tok.vocab, speaker.tok.config.sample_rate_hz
+    model = load_avlm(model_path, vocab)
+    items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)
+    items = items[:limit] if limit else items
+    judge = train_judge(speech_dir, rate, progress=progress)
+    from ..expressive import load_encoded
+
+    audio = {r["id"]: r["audio"] for r in load_encoded(tokens_dir, "test")}
+    rows = []
+    for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):
+        b = collate_dialogues([it], vocab, with_response=False)
+        probs = predict_emotion(model, vocab, it["question"], b["visual"], b["visual_mask"])
+        target = EMOTIONS[it["emotion"]]
+        emotion = target if force_emotion else EMOTIONS[int(probs.argmax())]
+        toks = sample_response(model, vocab, it["question"], emotion, b["visual"], b["visual_mask"], seed=seed + n)
+        has_unit = any(vocab.kind(t) == "unit" for t in toks)
+        wave = speaker.decode(toks, it["response_voice"]) if has_unit else np.zeros(rate // 10, np.float32)
+        real = read_wave(audio[it["response_id"]], rate)
+        resyn = speaker.decode(it["response"], it["response_voice"])
+        row = {"id": it["id"], "target": target, "predicted": EMOTIONS[int(probs.argmax())], "used": emotion,
+               "ambiguous": it["ambiguous"], "reference": it["response_text"], "new_tokens": len(toks)}
+        for name, w in (("reply", wave), ("real", real), ("resynth", resyn)):
+            row[f"{name}_judge"] = str(judge.predict(emotion_features(w, rate)[None])[0])
+            row[f"{name}_text"] = transcribe(w, rate)
+            row[f"{name}_dnsmos"] = dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None
+        rows.append(row)
+        if n < 4:
+            write_wav_atomic(out / "samples" / f"{it['id']}-reply-{emotion}.wav", wave, rate)
+    with open(out / "replies.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+    def block(name: str, subset: list[dict]) -> dict:
+        moses = [r[f"{name}_dnsmos"] for r in subset if r[f"{name}_dnsmos"] is not None]
+        return {"emotion_accuracy": float(np.mean([r[f"{name}_judge"] == r["target"] for r in subset])),
+                "wer": word_error_rate([r["reference"] for r in subset], [r[f"{name}_text"] for r in subset]),
+                "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(subset)}
+
+    amb = [r for r in rows if r["ambiguous"]]
+    metrics = {"model": str(Path(model_path).resolve()), "fusion": model.config.fusion,
+               "visual_encoder": model.config.visual_encoder, "force_emotion": force_emotion, "seed": seed,
+               "recognition": classification_report([r["target"] for r in rows], [r["predicted"] for r in rows]),
+               "recognition_ambiguous": classification_report([r["target"] for r in amb], [r["predicted"] for r in amb]),
+               "replies": block("reply", rows), "replies_ambiguous": block("reply", amb) if amb else None,
+               "reference_real": block("real", rows), "reference_resynth": block("resynth", rows)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,114 @@
+"""AVLM expressive dialogue: the prompt layout (with the qformer prefix after the instruction token), the
+loss positions, constrained reply sampling and a tiny dialogue train."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the expressive extra is not installed")
+
+from speechvision.models.avlm import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
+from speechvision.models.speech_lm import SpeechLMConfig, build_lm  # noqa: E402
+from speechvision.speech_tokens import Vocabulary  # noqa: E402
+
+V = Vocabulary(n_units=8, n_styles=4)
+Q = [V.style(1), V.pitch(3), V.unit(2), V.unit(5), V.pitch(4), V.unit(1)]
+R = [V.style(0), V.unit(7), V.pitch(9), V.unit(3)]
+
+
+def _model(fusion="qformer", seed=0):
+    torch.manual_seed(seed)
+    lm = build_lm(SpeechLMConfig(vocab_size=V.size, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                                 dropout=0.0))
+    return AVLM(lm, V, AVLMConfig(fusion=fusion, heads=2)).eval()
+
+
+def _item(emotion=1, frames=12, seed=0):
+    g = np.random.default_rng(seed)
+    return {"question": Q, "response": R, "visual": g.standard_normal((frames, 136)).astype(np.float32),
+            "emotion": emotion}
+
+
+def test_dialogue_prompt_layout():
+    s = V.special
+    assert dialogue_prompt(V, Q) == [s("<bos>"), s("<start_of_text>"), s("[Speech]")] + Q
+    assert dialogue_prompt(V, Q, "happy") == dialogue_prompt(V, Q) + [s("<emotion:happy>"), s("<response>"), s("[Speech]")]
+    full = dialogue_prompt(V, Q, "sad", R)
+    assert full == dialogue_prompt(V, Q, "sad") + R + [s("<eos>")]
+    with pytest.raises(ValueError, match="unknown emotion"):
+        dialogue_prompt(V, Q, "bored")
+    with pytest.raises(ValueError, match="needs its emotion"):
+        dialogue_prompt(V, Q, None, R)
+
+
+def test_qformer_prefix_follows_the_instruction_and_loss_starts_at_the_emotion():
+    from speechvision.training.avlm_dialogue import collate_dialogues, dialogue_loss
+
+    m = _model("qformer")
+    b = collate_dialogues([_item(1, 12), _item(3, 23, seed=1)], V)
+    first = 3 + len(Q)
+    assert (b["labels"][:, :first] == -100).all()
+    assert b["labels"][0, first] == V.special("<emotion:happy>") and b["labels"][1, first] == V.special("<emotion:sad>")
+    x = m.build_inputs(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])
+    emb = m.lm.model.embed_tokens.weight
+    nq = 5  # ceil(23 / 5) for the longer clip
+    # <bos> <start_of_text> <start_of_visual> [5 queries] <start_of_audio> [Speech] question ...
+    assert x["insert_at"] == 2 and x["prefix"] == nq + 2
+    for pos, name in ((1, "<start_of_text>"), (2, "<start_of_visual>"), (3 + nq, "<start_of_audio>"), (4 + nq, "[Speech]")):
+        assert torch.equal(x["embeds"][0, pos], emb[V.special(name)]), name
+    assert x["query_mask"][0, 3:3 + nq].tolist() == [True, True, True, False, False]  # 12 frames: 3 queries
+    loss, parts = dialogue_loss(m, b, V)
+    assert torch.isfinite(loss) and parts["emotion_ce"] > 0
+    loss.backward()
+    assert all(p.grad is not None for p in m.resampler.parameters())
+
+
+def test_reply_sampling_keeps_the_speech_constraints_and_is_seeded():
+    from speechvision.training.avlm_dialogue import collate_dialogues, predict_emotion, sample_response
+
+    m = _model("cross-attention")
+    b = collate_dialogues([_item()], V, with_response=False)
+    probs = predict_emotion(m, V, Q, b["visual"], b["visual_mask"])
+    assert probs.shape == (4,) and abs(probs.sum() - 1) < 1e-5
+    a = sample_response(m, V, Q, "angry", b["visual"], b["visual_mask"], max_new_tokens=40, seed=3, min_units=5)
+    assert a == sample_response(m, V, Q, "angry", b["visual"], b["visual_mask"], max_new_tokens=40, seed=3, min_units=5)
+    kinds = [V.kind(t) for t in a]
+    assert kinds and set(kinds) <= {"unit", "pitch", "style"} and kinds.count("unit") >= 5
+    for x, y in zip(kinds, kinds[1:]):
+        assert not (x == y and x in ("pitch", "style")) and not (x == "pitch" and y == "style")
+    with pytest.raises(ValueError, match="temperature"):
+        sample_response(m, V, Q, "angry", b["visual"], b["visual_mask"], temperature=0)
+
+
+def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
+    from test_av_emotion import _speech_corpus
+
+    from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig
+    from speechvision.training.avlm import load_avlm
+    from speechvision.training.avlm_dialogue import load_dialogues, train_dialogue
+    from speechvision.training.speech_lm import train_speech_lm
+
+    rows = _speech_corpus(tmp_path / "speech")
+    build_av_emotion(tmp_path / "speech", tmp_path / "av", AVBuildConfig(), progress=False)
+    cfg = TokenizerConfig(n_units=8, n_styles=4)
+    ExpressiveTokenizer(cfg, np.zeros((8, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros(4, np.float32),
+                        np.ones(4, np.float32), {}).save(tmp_path / "tokens")
+    rng = np.random.default_rng(0)
+    lines = [json.dumps({"id": r["id"], "split": r["split"], "emotion": r["emotion"], "speaker": r["voice"],
+                         "dialogue": r["dialogue"], "role": r["role"], "text": r["text"],
+                         "tokens": [V.style(0), V.pitch(int(rng.integers(64)))] + [V.unit(int(u)) for u in rng.integers(0, 8, 10)]})
+             for r in rows]
+    (tmp_path / "tokens" / "encoded.jsonl").write_text("\n".join(lines) + "\n")
+    train_speech_lm(tmp_path / "tokens", tmp_path / "lm", SpeechLMConfig(hidden_size=32, num_layers=2, num_heads=2,
+                    intermediate_size=64, dropout=0.0), steps=2, batch_size=4, progress=False, eval_every=2)
+    d = load_dialogues(tmp_path / "av", tmp_path / "tokens", "test", "landmark-conv")
+    assert d and all(x["question"] and x["response"] and x["response_text"] for x in d)
+    train_dialogue(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / "run",
+                   AVLMConfig(fusion="qformer", heads=2), pretrain_steps=2, finetune_steps=3, batch_size=4,
+                   progress=False)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 5 and "emotion_ce" in log[-1]
+    assert load_avlm(tmp_path / "run" / "dialogue.pt", V).config.fusion == "qformer"
