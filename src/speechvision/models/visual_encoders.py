@@ -5,8 +5,13 @@
   per frame, small conv encoder -> 256-d per frame; AVLM code).
 - ``crop-cnn``: a 2-D CNN over each aligned grey face crop (S x S), then the same temporal conv; in the
   role of the paper's "2D conv over 18x32x32" / FaceNet-crop encoders.
+- ``fer``: a FROZEN pretrained 7-class facial-expression CNN (``facial-emotion-recognition`` 0.3.4, weights
+  shipped in the pip package) run once per clip at data loading (``speechvision.face.fer_features``: 48 x 48
+  aligned grey crop -> its 256-d penultimate layer); here only input normalisation + the same temporal conv
+  are trained. In the role of the paper's pretrained expression encoders (the paper compares several
+  visual encoders; this one brings expression knowledge learnt on real face photos).
 
-Both take a (B, Tv) bool ``mask`` of real frames (False = padding or no face) and zero the masked
+All take a (B, Tv) bool ``mask`` of real frames (False = padding or no face) and zero the masked
 frames' features.
 """
 
@@ -16,7 +21,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
-ENCODERS = ("landmark-conv", "crop-cnn")
+from ..face import FER_DIM
+
+ENCODERS = ("landmark-conv", "crop-cnn", "fer")
 
 
 class TemporalConv(nn.Module):
@@ -69,10 +76,30 @@ class CropCNNEncoder(nn.Module):
         return self.temporal(f, mask)
 
 
+class FEREncoder(nn.Module):
+    """Precomputed frozen FER features (B, Tv, F=256) float -> (B, Tv, D).
+
+    The features (``speechvision.face.fer_features``) are the pretrained expression CNN's penultimate
+    post-ReLU activations (not its 7 class scores): non-negative, no unit, sparse (85 of 256 units fire on
+    the astronaut photo) and up to ~30. A per-frame LayerNorm over F brings them to unit scale before the
+    temporal conv; masked frames (padding, no face) come out zero.
+    """
+
+    def __init__(self, dim: int, in_dim: int = FER_DIM, layers: int = 3):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.temporal = TemporalConv(in_dim, dim, layers)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.temporal(self.norm(x.float()), mask)
+
+
 def build_visual_encoder(name: str, dim: int) -> nn.Module:
     """Raises ValueError for an unknown encoder name."""
     if name == "landmark-conv":
         return LandmarkConvEncoder(dim)
     if name == "crop-cnn":
         return CropCNNEncoder(dim)
+    if name == "fer":
+        return FEREncoder(dim)
     raise ValueError(f"unknown visual encoder {name!r}; choose one of {', '.join(ENCODERS)}")

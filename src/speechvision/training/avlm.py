@@ -38,8 +38,9 @@ class AVLMError(SpeechvisionError, ValueError):
 
 
 def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
-    """Clips of one split with ``tokens`` (list of ids), ``visual`` ((T, 136) float32 expression features or
-    (T, S, S) uint8 aligned crops of the rendered faces), ``emotion`` index and ``ambiguous``.
+    """Clips of one split with ``tokens`` (list of ids), ``visual`` ((T, 136) float32 expression features,
+    (T, S, S) uint8 aligned crops of the rendered faces, or for ``fer`` (T, 256) float32 frozen FER features
+    of the rendered faces), ``emotion`` index and ``ambiguous``.
 
     Raises:
         AVLMError: a clip's audio has no encoded tokens.
@@ -57,6 +58,10 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
         if encoder == "crop-cnn":
             frames = np.stack([render_face(f) for f in lm])
             visual = face_crops(frames, lm, size=crop_size_px)
+        elif encoder == "fer":  # frozen pretrained expression CNN, once per clip: (T, 256) float32
+            from ..face import fer_features
+
+            visual = fer_features(np.stack([render_face(f) for f in lm]), lm)
         else:
             visual = expression_features(lm)
         clips.append({"id": r["id"], "tokens": enc[r["audio_id"]], "visual": visual,
