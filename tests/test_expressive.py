@@ -232,3 +232,28 @@ def test_corpus_plan_splits_by_dialogue_with_held_out_test_voices():
     assert test_voices <= set(cfg.heldout_voices) and not test_voices & set(cfg.train_voices)
     for d in by_split["test"]:  # every sentence is spoken in every emotion
         assert sorted(r["emotion"] for r in rows if r["dialogue"] == d and r["role"] == "question") == sorted(EMOTIONS)
+
+
+def test_speaker_normalised_judge_removes_each_voice_offset():
+    """Emotion shifts features relative to the voice; a held-out voice with a large offset fools the raw
+    classifier but not the speaker-normalised one (reference: that voice's own utterances)."""
+    from speechvision.expressive_eval import EmotionJudge, speaker_normalise
+
+    rng = np.random.default_rng(0)
+    shift = {"neutral": 0.0, "happy": 1.0, "angry": 2.0, "sad": -1.0}
+
+    def voice(offset, n=40):
+        labels = [e for e in shift for _ in range(n)]
+        f = np.stack([[shift[e] + offset, rng.normal()] for e in labels]) + 0.2 * rng.standard_normal((len(labels), 2))
+        return f, labels
+
+    train = [voice(o) for o in (-1.0, 0.0, 1.0)]
+    feats = np.concatenate([f for f, _ in train])
+    labels = sum((lab for _, lab in train), [])
+    speakers = sum(([str(i)] * len(lab) for i, (_, lab) in enumerate(train)), [])
+    judge = EmotionJudge.fit(feats, labels, speakers)
+    test, truth = voice(4.0)  # far outside the training voices
+    raw = np.mean([p == t for p, t in zip(judge.predict(test), truth)])
+    norm = np.mean([p == t for p, t in zip(judge.predict(test, test), truth)])
+    assert norm > 0.9 and raw < 0.5, (raw, norm)
+    assert np.allclose(speaker_normalise(test, test).mean(0), 0, atol=1e-6)

@@ -106,9 +106,45 @@ def train_emotion_classifier(features: np.ndarray, labels: list[str]):
         features, labels)
 
 
-def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True):
-    """The speech emotion classifier that judges generated speech: ``train_emotion_classifier`` on the real
-    train recordings of the spoken-emotion corpus in ``data``."""
+def speaker_normalise(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(N, F) features z-scored with the mean and std of ``reference`` (M, F): the same speaker's utterances
+    in the same domain (speaker-level feature normalisation, a standard SER step; Busso et al. 2013)."""
+    return (features - reference.mean(0)) / (reference.std(0) + 1e-6)
+
+
+class EmotionJudge:
+    """The speech emotion classifier that judges generated speech, trained on the spoken-emotion corpus's
+    real train recordings: eGeMAPS functionals, then logistic regression, in two variants.
+
+    - ``raw``: features as they are.
+    - ``speaker-normalised``: each utterance's features z-scored with the statistics of a reference set of the
+      same speaker in the same domain (training: the speaker's real train recordings; judging real speech:
+      the speaker's real recordings; judging vocoded speech: the speaker's resynthesised test recordings,
+      all four emotions, never the judged outputs themselves). The corpus's emotions are shifts relative
+      to each voice, so without it a held-out voice's own pitch and loudness dominate.
+    """
+
+    def __init__(self, raw, normalised):
+        self.raw, self.normalised = raw, normalised
+
+    @staticmethod
+    def fit(features: np.ndarray, labels: list[str], speakers: list[str]) -> "EmotionJudge":
+        speakers = np.asarray(speakers)
+        norm = np.empty_like(features)
+        for s in set(speakers.tolist()):
+            m = speakers == s
+            norm[m] = speaker_normalise(features[m], features[m])
+        return EmotionJudge(train_emotion_classifier(features, labels), train_emotion_classifier(norm, labels))
+
+    def predict(self, features: np.ndarray, reference: np.ndarray | None = None) -> list[str]:
+        """Labels of (N, 88) features: speaker-normalised with ``reference`` (M, 88) when given, else raw."""
+        if reference is None:
+            return [str(x) for x in self.raw.predict(features)]
+        return [str(x) for x in self.normalised.predict(speaker_normalise(features, reference))]
+
+
+def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True) -> EmotionJudge:
+    """``EmotionJudge.fit`` on the real train recordings of the spoken-emotion corpus in ``data``."""
     from tqdm import tqdm
 
     from .data.spoken_emotion import load_corpus
@@ -117,8 +153,8 @@ def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True):
     data = Path(data)
     _, train = load_corpus(data, "train")
     feats = np.stack([emotion_features(read_wave(data / r["audio"], sample_rate_hz), sample_rate_hz)
-                      for r in tqdm(train, desc="emotion classifier", unit="utt", disable=not progress)])
-    return train_emotion_classifier(feats, [r["emotion"] for r in train])
+                      for r in tqdm(train, desc="emotion judge", unit="utt", disable=not progress)])
+    return EmotionJudge.fit(feats, [r["emotion"] for r in train], [r["voice"] for r in train])
 
 
 def classification_report(y_true: list[str], y_pred: list[str]) -> dict:
@@ -194,10 +230,12 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
     metrics: dict = {"split": "test", "utterances": len(test), "voices": sorted({r["voice"] for r in test})}
 
     refs, hyp_orig, hyp_resyn, corr, mos_o, mos_r, shifts = [], [], [], [], [], [], {k: [] for k in pitch_bins}
+    feats: dict = {}  # (domain, id) -> eGeMAPS functionals, the judge's speaker-normalisation references
     for n, r in enumerate(tqdm(test, desc="resynthesis", unit="utt", disable=not progress)):
         wave = read_wave(data / r["audio"], rate)
         toks = enc[r["id"]]["tokens"]
         resyn = speaker.decode(toks, r["voice"])
+        feats["real", r["id"]], feats["resynth", r["id"]] = emotion_features(wave, rate), emotion_features(resyn, rate)
         refs.append(r["text"])
         hyp_orig.append(transcribe(wave, rate))
         hyp_resyn.append(transcribe(resyn, rate))
@@ -226,42 +264,58 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
                                          "relative_error": float(abs(np.nanmedian(v) / 2 ** (k * width) - 1))}
                                 for k, v in shifts.items()}
     if lm_dir is not None:
-        metrics["speech_lm"] = _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, progress=progress, seed=seed,
-                                            limit=limit)
+        metrics["speech_lm"] = _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, progress=progress,
+                                            seed=seed, limit=limit)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 
-def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, *, progress, seed, limit) -> dict:
+def voice_references(feats: dict, rows: list[dict], domain: str) -> dict:
+    """voice -> (M, 88) features of that voice's utterances in ``domain`` ("real" or "resynth")."""
+    out: dict = {}
+    for r in rows:
+        if (domain, r["id"]) in feats:
+            out.setdefault(r["voice"], []).append(feats[domain, r["id"]])
+    return {v: np.stack(f) for v, f in out.items()}
+
+
+def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, *, progress, seed, limit) -> dict:
+    """Test perplexity, and the emotion of continuations of the test questions by both judges (raw, and
+    speaker-normalised with the voice's resynthesised test utterances as reference)."""
     from tqdm import tqdm
 
-    from .data.spoken_emotion import load_corpus
-    from .expressive import load_encoded, read_wave
+    from .expressive import load_encoded
     from .training.speech_lm import load_lm, perplexity, sequences
     from .tts import write_wav_atomic
 
     tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
     model, config = load_lm(lm_dir)
     test_enc = load_encoded(tokens_dir, "test")
-    res = {"test_perplexity": perplexity(model, sequences(test_enc, tok.vocab), offset=config.offset)}
-    clf = train_judge(data, rate, progress=progress)
-    _, test = load_corpus(data, "test")
-    responses = [r for r in test if r["role"] == "response"]
-    res["emotion_classifier_real_test"] = classification_report(
-        [r["emotion"] for r in responses],
-        list(clf.predict(np.stack([emotion_features(read_wave(data / r["audio"], rate), rate) for r in responses]))))
-    questions = [r for r in test if r["role"] == "question"]
-    questions = questions[:limit] if limit else questions
-    truth, pred, resyn_pred = [], [], []
+    res = {"test_perplexity": perplexity(model, sequences(test_enc, tok.vocab), offset=config.offset),
+           "judge": "eGeMAPS functionals + logistic regression on the real train recordings; raw and speaker-normalised"}
+    judge = train_judge(data, rate, progress=progress)
+    ref_real, ref_resyn = voice_references(feats, test, "real"), voice_references(feats, test, "resynth")
+    real = [r for r in test if ("real", r["id"]) in feats]
+    truth = [r["emotion"] for r in real]
+    res["judge_real_test"] = classification_report(truth, [judge.predict(feats["real", r["id"]][None])[0] for r in real])
+    res["judge_real_test_speaker_normalised"] = classification_report(
+        truth, [judge.predict(feats["real", r["id"]][None], ref_real[r["voice"]])[0] for r in real])
+    res["judge_resynth_test"] = classification_report(
+        truth, [judge.predict(feats["resynth", r["id"]][None])[0] for r in real])
+    res["judge_resynth_test_speaker_normalised"] = classification_report(
+        truth, [judge.predict(feats["resynth", r["id"]][None], ref_resyn[r["voice"]])[0] for r in real])
+    questions = [r for r in real if r["role"] == "question"]
+    truth, raw, norm = [], [], []
     for n, r in enumerate(tqdm(questions, desc="continuations", unit="utt", disable=not progress)):
         toks = enc[r["id"]]["tokens"]
         new = continue_tokens(model, config, tok, toks, max_new_tokens=200, seed=seed + n, min_units=20)
         wave = speaker.decode(_carry_state(tok.vocab, toks) + new, r["voice"])
+        f = emotion_features(wave, rate)[None]
         truth.append(r["emotion"])
-        pred.append(clf.predict(emotion_features(wave, rate)[None])[0])
-        resyn_pred.append(clf.predict(emotion_features(speaker.decode(toks, r["voice"]), rate)[None])[0])
+        raw.append(judge.predict(f)[0])
+        norm.append(judge.predict(f, ref_resyn[r["voice"]])[0])
         if n < 4:
             write_wav_atomic(out / "samples" / f"{r['id']}-continuation.wav", wave, rate)
-    res["continuation_emotion"] = classification_report(truth, pred)
-    res["prompt_resynth_emotion"] = classification_report(truth, resyn_pred)
+    res["continuation_emotion"] = classification_report(truth, raw)
+    res["continuation_emotion_speaker_normalised"] = classification_report(truth, norm)
     return res

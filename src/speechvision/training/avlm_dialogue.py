@@ -198,7 +198,9 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     ``replies.jsonl`` and a few wavs under ``samples/``.
 
     Metrics: recognition accuracy of the emotion token; reply emotion accuracy by the judge (a generated
-    reply counts when the judge hears the target emotion), overall and on ambiguous-audio clips; WER of the
+    reply counts when the judge hears the target emotion; ``EmotionJudge`` raw and speaker-normalised, the
+    latter with the response voice's resynthesised test utterances as reference), overall and on
+    ambiguous-audio clips; WER of the
     replies against the reference response texts; DNSMOS. Reference rows give the same judge, WER and
     DNSMOS on the real reference responses and on their resynthesis (encode, decode), the ceilings a
     generated reply can reach through this vocoder.
@@ -220,7 +222,13 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     judge = train_judge(speech_dir, rate, progress=progress)
     from ..expressive import load_encoded
 
-    audio = {r["id"]: r["audio"] for r in load_encoded(tokens_dir, "test")}
+    test_rows = load_encoded(tokens_dir, "test")
+    audio = {r["id"]: r["audio"] for r in test_rows}
+    refs: dict = {"real": {}, "resynth": {}}  # voice -> features of its test utterances (speaker normalisation)
+    for r in tqdm(test_rows, desc="judge references", unit="utt", disable=not progress):
+        refs["real"].setdefault(r["speaker"], []).append(emotion_features(read_wave(r["audio"], rate), rate))
+        refs["resynth"].setdefault(r["speaker"], []).append(emotion_features(speaker.decode(r["tokens"], r["speaker"]), rate))
+    refs = {d: {v: np.stack(f) for v, f in x.items()} for d, x in refs.items()}
     rows = []
     for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):
         b = collate_dialogues([it], vocab, with_response=False)
@@ -235,7 +243,9 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         row = {"id": it["id"], "target": target, "predicted": EMOTIONS[int(probs.argmax())], "used": emotion,
                "ambiguous": it["ambiguous"], "reference": it["response_text"], "new_tokens": len(toks)}
         for name, w in (("reply", wave), ("real", real), ("resynth", resyn)):
-            row[f"{name}_judge"] = str(judge.predict(emotion_features(w, rate)[None])[0])
+            f = emotion_features(w, rate)[None]
+            row[f"{name}_judge"] = judge.predict(f)[0]
+            row[f"{name}_judge_norm"] = judge.predict(f, refs["real" if name == "real" else "resynth"][it["response_voice"]])[0]
             row[f"{name}_text"] = transcribe(w, rate)
             row[f"{name}_dnsmos"] = dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None
         rows.append(row)
@@ -247,6 +257,8 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     def block(name: str, subset: list[dict]) -> dict:
         moses = [r[f"{name}_dnsmos"] for r in subset if r[f"{name}_dnsmos"] is not None]
         return {"emotion_accuracy": float(np.mean([r[f"{name}_judge"] == r["target"] for r in subset])),
+                "emotion_accuracy_speaker_normalised": float(np.mean([r[f"{name}_judge_norm"] == r["target"]
+                                                                      for r in subset])),
                 "wer": word_error_rate([r["reference"] for r in subset], [r[f"{name}_text"] for r in subset]),
                 "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(subset)}
 
