@@ -316,6 +316,8 @@ def _add_speechlm(sub) -> None:
     tr.add_argument("--hidden", type=int, default=256)
     tr.add_argument("--backbone", type=Path, default=None,
                     help="local Hugging Face causal-LM folder: LoRA (peft) on it instead of training from scratch")
+    tr.add_argument("--eval-every", type=int, default=250,
+                    help="steps between validation perplexity checks and checkpoints (the best is kept as best.pt)")
     tr.add_argument("--resume", action="store_true")
     co = lsub.add_parser("continue", help="continue a prompt wav in speech and write the wav",
                          epilog="example: speechvision speechlm continue --lm runs/speechlm --tokens runs/tokens "
@@ -661,7 +663,7 @@ def _cmd_speechlm(args) -> None:
             from transformers import AutoConfig
 
             cfg.offset = AutoConfig.from_pretrained(str(args.backbone), local_files_only=True).vocab_size
-        print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume)}")
+        print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, eval_every=args.eval_every)}")
     elif c == "continue":
         from .expressive_eval import continue_speech
 
