@@ -305,6 +305,7 @@ def _add_speechlm(sub) -> None:
     vc.add_argument("--tokens", required=True, type=Path, help="folder written by `speechlm tokenize`")
     vc.add_argument("--out", required=True, type=Path)
     vc.add_argument("--steps", type=int, default=3000)
+    vc.add_argument("--hidden", type=int, default=192, help="channels of the envelope network (default 192)")
     tr = lsub.add_parser("train", help="train the speech LM on the encoded train split",
                          epilog="example: speechvision speechlm train --tokens runs/tokens --out runs/speechlm")
     tr.add_argument("--tokens", required=True, type=Path)
@@ -650,9 +651,9 @@ def _cmd_speechlm(args) -> None:
                               hubert_path=str(args.hubert) if args.hubert else None)
         print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
     elif c == "vocoder":
-        from .expressive import train_vocoder
+        from .expressive import train_vocoder, vocoder_config
 
-        print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps)}")
+        print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=vocoder_config(args.tokens, hidden=args.hidden))}")
     elif c == "train":
         from .models.speech_lm import SpeechLMConfig
         from .training.speech_lm import train_speech_lm

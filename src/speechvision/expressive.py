@@ -131,6 +131,12 @@ def _duration_batch(items: list[tuple], rng: np.random.Generator, batch_size: in
     return u.long(), p.float(), s.long(), d.float(), mask
 
 
+def vocoder_config(tokenizer_dir: str | Path, **overrides) -> VocoderConfig:
+    """The vocoder config matching a tokenizer folder (unit and style counts, sample rate), with overrides."""
+    c = ExpressiveTokenizer.load(tokenizer_dir).config
+    return VocoderConfig(n_units=c.n_units, n_styles=c.n_styles, sample_rate_hz=c.sample_rate_hz, **overrides)
+
+
 def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 3000, batch_size: int = 16,
                   crop_frames: int = 200, lr: float = 2e-3, seed: int = 0, progress: bool = True,
                   config: VocoderConfig | None = None) -> Path:
@@ -144,8 +150,7 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
 
     tok = ExpressiveTokenizer.load(tokenizer_dir)
     rows = load_encoded(tokenizer_dir, "train")
-    config = config or VocoderConfig(n_units=tok.config.n_units, n_styles=tok.config.n_styles,
-                                     sample_rate_hz=tok.config.sample_rate_hz)
+    config = config or vocoder_config(tokenizer_dir)
     data = []
     for r in tqdm(rows, desc="WORLD analysis", unit="utt", disable=not progress):
         f0, target = world_targets(read_wave(r["audio"], config.sample_rate_hz), config.sample_rate_hz, config)
