@@ -1,0 +1,62 @@
+"""Where the resynthesis WER is lost: unit durations, the vocoder's envelope, or WORLD itself.
+
+    python scripts/vocoder_diagnostics.py --tokens runs/tokens --vocoder runs/vocoder --split test -n 30
+
+Prints the offline Whisper's WER on the first N utterances of a split for
+- ``original``: the recordings;
+- ``world_copy``: WORLD analysis + synthesis of the recordings themselves (F0, coded envelope, aperiodicity):
+  the ceiling of any vocoder that ends in WORLD;
+- ``mean`` / ``predicted`` / ``oracle``: the unit vocoder decoding the utterance's tokens with each unit's
+  corpus-mean run length, the duration predictor's, or the true run lengths of the encoded frames.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from speechvision.expressive import Speaker, load_encoded, read_wave
+from speechvision.expressive_eval import transcribe, word_error_rate
+from speechvision.models.unit_vocoder import world_synthesize, world_targets
+from speechvision.speech_tokens import collapse
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", required=True)
+    ap.add_argument("--vocoder", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("-n", type=int, default=30)
+    args = ap.parse_args()
+    speaker = Speaker.load(args.tokens, args.vocoder)
+    tok, voc = speaker.tok, speaker.vocoder
+    rows = load_encoded(args.tokens, args.split)[:args.n]
+    predictor, split_streams = voc.duration, tok.split_streams
+    hyps: dict = {k: [] for k in ("original", "world_copy", "mean", "predicted", "oracle")}
+    for r in rows:
+        wave = read_wave(r["audio"])
+        hyps["original"].append(transcribe(wave))
+        f0, coded = world_targets(wave, 16000, voc.config)
+        hyps["world_copy"].append(transcribe(world_synthesize(f0, coded, voc.config)))
+        voc.duration = predictor
+        hyps["predicted"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        voc.duration = None
+        hyps["mean"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        _, starts = collapse(np.asarray(r["unit_frames"]))
+        runs = np.diff(np.append(starts, len(r["unit_frames"])))
+
+        def oracle(tokens, runs=runs):
+            streams = split_streams(tokens)
+            streams["unit_frames"] = runs.astype(np.int64)
+            return streams
+
+        tok.split_streams = oracle
+        hyps["oracle"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        tok.split_streams = split_streams
+    refs = [r["text"] for r in rows]
+    print(json.dumps({"split": args.split, "n": len(rows), **{k: round(word_error_rate(refs, v), 4)
+                                                              for k, v in hyps.items()}}))
+
+
+if __name__ == "__main__":
+    main()
