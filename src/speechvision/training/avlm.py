@@ -120,6 +120,15 @@ def load_avlm(path, vocab) -> AVLM:
     return model.eval()
 
 
+def make_optimizer(model: AVLM, lr: float, visual_lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
+    """AdamW with two groups, the speech LM at ``lr`` and the new modules (visual encoder, fusion, heads) at
+    ``visual_lr``; returns (optimizer, base learning rates) for the warm-up."""
+    visual_params = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
+    opt = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lr},
+                             {"params": visual_params, "lr": visual_lr}], weight_decay=0.01)
+    return opt, [lr, visual_lr]
+
+
 def _batches(n: int, batch_size: int):
     for i in range(0, n, batch_size):
         yield slice(i, i + batch_size)
@@ -175,10 +184,7 @@ def train_avlm(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_
     torch.manual_seed(seed)
     model = build_avlm(lm_dir, vocab, config)
     lm_config = load_lm_checkpoint(lm_dir)["config"]
-    visual_params = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
-    opt = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lr},
-                             {"params": visual_params, "lr": visual_lr}], weight_decay=0.01)
-    base_lrs = [lr, visual_lr]
+    opt, base_lrs = make_optimizer(model, lr, visual_lr)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a")

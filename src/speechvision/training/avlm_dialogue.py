@@ -31,7 +31,7 @@ from ..data.av_emotion import load_av_emotion
 from ..data.spoken_emotion import EMOTIONS
 from ..models.avlm import AVLM, AVLMConfig, dialogue_prompt, mask_speech_tokens
 from ..models.speech_lm import allowed_next, top_p_filter
-from .avlm import AVLMError, build_avlm, collate, load_avlm, load_clips, save_avlm
+from .avlm import AVLMError, build_avlm, collate, load_avlm, load_clips, make_optimizer, save_avlm
 
 
 def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
@@ -112,10 +112,7 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
         raise AVLMError(f"{av_dir}: no train question clips")
     torch.manual_seed(seed)
     model = build_avlm(lm_dir, vocab, config)
-    visual_params = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
-    opt = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lr},
-                             {"params": visual_params, "lr": visual_lr}], weight_decay=0.01)
-    base_lrs = [lr, visual_lr]
+    opt, base_lrs = make_optimizer(model, lr, visual_lr)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"task": "dialogue", "avlm": asdict(config), "pretrain_steps": pretrain_steps,
