@@ -112,3 +112,11 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 5 and "emotion_ce" in log[-1]
     assert load_avlm(tmp_path / "run" / "dialogue.pt", V).config.fusion == "qformer"
+
+
+def test_respond_rejects_an_unknown_emotion_before_loading_anything(tmp_path):
+    from speechvision.avlm import respond
+
+    with pytest.raises(ValueError, match="unknown emotion 'bored'"):
+        respond(tmp_path / "missing.pt", tmp_path, tmp_path, tmp_path / "v.mp4", tmp_path / "a.wav",
+                tmp_path / "out.wav", emotion="bored")
