@@ -257,3 +257,16 @@ def test_speaker_normalised_judge_removes_each_voice_offset():
     norm = np.mean([p == t for p, t in zip(judge.predict(test, test), truth)])
     assert norm > 0.9 and raw < 0.5, (raw, norm)
     assert np.allclose(speaker_normalise(test, test).mean(0), 0, atol=1e-6)
+
+
+def test_continuation_prompt_opens_the_next_turn_as_training_sequences_do():
+    from speechvision.expressive_eval import _prompt_ids
+    from speechvision.training.speech_lm import sequences
+
+    v = Vocabulary(n_units=4, n_styles=2)
+    q, r = [v.style(0), v.unit(1)], [v.pitch(3), v.unit(2)]
+    train = sequences([{"dialogue": 0, "emotion": "sad", "role": "question", "tokens": q},
+                       {"dialogue": 0, "emotion": "sad", "role": "response", "tokens": r}], v)[0]
+    prompt = _prompt_ids(v, q)
+    assert train[:len(prompt)] == prompt  # the prompt is a prefix of a training sequence
+    assert _prompt_ids(v, q, next_turn=False) == prompt[:-1]

@@ -332,6 +332,8 @@ def _add_speechlm(sub) -> None:
     co.add_argument("--temperature", type=float, default=0.8)
     co.add_argument("--top-p", type=float, default=0.95)
     co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--same-utterance", action="store_true",
+                    help="continue the prompt utterance itself instead of answering it with the next turn")
     ev = lsub.add_parser("evaluate", help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and "
                                           "emotion of continuations on the test split")
     ev.add_argument("--data", required=True, type=Path)
@@ -340,6 +342,7 @@ def _add_speechlm(sub) -> None:
     ev.add_argument("--lm", type=Path, default=None)
     ev.add_argument("--out", required=True, type=Path, help="folder for metrics.json and listening samples")
     ev.add_argument("--limit", type=int, default=None, help="test utterances used (default: all)")
+    ev.add_argument("--lm-only", action="store_true", help="skip the resynthesis measures (WER, F0, DNSMOS, pitch control)")
 
 
 def _cmd_data(args) -> None:
@@ -669,7 +672,8 @@ def _cmd_speechlm(args) -> None:
         from .expressive_eval import continue_speech
 
         info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
-                               temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+                               temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                               next_turn=not args.same_utterance)
         print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
               f"({info['new_tokens']} tokens)")
     else:
@@ -677,7 +681,8 @@ def _cmd_speechlm(args) -> None:
 
         from .expressive_eval import evaluate_expressive
 
-        m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit)
+        m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit,
+                                resynthesis=not args.lm_only)
         print(json.dumps(m, indent=2))
 
 

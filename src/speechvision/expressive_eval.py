@@ -167,8 +167,12 @@ def classification_report(y_true: list[str], y_pred: list[str]) -> dict:
 
 # --- continuation --------------------------------------------------------------------------------------------
 
-def _prompt_ids(vocab, tokens: list[int]) -> list[int]:
-    return [vocab.special("<bos>"), vocab.special("[Speech]")] + list(tokens)
+def _prompt_ids(vocab, tokens: list[int], next_turn: bool = True) -> list[int]:
+    """``<bos> [Speech] prompt`` and, for ``next_turn``, the ``[Speech]`` that opens the next turn (training
+    sequences are ``<bos> [Speech] question [Speech] response <eos>``: after a whole utterance the LM expects
+    a turn boundary, which the speech-only sampler could not emit itself)."""
+    return [vocab.special("<bos>"), vocab.special("[Speech]")] + list(tokens) + (
+        [vocab.special("[Speech]")] if next_turn else [])
 
 
 def _carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
@@ -181,15 +185,18 @@ def _carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
     return [last[k] for k in ("style", "pitch") if k in last]
 
 
-def continue_tokens(model, config, tok, prompt_tokens: list[int], **kw) -> list[int]:
+def continue_tokens(model, config, tok, prompt_tokens: list[int], *, next_turn: bool = True, **kw) -> list[int]:
+    """New speech tokens after a prompt utterance: the next dialogue turn (default), or, with
+    ``next_turn=False``, more of the same utterance. ``kw`` go to ``models.speech_lm.sample``."""
     from .models.speech_lm import sample
 
-    return sample(model, tok.vocab, _prompt_ids(tok.vocab, prompt_tokens), offset=config.offset, **kw)
+    return sample(model, tok.vocab, _prompt_ids(tok.vocab, prompt_tokens, next_turn), offset=config.offset, **kw)
 
 
 def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max_new_tokens=300,
-                    temperature=0.8, top_p=0.95, seed=0) -> dict:
-    """Encode a prompt wav, continue it with the speech LM, write prompt resynthesis + continuation."""
+                    temperature=0.8, top_p=0.95, seed=0, next_turn: bool = True) -> dict:
+    """Encode a prompt wav, continue it with the speech LM (the next turn, or with ``next_turn=False`` the
+    same utterance), write prompt resynthesis + continuation."""
     from .expressive import Speaker, read_wave
     from .training.speech_lm import load_lm
     from .tts import write_wav_atomic
@@ -200,7 +207,7 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
     enc = speaker.tok.encode(wave)
     mean = speaker.tok.speaker_mean(None, f0_track(wave, speaker.tok.config.sample_rate_hz))
     new = continue_tokens(model, config, speaker.tok, enc.tokens, max_new_tokens=max_new_tokens,
-                          temperature=temperature, top_p=top_p, seed=seed)
+                          temperature=temperature, top_p=top_p, seed=seed, next_turn=next_turn)
     rate = speaker.tok.config.sample_rate_hz
     a = speaker.decode(enc.tokens, speaker_log2_f0=mean)
     b = speaker.decode(_carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean) if any(
@@ -212,8 +219,10 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
 # --- the whole evaluation ------------------------------------------------------------------------------------
 
 def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=None, pitch_bins=(-8, -4, 4, 8),
-                        progress=True, seed=0) -> dict:
-    """All measures on the test split; writes ``metrics.json`` and a few listening samples into ``out``."""
+                        progress=True, seed=0, resynthesis: bool = True) -> dict:
+    """All measures on the test split; writes ``metrics.json`` and a few listening samples into ``out``.
+    ``resynthesis=False`` skips the WER, F0, DNSMOS and pitch-control measures (the LM measures still
+    decode every test utterance, for the judge's references)."""
     from tqdm import tqdm
 
     from .data.spoken_emotion import load_corpus
@@ -236,6 +245,8 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
         toks = enc[r["id"]]["tokens"]
         resyn = speaker.decode(toks, r["voice"])
         feats["real", r["id"]], feats["resynth", r["id"]] = emotion_features(wave, rate), emotion_features(resyn, rate)
+        if not resynthesis:
+            continue
         refs.append(r["text"])
         hyp_orig.append(transcribe(wave, rate))
         hyp_resyn.append(transcribe(resyn, rate))
@@ -254,12 +265,12 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
             write_wav_atomic(out / "samples" / f"{r['id']}-pitch+8.wav",
                              speaker.decode(tok.shift_pitch(toks, 8), r["voice"]), rate)
     width = 2 * tok.config.pitch_range_octaves / tok.config.n_pitch_bins
-    metrics["resynthesis"] = {
+    metrics["resynthesis"] = None if not resynthesis else {
         "wer_original": word_error_rate(refs, hyp_orig), "wer_resynth": word_error_rate(refs, hyp_resyn),
         "f0_corr_mean": float(np.mean(corr)) if corr else None, "f0_corr_utterances": len(corr),
         "dnsmos_ovrl_original": float(np.mean(mos_o)), "dnsmos_ovrl_resynth": float(np.mean(mos_r)),
         "examples": [{"ref": a, "original": b, "resynth": c} for a, b, c in list(zip(refs, hyp_orig, hyp_resyn))[:5]]}
-    metrics["pitch_control"] = {str(k): {"expected_factor": float(2 ** (k * width)),
+    metrics["pitch_control"] = None if not resynthesis else {str(k): {"expected_factor": float(2 ** (k * width)),
                                          "measured_median_factor": float(np.nanmedian(v)),
                                          "relative_error": float(abs(np.nanmedian(v) / 2 ** (k * width) - 1))}
                                 for k, v in shifts.items()}
