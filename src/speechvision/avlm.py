@@ -11,25 +11,22 @@ import torch
 from .data.spoken_emotion import EMOTIONS
 
 
-def _inputs(model, tok, video, audio) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-    """(speech tokens, visual (1, Tv, ...), visual_mask (1, Tv)) of a face video and its audio, through the
-    model's visual front-end (dlib landmarks at 25 fps; frames without a face masked)."""
+def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
+    """(speech tokens, ``collate`` batch of the clip: ids, attention_mask, visual (1, Tv, ...), visual_mask
+    (1, Tv)) of a face video and its audio, through the model's visual front-end (dlib landmarks at 25 fps;
+    frames without a face masked)."""
     from .expressive import read_wave
-    from .face import FaceAnalyzer, expression_features, face_crops, fer_features, read_video
-    from .training.avlm import collate
+    from .face import FaceAnalyzer, read_video
+    from .training.avlm import collate, visual_input
 
     frames = read_video(video)
     track = FaceAnalyzer().track(frames)
-    if model.config.visual_encoder == "crop-cnn":
-        visual = face_crops(frames, track.landmarks, size=model.config.crop_size_px)
-    elif model.config.visual_encoder == "fer":
-        visual = fer_features(frames, track.landmarks, track.has_face)
-    else:
-        visual = expression_features(track.landmarks, track.has_face)
+    visual = visual_input(model.config.visual_encoder, track.landmarks, frames, track.has_face,
+                          model.config.crop_size_px)
     tokens = tok.encode(read_wave(audio, tok.config.sample_rate_hz)).tokens
     b = collate([{"tokens": tokens, "visual": visual, "emotion": 0}], tok.vocab)
     b["visual_mask"][0, :len(visual)] = torch.from_numpy(np.asarray(track.has_face))
-    return tokens, b["visual"], b["visual_mask"]
+    return tokens, b
 
 
 @torch.no_grad()
@@ -41,13 +38,12 @@ def recognize(model_path: str | Path, tokens_dir: str | Path, video: str | Path,
         FaceError: unreadable video or no face in any frame. AudioError: bad audio. AVLMError: bad checkpoint.
     """
     from .speech_tokens import ExpressiveTokenizer
-    from .training.avlm import collate, load_avlm
+    from .training.avlm import load_avlm
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     model = load_avlm(model_path, tok.vocab)
-    tokens, visual, visual_mask = _inputs(model, tok, video, audio)
-    b = collate([{"tokens": tokens, "visual": visual[0], "emotion": 0}], tok.vocab)
-    p = model(b["ids"], b["attention_mask"], visual, visual_mask)["emotion_logits"].softmax(-1)[0]
+    _, b = _inputs(model, tok, video, audio)
+    p = model(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])["emotion_logits"].softmax(-1)[0]
     return {e: float(x) for e, x in zip(EMOTIONS, p)}
 
 
@@ -74,10 +70,10 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     speaker = Speaker.load(tokens_dir, vocoder_dir)
     tok = speaker.tok
     model = load_avlm(model_path, tok.vocab)
-    question, visual, visual_mask = _inputs(model, tok, video, audio)
-    probs = predict_emotion(model, tok.vocab, question, visual, visual_mask)
+    question, b = _inputs(model, tok, video, audio)
+    probs = predict_emotion(model, tok.vocab, question, b["visual"], b["visual_mask"])
     used = emotion or EMOTIONS[int(probs.argmax())]
-    new = sample_response(model, tok.vocab, question, used, visual, visual_mask, max_new_tokens=max_tokens,
+    new = sample_response(model, tok.vocab, question, used, b["visual"], b["visual_mask"], max_new_tokens=max_tokens,
                           temperature=temperature, top_p=top_p, seed=seed)
     rate = tok.config.sample_rate_hz
     wave = speaker.decode(new, voice) if any(tok.vocab.kind(t) == "unit" for t in new) else np.zeros(rate // 10, np.float32)

