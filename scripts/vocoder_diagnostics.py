@@ -6,7 +6,8 @@ Prints the offline Whisper's WER on the first N utterances of a split for
 - ``original``: the recordings;
 - ``world_copy``: WORLD analysis + synthesis of the recordings themselves (F0, coded envelope, aperiodicity):
   the ceiling of any vocoder that ends in WORLD;
-- ``mean`` / ``predicted`` / ``oracle``: the unit vocoder decoding the utterance's tokens with each unit's
+- ``mean`` / ``predicted`` / ``oracle``: the unit vocoder (in ``--voice`` when it is voice-conditioned)
+  decoding the utterance's tokens with each unit's
   corpus-mean run length, the duration predictor's, or the true run lengths of the encoded frames.
 """
 
@@ -27,6 +28,8 @@ def main() -> None:
     ap.add_argument("--vocoder", required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--voice", default=None, help="training voice a voice-conditioned vocoder renders "
+                    "(default: the speaker's own, else the one with the nearest mean F0)")
     args = ap.parse_args()
     speaker = Speaker.load(args.tokens, args.vocoder)
     tok, voc = speaker.tok, speaker.vocoder
@@ -39,9 +42,9 @@ def main() -> None:
         f0, coded = world_targets(wave, 16000, voc.config)
         hyps["world_copy"].append(transcribe(world_synthesize(f0, coded, voc.config)))
         voc.duration = predictor
-        hyps["predicted"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        hyps["predicted"].append(transcribe(speaker.decode(r["tokens"], r["speaker"], voice=args.voice)))
         voc.duration = None
-        hyps["mean"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        hyps["mean"].append(transcribe(speaker.decode(r["tokens"], r["speaker"], voice=args.voice)))
         _, starts = collapse(np.asarray(r["unit_frames"]))
         runs = np.diff(np.append(starts, len(r["unit_frames"])))
 
@@ -51,7 +54,7 @@ def main() -> None:
             return streams
 
         tok.split_streams = oracle
-        hyps["oracle"].append(transcribe(speaker.decode(r["tokens"], r["speaker"])))
+        hyps["oracle"].append(transcribe(speaker.decode(r["tokens"], r["speaker"], voice=args.voice)))
         tok.split_streams = split_streams
     refs = [r["text"] for r in rows]
     print(json.dumps({"split": args.split, "n": len(rows), **{k: round(word_error_rate(refs, v), 4)

@@ -270,3 +270,73 @@ def test_continuation_prompt_opens_the_next_turn_as_training_sequences_do():
     prompt = _prompt_ids(v, q)
     assert train[:len(prompt)] == prompt  # the prompt is a prefix of a training sequence
     assert _prompt_ids(v, q, next_turn=False) == prompt[:-1]
+
+
+def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
+    """A voice-conditioned vocoder needs a voice, renders the named training voice, and gives a held-out
+    speaker the training voice with the nearest mean F0; its config survives the checkpoint round trip."""
+    from speechvision.expressive import Speaker
+    from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig
+
+    means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(200.0))}
+    tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),
+                              np.zeros((2, 4), np.float32), np.zeros(4, np.float32), np.ones(4, np.float32), means,
+                              np.full(4, 3.0))
+    cfg = VocoderConfig(n_units=4, n_styles=2, hidden=8, unit_dim=8, style_dim=4, duration_hidden=0,
+                        speakers=("high", "low"), speaker_dim=4)
+    assert VocoderConfig.from_dict(cfg.to_dict()) == cfg
+    torch.manual_seed(0)
+    vc = UnitVocoder(cfg).eval()
+    assert vc.voice_index("low") == 1 and vc.voice_index("new", means["new"], means) == 0
+    assert vc.voice_index(None, float(np.log2(90.0)), means) == 1
+    assert UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=8)).voice_index("low") is None
+    u, p, s = torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, 3), torch.zeros(1, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="voice-conditioned"):
+        vc(u, p, s)
+    assert not torch.allclose(vc(u, p, s, torch.tensor([0])), vc(u, p, s, torch.tensor([1])))
+    speaker, v = Speaker(tok, vc), tok.vocab
+    tokens = [v.style(0), v.pitch(32)] + [v.unit(k % 4) for k in range(20)]
+    assert np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="high"))
+    assert not np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="low"))
+
+
+def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monkeypatch):
+    """``choose_voice`` measures each training voice's WER on the split, writes the best as
+    ``default_voice`` (held-out speakers then decode in it) and refuses a voice-independent vocoder."""
+    import speechvision.expressive_eval as ee
+    from speechvision.expressive import VOCODER_VERSION, Speaker, VocoderError, choose_voice, load_vocoder
+    from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig
+    from speechvision.training.checkpoint import save_checkpoint
+    from speechvision.tts import write_wav_atomic
+
+    means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(105.0))}
+    tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),
+                              np.zeros((2, 4), np.float32), np.zeros(4, np.float32), np.ones(4, np.float32), means,
+                              np.full(4, 3.0))
+    tok.save(tmp_path / "tok")
+    v = tok.vocab
+    tokens = [v.style(0), v.pitch(32)] + [v.unit(k % 4) for k in range(20)]
+    write_wav_atomic(tmp_path / "a.wav", _vowel(150.0), RATE)
+    row = {"id": "x", "split": "val", "speaker": "low", "text": "a b", "audio": str(tmp_path / "a.wav"),
+           "tokens": tokens}
+    (tmp_path / "tok" / "encoded.jsonl").write_text(json.dumps(row) + "\n")
+    cfg = VocoderConfig(n_units=4, n_styles=2, hidden=8, unit_dim=8, style_dim=4, duration_hidden=0,
+                        speakers=("high", "low"), speaker_dim=4)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "voc" / "vocoder.pt", "vocoder",
+                    {"model_version": VOCODER_VERSION, "config": cfg.to_dict(), "model": UnitVocoder(cfg).state_dict()})
+    speaker = Speaker.load(tmp_path / "tok", tmp_path / "voc")
+    assert np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="low"))  # nearest F0
+    high = speaker.decode(tokens, "low", voice="high")
+    monkeypatch.setattr(ee, "transcribe", lambda w, *a: "a b" if np.array_equal(w, high) else "c")
+    out = choose_voice(tmp_path / "tok", tmp_path / "voc", progress=False)
+    assert out["default_voice"] == "high" and out["wer"]["high"] == 0.0 and out["wer"]["low"] == 1.0
+    assert load_vocoder(tmp_path / "voc").config.default_voice == "high"
+    assert np.array_equal(Speaker.load(tmp_path / "tok", tmp_path / "voc").decode(tokens, "new"),
+                          speaker.decode(tokens, "new", voice="high"))
+    assert "choose_voice" in (tmp_path / "voc" / "log.jsonl").read_text()
+    plain = VocoderConfig(n_units=4, n_styles=2, hidden=8, duration_hidden=0)
+    save_checkpoint(tmp_path / "plain" / "vocoder.pt", "vocoder",
+                    {"model_version": VOCODER_VERSION, "config": plain.to_dict(), "model": UnitVocoder(plain).state_dict()})
+    with pytest.raises(VocoderError, match="not voice-conditioned"):
+        choose_voice(tmp_path / "tok", tmp_path / "plain", progress=False)

@@ -306,6 +306,16 @@ def _add_speechlm(sub) -> None:
     vc.add_argument("--out", required=True, type=Path)
     vc.add_argument("--steps", type=int, default=3000)
     vc.add_argument("--hidden", type=int, default=192, help="channels of the envelope network (default 192)")
+    vc.add_argument("--voice-conditioned", action="store_true",
+                    help="condition the envelope network on the train voices; held-out speakers are rendered in "
+                         "the training voice with the nearest mean F0 (or the one `speechlm choose-voice` sets)")
+    cv = lsub.add_parser("choose-voice", help="set the voice a voice-conditioned vocoder renders held-out speakers "
+                         "in: the train voice with the lowest validation WER",
+                         epilog="example: speechvision speechlm choose-voice --tokens runs/tokens --vocoder runs/vocoder")
+    cv.add_argument("--tokens", required=True, type=Path)
+    cv.add_argument("--vocoder", required=True, type=Path)
+    cv.add_argument("--split", default="val", help="split the WER is measured on (default val; never test)")
+    cv.add_argument("-n", type=int, default=24, help="utterances per voice (default 24)")
     tr = lsub.add_parser("train", help="train the speech LM on the encoded train split",
                          epilog="example: speechvision speechlm train --tokens runs/tokens --out runs/speechlm")
     tr.add_argument("--tokens", required=True, type=Path)
@@ -656,7 +666,12 @@ def _cmd_speechlm(args) -> None:
     elif c == "vocoder":
         from .expressive import train_vocoder, vocoder_config
 
-        print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=vocoder_config(args.tokens, hidden=args.hidden))}")
+        cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
+        print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
+    elif c == "choose-voice":
+        from .expressive import choose_voice
+
+        print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
     elif c == "train":
         from .models.speech_lm import SpeechLMConfig
         from .training.speech_lm import train_speech_lm

@@ -90,6 +90,10 @@ def load_encoded(folder: str | Path, split: str | None = None) -> list[dict]:
 
 # --- vocoder -------------------------------------------------------------------------------------------------
 
+class VocoderError(SpeechvisionError, ValueError):
+    """A vocoder checkpoint is missing or from another version."""
+
+
 def _frame_inputs(tok: ExpressiveTokenizer, unit_frames, pitch_tokens_per_frame, style_frames, speaker_log2_f0, n):
     """Vocoder inputs at 10 ms frames from unit (40 ms), pitch-token (80 ms) and style (1 s) frame streams."""
     cfg = tok.config
@@ -131,9 +135,12 @@ def _duration_batch(items: list[tuple], rng: np.random.Generator, batch_size: in
     return u.long(), p.float(), s.long(), d.float(), mask
 
 
-def vocoder_config(tokenizer_dir: str | Path, **overrides) -> VocoderConfig:
-    """The vocoder config matching a tokenizer folder (unit and style counts, sample rate), with overrides."""
+def vocoder_config(tokenizer_dir: str | Path, *, voice_conditioned: bool = False, **overrides) -> VocoderConfig:
+    """The vocoder config matching a tokenizer folder (unit and style counts, sample rate), with overrides;
+    ``voice_conditioned`` conditions the envelope network on the train split's voices."""
     c = ExpressiveTokenizer.load(tokenizer_dir).config
+    if voice_conditioned:
+        overrides["speakers"] = tuple(sorted({r["speaker"] for r in load_encoded(tokenizer_dir, "train")}))
     return VocoderConfig(n_units=c.n_units, n_styles=c.n_styles, sample_rate_hz=c.sample_rate_hz, **overrides)
 
 
@@ -157,7 +164,8 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
         n = len(target)
         units, qf0, style = _frame_inputs(tok, r["unit_frames"], r["pitch_frames"], r["style_frames"],
                                           tok.speaker_log2_f0[r["speaker"]], n)
-        data.append((units, pitch_features(qf0, tok.speaker_log2_f0[r["speaker"]]), style, target))
+        voice = config.speakers.index(r["speaker"]) if r["speaker"] in config.speakers else 0
+        data.append((units, pitch_features(qf0, tok.speaker_log2_f0[r["speaker"]]), style, target, voice))
     durations = [x for x in (duration_examples(tok, r) for r in rows) if x is not None]
     allt = np.concatenate([d[3] for d in data])
     torch.manual_seed(seed)
@@ -174,7 +182,7 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
     for step in tqdm(range(1, steps + 1), desc="vocoder", disable=not progress):
         batch = [data[i] for i in rng.integers(0, len(data), batch_size)]
         u, p, s, y = [], [], [], []
-        for units, pf, style, target in batch:
+        for units, pf, style, target, _ in batch:
             start = int(rng.integers(0, max(1, len(target) - crop_frames)))
             sl = slice(start, start + crop_frames)
             pad = crop_frames - len(target[sl])
@@ -182,7 +190,9 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
             s.append(np.pad(style[sl], (0, pad), mode="edge"))
             p.append(np.pad(pf[sl], ((0, pad), (0, 0)), mode="edge"))
             y.append(np.pad(target[sl], ((0, pad), (0, 0)), mode="edge"))
-        pred = model(torch.from_numpy(np.stack(u)), torch.from_numpy(np.stack(p)), torch.from_numpy(np.stack(s)))
+        voice = torch.tensor([b[4] for b in batch]) if config.speakers else None
+        pred = model(torch.from_numpy(np.stack(u)), torch.from_numpy(np.stack(p)), torch.from_numpy(np.stack(s)),
+                     voice)
         y = (torch.from_numpy(np.stack(y)) - model.target_mean) / model.target_std
         l1 = loss = (pred - y).abs().mean()
         dur_mse = torch.zeros(())
@@ -205,16 +215,54 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
     return out
 
 
-class VocoderError(SpeechvisionError, ValueError):
-    """A vocoder checkpoint is missing or from another version."""
+def _vocoder_checkpoint(folder: str | Path) -> dict:
+    return load_model_checkpoint(Path(folder) / "vocoder.pt", "vocoder", VOCODER_VERSION, VocoderError,
+                                 "speechvision speechlm vocoder", "vocoder")
 
 
 def load_vocoder(folder: str | Path) -> UnitVocoder:
-    ckpt = load_model_checkpoint(Path(folder) / "vocoder.pt", "vocoder", VOCODER_VERSION, VocoderError,
-                                 "speechvision speechlm vocoder", "vocoder")
+    ckpt = _vocoder_checkpoint(folder)
     model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval()
+
+
+def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: str = "val", limit: int = 24,
+                 progress: bool = True) -> dict:
+    """Set a voice-conditioned vocoder's ``default_voice`` (the voice held-out speakers are rendered in) to
+    the training voice whose decodes of the first ``limit`` utterances of ``split`` the offline Whisper
+    transcribes with the lowest WER; rewrites ``vocoder.pt`` atomically and appends the per-voice WERs to
+    its ``log.jsonl``.
+
+    Returns:
+        {"split", "n", "wer": {voice: WER, "original": WER of the recordings}, "default_voice"}.
+    Raises:
+        VocoderError: the vocoder is not voice-conditioned, or the split is empty.
+    """
+    from tqdm import tqdm
+
+    from .expressive_eval import transcribe, word_error_rate
+
+    speaker = Speaker.load(tokenizer_dir, vocoder_dir)
+    voices = list(speaker.vocoder.config.speakers)
+    if not voices:
+        raise VocoderError(f"{vocoder_dir}: the vocoder is not voice-conditioned; train it with --voice-conditioned")
+    rows = load_encoded(tokenizer_dir, split)[:limit]
+    if not rows:
+        raise VocoderError(f"{tokenizer_dir}: no {split} utterances to choose a voice on")
+    refs = [r["text"] for r in rows]
+    wer = {"original": word_error_rate(refs, [transcribe(read_wave(r["audio"])) for r in rows])}
+    for v in tqdm(voices, desc="voices", disable=not progress):
+        wer[v] = word_error_rate(refs, [transcribe(speaker.decode(r["tokens"], r["speaker"], voice=v)) for r in rows])
+    best = min(voices, key=lambda v: wer[v])
+    ckpt = _vocoder_checkpoint(vocoder_dir)
+    ckpt["config"] = {**ckpt["config"], "default_voice": best}
+    save_checkpoint(Path(vocoder_dir) / "vocoder.pt", "vocoder",
+                    {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "version", "kind")})
+    result = {"split": split, "n": len(rows), "wer": {k: round(x, 4) for k, x in wer.items()}, "default_voice": best}
+    with open(Path(vocoder_dir) / "log.jsonl", "a") as f:
+        f.write(json.dumps({"choose_voice": result}) + "\n")
+    return result
 
 
 class Speaker:
@@ -229,13 +277,15 @@ class Speaker:
 
     @torch.no_grad()
     def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None,
-               rate: float = 1.0) -> np.ndarray:
+               rate: float = 1.0, voice: str | None = None) -> np.ndarray:
         """(N,) float32 waveform at the tokenizer's rate for an interleaved token sequence.
 
         F0 is the bin centre of each pitch token relative to the speaker's mean (``speaker`` fitted or
         enrolled, or ``speaker_log2_f0`` given; otherwise the mean over known speakers). Each unit lasts
         its predicted duration (the vocoder's duration predictor), or its corpus-mean run length when the
-        vocoder has none; ``rate`` > 1 speaks faster.
+        vocoder has none; ``rate`` > 1 speaks faster. A voice-conditioned vocoder renders the timbre of
+        ``voice``, else of ``speaker`` when it is a training voice, else (held-out speakers) of its
+        ``default_voice``, else of the training voice whose mean F0 is nearest the speaker's.
 
         Raises:
             TokenizerError: the sequence holds no content unit.
@@ -255,7 +305,9 @@ class Speaker:
         f0 = self.tok.pitch_to_f0(np.repeat(streams["pitch"], reps), mean)
         f0 = _smooth_f0(f0)
         pf = pitch_features(f0, mean)
-        pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None])[0]
+        vi = v.voice_index(voice or speaker, mean, self.tok.speaker_log2_f0)
+        pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None],
+                 None if vi is None else torch.tensor([vi]))[0]
         coded = (pred * v.target_std + v.target_mean).numpy()
         return world_synthesize(f0, coded, v.config)
 

@@ -40,6 +40,9 @@ class VocoderConfig:
     unit_dim: int = 128
     style_dim: int = 16
     duration_hidden: int = 128  # 0: no duration predictor (mean run lengths at decode time)
+    speakers: tuple = ()  # training voices the envelope network is conditioned on; () = voice-independent
+    speaker_dim: int = 16
+    default_voice: str | None = None  # the voice held-out speakers are rendered in; None = nearest mean F0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,18 +51,25 @@ class VocoderConfig:
     def from_dict(d: dict) -> "VocoderConfig":
         d = dict(d)
         d["dilations"] = tuple(d.get("dilations", (1, 2, 4, 1, 2, 4)))
+        d["speakers"] = tuple(d.get("speakers", ()))
         return VocoderConfig(**d)
 
 
 class UnitVocoder(nn.Module):
-    """(units, pitch, style) per 10 ms frame -> normalised WORLD features per frame."""
+    """(units, pitch, style[, voice]) per 10 ms frame -> normalised WORLD features per frame.
+
+    With ``config.speakers`` the envelope network also takes a learned embedding of the output voice (the
+    issue's optional speaker id; SpiritLM's unit vocoder is conditioned on its Expresso voices the same way),
+    so it can render each training voice's timbre instead of an average over voices.
+    """
 
     def __init__(self, config: VocoderConfig):
         super().__init__()
         c = self.config = config
         self.unit_emb = nn.Embedding(c.n_units, c.unit_dim)
         self.style_emb = nn.Embedding(c.n_styles, c.style_dim)
-        self.inp = nn.Conv1d(c.unit_dim + c.style_dim + 3, c.hidden, 1)
+        self.speaker_emb = nn.Embedding(len(c.speakers), c.speaker_dim) if c.speakers else None
+        self.inp = nn.Conv1d(c.unit_dim + c.style_dim + 3 + (c.speaker_dim if c.speakers else 0), c.hidden, 1)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Conv1d(c.hidden, c.hidden, c.kernel, padding=d * (c.kernel // 2), dilation=d),
                           nn.GroupNorm(1, c.hidden), nn.GELU()) for d in c.dilations)
@@ -68,17 +78,41 @@ class UnitVocoder(nn.Module):
         self.register_buffer("target_mean", torch.zeros(c.sp_dims + c.ap_dims))
         self.register_buffer("target_std", torch.ones(c.sp_dims + c.ap_dims))
 
-    def forward(self, units: torch.Tensor, pitch: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def voice_index(self, name: str | None = None, log2_f0: float | None = None,
+                    speaker_log2_f0: dict | None = None) -> int | None:
+        """Index of the output voice: ``name`` when it is a training voice, else ``config.default_voice``,
+        else the training voice whose mean log2 F0 (from ``speaker_log2_f0``) is nearest ``log2_f0``; None for
+        a voice-independent vocoder."""
+        voices = list(self.config.speakers)
+        if not voices:
+            return None
+        for v in (name, self.config.default_voice):
+            if v in voices:
+                return voices.index(v)
+        if log2_f0 is None or not speaker_log2_f0:
+            return 0
+        return int(np.argmin([abs(speaker_log2_f0.get(v, np.inf) - log2_f0) for v in voices]))
+
+    def forward(self, units: torch.Tensor, pitch: torch.Tensor, style: torch.Tensor,
+                voice: torch.Tensor | None = None) -> torch.Tensor:
         """
         Args:
             units: (B, T) unit index per frame.
             pitch: (B, T, 3): absolute log2 F0 minus 7, log2 F0 relative to the speaker's mean, voiced flag
                 (F0 terms are 0 where unvoiced).
             style: (B, T) style index per frame.
+            voice: (B,) index into ``config.speakers``; required when the vocoder is voice-conditioned.
         Returns:
             (B, T, sp_dims + ap_dims) normalised coded envelope and aperiodicity.
+        Raises:
+            ValueError: a voice-conditioned vocoder called without ``voice``.
         """
-        x = torch.cat([self.unit_emb(units), self.style_emb(style), pitch], -1)
+        parts = [self.unit_emb(units), self.style_emb(style), pitch]
+        if self.speaker_emb is not None:
+            if voice is None:
+                raise ValueError("this vocoder is voice-conditioned: pass voice=(B,) indices")
+            parts.append(self.speaker_emb(voice)[:, None].expand(-1, units.shape[1], -1))
+        x = torch.cat(parts, -1)
         h = self.inp(rearrange(x, "b t f -> b f t"))
         for block in self.blocks:
             h = h + block(h)
