@@ -88,7 +88,7 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
     from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
     from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig
     from speechvision.training.avlm import load_avlm
-    from speechvision.training.avlm_dialogue import load_dialogues, train_dialogue
+    from speechvision.training.avlm_dialogue import collate_dialogues, load_dialogues, sample_response, train_dialogue
     from speechvision.training.speech_lm import train_speech_lm
 
     rows = _speech_corpus(tmp_path / "speech")
@@ -106,12 +106,18 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
                     intermediate_size=64, dropout=0.0), steps=2, batch_size=4, progress=False, eval_every=2)
     d = load_dialogues(tmp_path / "av", tmp_path / "tokens", "test", "landmark-conv")
     assert d and all(x["question"] and x["response"] and x["response_text"] for x in d)
-    train_dialogue(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / "run",
-                   AVLMConfig(fusion="qformer", heads=2), pretrain_steps=2, finetune_steps=3, batch_size=4,
-                   progress=False)
-    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 5 and "emotion_ce" in log[-1]
-    assert load_avlm(tmp_path / "run" / "dialogue.pt", V).config.fusion == "qformer"
+    for fusion in ("qformer", "concat", "cross-attention"):
+        train_dialogue(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / fusion,
+                       AVLMConfig(fusion=fusion, heads=2), pretrain_steps=2, finetune_steps=3, batch_size=4,
+                       progress=False)
+        log = [json.loads(x) for x in (tmp_path / fusion / "log.jsonl").read_text().splitlines()]
+        assert log[-1]["step"] == 5 and "emotion_ce" in log[-1]
+        model = load_avlm(tmp_path / fusion / "dialogue.pt", V)
+        assert model.config.fusion == fusion
+        b = collate_dialogues(d[:1], V, with_response=False)
+        reply = sample_response(model, V, d[0]["question"], "sad", b["visual"], b["visual_mask"], max_new_tokens=12,
+                                min_units=2)
+        assert reply and all(V.kind(t) in ("unit", "pitch", "style") for t in reply)
 
 
 def test_respond_rejects_an_unknown_emotion_before_loading_anything(tmp_path):

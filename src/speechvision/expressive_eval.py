@@ -144,16 +144,19 @@ class EmotionJudge:
 
 
 def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True) -> EmotionJudge:
-    """``EmotionJudge.fit`` on the real train recordings of the spoken-emotion corpus in ``data``."""
+    """``EmotionJudge.fit`` on the real train recordings of the spoken-emotion corpus in ``data``; their
+    features are cached under ``data/cache`` (keyed by the files and the sample rate)."""
     from tqdm import tqdm
 
+    from .data.cache import cached_array
     from .data.spoken_emotion import load_corpus
     from .expressive import read_wave
 
     data = Path(data)
     _, train = load_corpus(data, "train")
-    feats = np.stack([emotion_features(read_wave(data / r["audio"], sample_rate_hz), sample_rate_hz)
-                      for r in tqdm(train, desc="emotion judge", unit="utt", disable=not progress)])
+    feats = cached_array(data, "judge-egemaps", [data / r["audio"] for r in train], {"sample_rate_hz": sample_rate_hz},
+                         lambda: np.stack([emotion_features(read_wave(data / r["audio"], sample_rate_hz), sample_rate_hz)
+                                           for r in tqdm(train, desc="emotion judge", unit="utt", disable=not progress)]))
     return EmotionJudge.fit(feats, [r["emotion"] for r in train], [r["voice"] for r in train])
 
 

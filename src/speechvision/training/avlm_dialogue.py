@@ -136,7 +136,7 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
             b = collate([clips[int(i)] for i in rng.integers(0, len(clips), batch_size)], vocab)
             ids, labels = mask_speech_tokens(b["ids"], b["attention_mask"], vocab, mask_ratio, gen)
             loss = model(ids, b["attention_mask"], b["visual"], b["visual_mask"], labels=labels)["loss"]
-            parts = {"masked_lm": float(loss)}
+            parts = {"masked_lm": float(loss.detach())}
         else:
             idx = [int(rng.choice(by_class[k])) for k in rng.integers(0, len(EMOTIONS), batch_size)]
             loss, parts = dialogue_loss(model, collate_dialogues([dialogues[i] for i in idx], vocab), vocab)
