@@ -340,3 +340,7 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
                     {"model_version": VOCODER_VERSION, "config": plain.to_dict(), "model": UnitVocoder(plain).state_dict()})
     with pytest.raises(VocoderError, match="not voice-conditioned"):
         choose_voice(tmp_path / "tok", tmp_path / "plain", progress=False)
+    from speechvision.cli import main
+
+    assert main(["speechlm", "choose-voice", "--tokens", str(tmp_path / "tok"), "--vocoder", str(tmp_path / "voc")]) == 0
+    assert main(["speechlm", "choose-voice", "--tokens", str(tmp_path / "tok"), "--vocoder", str(tmp_path / "plain")]) == 1

@@ -692,8 +692,6 @@ def _cmd_speechlm(args) -> None:
         print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
               f"({info['new_tokens']} tokens)")
     else:
-        import json
-
         from .expressive_eval import evaluate_expressive
 
         m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit,
