@@ -305,10 +305,12 @@ def _add_speechlm(sub) -> None:
     vc.add_argument("--tokens", required=True, type=Path, help="folder written by `speechlm tokenize`")
     vc.add_argument("--out", required=True, type=Path)
     vc.add_argument("--steps", type=int, default=3000)
-    vc.add_argument("--hidden", type=int, default=192, help="channels of the envelope network (default 192)")
-    vc.add_argument("--voice-conditioned", action="store_true",
-                    help="condition the envelope network on the train voices; held-out speakers are rendered in "
-                         "the training voice with the nearest mean F0 (or the one `speechlm choose-voice` sets)")
+    vc.add_argument("--hidden", type=int, default=256, help="channels of the envelope network (default 256)")
+    vc.add_argument("--voice-conditioned", action=argparse.BooleanOptionalAction, default=True,
+                    help="condition the envelope network on the train voices (default on); held-out speakers are "
+                         "rendered in the train voice `choose-voice` picks, else the one with the nearest mean F0")
+    vc.add_argument("--choose-voice-n", type=int, default=80,
+                    help="after training, run `choose-voice` on this many validation utterances (default 80; 0 skips)")
     cv = lsub.add_parser("choose-voice", help="set the voice a voice-conditioned vocoder renders held-out speakers "
                          "in: the train voice with the lowest validation WER",
                          epilog="example: speechvision speechlm choose-voice --tokens runs/tokens --vocoder runs/vocoder")
@@ -668,6 +670,10 @@ def _cmd_speechlm(args) -> None:
 
         cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
         print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
+        if cfg.speakers and args.choose_voice_n > 0:
+            from .expressive import choose_voice
+
+            print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
     elif c == "choose-voice":
         from .expressive import choose_voice
 

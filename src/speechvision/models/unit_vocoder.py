@@ -34,7 +34,7 @@ class VocoderConfig:
     frame_ms: float = 10.0
     sp_dims: int = 40
     ap_dims: int = 1
-    hidden: int = 192
+    hidden: int = 256
     kernel: int = 5
     dilations: tuple = (1, 2, 4, 1, 2, 4)
     unit_dim: int = 128
