@@ -1,9 +1,17 @@
 import gzip
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for the web server and torch.distributed tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:

@@ -3,7 +3,6 @@ same global batch (within float tolerance); rank 0 alone writes the run; the run
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ from speechvision.configs import apply_overrides, preset
 from speechvision.training.checkpoint import load_checkpoint
 from speechvision.training.distributed import DistInfo, local_slice, shard
 from speechvision.training.sen import train_sen
+from conftest import free_port
 
 TINY = ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8", "sen.speech.embedding_dim=32",
         "sen.image.embedding_dim=32", "sen.batch_size=8", "sen.epochs=1", "gan.generator.ngf=8",
@@ -32,19 +32,13 @@ def test_shard_slices_batch_sized_tensors_only():
         local_slice(9, DistInfo(rank=0, world_size=2))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _train(kind, args, nproc=1):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, "-m", "speechvision"]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-               "127.0.0.1", "--master_port", str(_free_port()), "-m", "speechvision"]
+               "127.0.0.1", "--master_port", str(free_port()), "-m", "speechvision"]
     extra = ["--device", "cpu"] if kind == "gan" else []
     res = subprocess.run(cmd + ["train", kind, "--no-progress"] + extra + args, capture_output=True,
                          text=True, env=env, timeout=900)

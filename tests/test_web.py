@@ -8,7 +8,6 @@ skipped with the reason.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 pytest.importorskip("gradio", reason="the web extra is not installed (pip install -e '.[web]')")
 
 from speechvision.web import SpeechToImageService, WebInputError, _message, load_test  # noqa: E402
+from conftest import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -91,15 +91,9 @@ def test_service_retrieves_top5_real_images(tmp_path, tiny_spoken_fashion):
         SpeechToImageService(data=tiny_spoken_fashion)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
+    port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "serve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "speechvision", "serve", "--port", str(port)],
