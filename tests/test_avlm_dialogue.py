@@ -65,6 +65,26 @@ def test_qformer_prefix_follows_the_instruction_and_loss_starts_at_the_emotion()
     assert all(p.grad is not None for p in m.resampler.parameters())
 
 
+def test_concat_aligns_the_face_with_the_question_only():
+    """In a dialogue sequence concat spreads the clip's frames over the question's speech tokens alone: the
+    question's fused embeddings are the same for the prompt and for the whole dialogue (training and
+    generation agree), and the response's tokens keep their plain embeddings."""
+    m = _model("concat")
+    with torch.no_grad():
+        m.concat.proj.weight.normal_()  # let the visual half matter (it starts as the identity)
+    it = _item(2, 12)
+    vis, vmask = torch.from_numpy(it["visual"])[None], torch.ones(1, 12, dtype=torch.bool)
+    prompt = torch.tensor([dialogue_prompt(V, Q)])
+    full = torch.tensor([dialogue_prompt(V, Q, "angry", R)])
+    a = m.build_inputs(prompt, torch.ones_like(prompt), vis, vmask)["embeds"]
+    b = m.build_inputs(full, torch.ones_like(full), vis, vmask)["embeds"]
+    n = prompt.shape[1]
+    assert torch.allclose(a[0], b[0, :n], atol=1e-6)
+    emb = m.lm.model.embed_tokens(full)
+    assert not torch.allclose(b[0, 3:n], emb[0, 3:n])  # the question is fused
+    assert torch.equal(b[0, n:], emb[0, n:])  # the response is not
+
+
 def test_reply_sampling_keeps_the_speech_constraints_and_is_seeded():
     from speechvision.training.avlm_dialogue import collate_dialogues, predict_emotion, sample_response
 

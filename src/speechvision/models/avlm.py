@@ -6,7 +6,9 @@ Fusion strategies (``AVLMConfig.fusion``; the paper's names in brackets):
 - ``speech-only`` [asr_only]: the speech LM alone, the baseline.
 - ``concat`` [concate]: visual features resampled to the speech-token length (token j of n takes frame
   floor(j * Tv / n)), concatenated with each speech token's embedding and projected back (initialised
-  to pass the token embedding through, so training starts from the speech LM).
+  to pass the token embedding through, so training starts from the speech LM). In a dialogue sequence the
+  video covers the question, so only the speech tokens before ``<response>`` take frames; the response's
+  tokens are left as they are, and a growing reply never moves the question's alignment.
 - ``qformer`` [qformer, the paper's best]: a Perceiver resampler turns Tv frames into ceil(Tv / 5) queries
   (5 Hz at 25 fps, at most 128), placed as a prefix: ``<bos> <start_of_visual> [queries] <start_of_audio>
   [Speech] speech tokens``; in a dialogue prompt (``dialogue_prompt``) after the instruction token:
@@ -215,7 +217,8 @@ class AVLM(nn.Module):
                 raise ValueError(f"fusion {fusion!r} needs visual input and visual_mask")
             vis = self.encode_visual(visual, visual_mask)
         if fusion == "concat":
-            emb = self.concat(emb, speech, vis, visual_mask)
+            before_response = (input_ids == self.vocab.special("<response>")).long().cumsum(1) == 0
+            emb = self.concat(emb, speech & before_response, vis, visual_mask)
         elif fusion == "cross-attention":
             self._ctx = {"visual": vis, "visual_mask": visual_mask}
         elif fusion == "qformer":
