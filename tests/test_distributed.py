@@ -93,8 +93,9 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
     _train("gan", args + ["--out", str(root / "two"), "--sync-bn"], nproc=2)
     one, two = load_checkpoint(root / "one", "gan"), load_checkpoint(root / "two", "gan")
     assert one["step"] == two["step"] == 1
-    _assert_grads_close(one, two, "opt_D", 1e-3)
-    # 1.4e-3 was seen once for a generator conv under a loaded machine: rounding, not a reduction error (O(1))
+    # Rounding of the split batch, amplified by the tiny nets' batch norms: 1.4e-3 (a generator conv) and
+    # 1.9e-3 (a discriminator conv) were seen in fresh-clone runs. A reduction error differs by O(1).
+    _assert_grads_close(one, two, "opt_D", 1e-2)
     _assert_grads_close(one, two, "opt_G", 1e-2)
     _losses_close(root / "one", root / "two", 1e-3)  # logged losses are global means, written by rank 0 only
     assert json.loads((root / "two" / "config.json").read_text())["processes"] == 2
