@@ -332,6 +332,8 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
     out = choose_voice(tmp_path / "tok", tmp_path / "voc", progress=False)
     assert out["default_voice"] == "high" and out["wer"]["high"] == 0.0 and out["wer"]["low"] == 1.0
     assert load_vocoder(tmp_path / "voc").config.default_voice == "high"
+    saved = torch.load(tmp_path / "voc" / "vocoder.pt", weights_only=True)
+    assert "path" not in saved and saved["kind"] == "vocoder"  # re-saved state, not the loaded envelope
     assert np.array_equal(Speaker.load(tmp_path / "tok", tmp_path / "voc").decode(tokens, "new"),
                           speaker.decode(tokens, "new", voice="high"))
     assert "choose_voice" in (tmp_path / "voc" / "log.jsonl").read_text()

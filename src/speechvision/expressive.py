@@ -22,7 +22,7 @@ from .data.spoken_emotion import load_corpus
 from .errors import SpeechvisionError
 from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
 from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
-from .training.checkpoint import load_model_checkpoint, save_checkpoint
+from .training.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 2  # 2: with the duration predictor
 
@@ -220,11 +220,14 @@ def _vocoder_checkpoint(folder: str | Path) -> dict:
                                  "speechvision speechlm vocoder", "vocoder")
 
 
-def load_vocoder(folder: str | Path) -> UnitVocoder:
-    ckpt = _vocoder_checkpoint(folder)
+def _vocoder_from(ckpt: dict) -> UnitVocoder:
     model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval()
+
+
+def load_vocoder(folder: str | Path) -> UnitVocoder:
+    return _vocoder_from(_vocoder_checkpoint(folder))
 
 
 def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: str = "val", limit: int = 24,
@@ -243,7 +246,8 @@ def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: s
 
     from .expressive_eval import transcribe, word_error_rate
 
-    speaker = Speaker.load(tokenizer_dir, vocoder_dir)
+    ckpt = _vocoder_checkpoint(vocoder_dir)
+    speaker = Speaker(ExpressiveTokenizer.load(tokenizer_dir), _vocoder_from(ckpt))
     voices = list(speaker.vocoder.config.speakers)
     if not voices:
         raise VocoderError(f"{vocoder_dir}: the vocoder is not voice-conditioned; train it with --voice-conditioned")
@@ -255,10 +259,8 @@ def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: s
     for v in tqdm(voices, desc="voices", disable=not progress):
         wer[v] = word_error_rate(refs, [transcribe(speaker.decode(r["tokens"], r["speaker"], voice=v)) for r in rows])
     best = min(voices, key=lambda v: wer[v])
-    ckpt = _vocoder_checkpoint(vocoder_dir)
-    ckpt["config"] = {**ckpt["config"], "default_voice": best}
     save_checkpoint(Path(vocoder_dir) / "vocoder.pt", "vocoder",
-                    {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "version", "kind")})
+                    {**checkpoint_state(ckpt), "config": {**ckpt["config"], "default_voice": best}})
     result = {"split": split, "n": len(rows), "wer": {k: round(x, 4) for k, x in wer.items()}, "default_voice": best}
     with open(Path(vocoder_dir) / "log.jsonl", "a") as f:
         f.write(json.dumps({"choose_voice": result}) + "\n")

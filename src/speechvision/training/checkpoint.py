@@ -34,6 +34,12 @@ def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_state(ckpt: dict) -> dict:
+    """The state a loaded checkpoint was saved with: ``ckpt`` without the keys ``save_checkpoint`` (format,
+    format version, package version, kind) and ``load_checkpoint`` (path) add, ready to be saved again."""
+    return {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "version", "kind", "path")}
+
+
 def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
     """Load a checkpoint of ``kind`` (``sen``, ``gan``, ``s2igan``, or a tuple of them); ``path`` may be a run folder.
 
