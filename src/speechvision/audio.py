@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 MODEL_SAMPLE_RATE_HZ = 22050
 

@@ -32,7 +32,7 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speechvision", description="Speech-to-image generation (S2IGAN) and audio-visual "
                      "speech modelling.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from . import __version__
+    from speechvision import __version__
     parser.add_argument("--version", action="version", version=f"speechvision {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -359,7 +359,7 @@ def _add_speechlm(sub) -> None:
 
 def _cmd_data(args) -> None:
     if args.dataset == "av-emotion":
-        from .data.av_emotion import AVBuildConfig, build_av_emotion
+        from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
 
         out = build_av_emotion(args.speech, args.out, AVBuildConfig(ambiguous_fraction=args.ambiguous_fraction,
                                                                     seed=args.seed))
@@ -368,7 +368,7 @@ def _cmd_data(args) -> None:
                                            for k, v in meta["splits"].items()) + " clips")
         return
     if args.dataset == "spoken-emotion":
-        from .data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
+        from speechvision.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
         out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
                                                                 workers=args.workers))
@@ -376,27 +376,27 @@ def _cmd_data(args) -> None:
         print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
         return
     if args.dataset == "spoken-fashion":
-        from .data.spoken_fashion import BuildConfig, build_spoken_fashion
+        from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
 
         out = build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
             images=args.images, unseen_images=args.unseen_images, seed=args.seed,
             synthesize=not args.no_audio, workers=args.workers))
     elif args.dataset in ("cub", "oxford"):
-        from .data.external import build_reed
+        from speechvision.data.external import build_reed
 
         out = build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis, workers=args.workers)
     else:
-        from .data.external import build_flickr8k
+        from speechvision.data.external import build_flickr8k
 
         out = build_flickr8k(args.root, args.out)
-    from .data.manifest import load_dataset
+    from speechvision.data.manifest import load_dataset
 
     ds = load_dataset(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in ds.meta["splits"].items()) + " images")
 
 
 def _cmd_synth(args) -> None:
-    from .tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
+    from speechvision.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
 
     if args.voice not in ALL_VOICES:
         raise TTSError(f"unknown voice '{args.voice}' (choose from {', '.join(ALL_VOICES)})")
@@ -406,7 +406,7 @@ def _cmd_synth(args) -> None:
 
 
 def _cmd_features(args) -> None:
-    from .audio import AudioChecks, file_log_mel
+    from speechvision.audio import AudioChecks, file_log_mel
 
     for path in args.audio:
         feats = file_log_mel(path, checks=AudioChecks(max_duration_s=args.max_duration_s))
@@ -414,7 +414,7 @@ def _cmd_features(args) -> None:
 
 
 def _cmd_config(args) -> None:
-    from .configs import apply_overrides, preset
+    from speechvision.configs import apply_overrides, preset
 
     print(json.dumps(apply_overrides(preset(args.preset), args.overrides).to_dict(), indent=2))
 
@@ -424,11 +424,11 @@ def _cmd_train(args) -> None:
         return _cmd_train_gan(args)
     if args.model == "classifier":
         return _cmd_train_classifier(args)
-    from .configs import apply_overrides, preset
-    from .training.sen import train_sen
+    from speechvision.configs import apply_overrides, preset
+    from speechvision.training.sen import train_sen
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    from .training.distributed import shutdown
+    from speechvision.training.distributed import shutdown
 
     try:
         train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
@@ -438,18 +438,18 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_train_gan(args) -> None:
-    from .configs import apply_overrides, preset
-    from .training.checkpoint import CheckpointError
-    from .training.gan import apply_ablation, train_gan
+    from speechvision.configs import apply_overrides, preset
+    from speechvision.training.checkpoint import CheckpointError
+    from speechvision.training.gan import apply_ablation, train_gan
 
     if args.sen is None and not args.resume:
         raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
     cfg = apply_ablation(apply_overrides(preset(args.preset), args.overrides), no_dense=args.no_dense,
                          no_rs=args.no_rs, end_to_end=args.end_to_end)
     if args.save_inputs:
-        from .data.manifest import load_dataset
-        from .training.gan import prepare_gan_data
-        from .training.sen import load_sen
+        from speechvision.data.manifest import load_dataset
+        from speechvision.training.gan import prepare_gan_data
+        from speechvision.training.sen import load_sen
 
         sen, sen_cfg, _ = load_sen(args.sen)
         gd = prepare_gan_data(load_dataset(args.data), sen, sen_cfg, cfg.gan.generator.sizes_px[-1])
@@ -457,7 +457,7 @@ def _cmd_train_gan(args) -> None:
         gd.compact().save(args.save_inputs)
         print(f"wrote {args.save_inputs} ({args.save_inputs.stat().st_size / 1e6:.1f} MB)")
         return
-    from .training.distributed import shutdown
+    from speechvision.training.distributed import shutdown
 
     try:
         train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
@@ -469,15 +469,15 @@ def _cmd_train_gan(args) -> None:
 
 
 def _cmd_train_classifier(args) -> None:
-    from .training.classifier import train_classifier
+    from speechvision.training.classifier import train_classifier
 
     result = train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed)
     print(json.dumps(result, indent=2))
 
 
 def _cmd_generate(args) -> None:
-    from .audio import AudioChecks
-    from .generate import S2IGANPipeline, save_pngs
+    from speechvision.audio import AudioChecks
+    from speechvision.generate import S2IGANPipeline, save_pngs
 
     pipe = S2IGANPipeline.load(args.checkpoint)
     stages = pipe.speech_to_images(args.speech, seed=args.seed, n_per_speech=args.n_per_speech,
@@ -494,8 +494,8 @@ def _cmd_generate(args) -> None:
 def _cmd_say(args) -> None:
     import tempfile
 
-    from .generate import S2IGANPipeline, save_pngs
-    from .tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+    from speechvision.generate import S2IGANPipeline, save_pngs
+    from speechvision.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
 
     wave, rate = synthesize(args.text, DEFAULT_VOICE)
     with tempfile.TemporaryDirectory() as tmp:
@@ -507,14 +507,14 @@ def _cmd_say(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from .generate import export_bundle
+    from speechvision.generate import export_bundle
 
     out = export_bundle(args.gan, args.out, sen_checkpoint=args.sen)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def _cmd_retrieve(args) -> None:
-    from .retrieval import retrieve
+    from speechvision.retrieval import retrieve
 
     for rank, (score, rec) in enumerate(retrieve(args.checkpoint, args.speech, args.data, split=args.split, k=args.k), 1):
         print(f"{rank}. {score:.3f}  {rec.class_name:24s} {rec.image}")
@@ -528,8 +528,8 @@ def _usage(message: str) -> None:
 
 def _cmd_evaluate(args) -> None:
     if args.model is None:
-        from .evaluate import evaluate, evaluate_folders
-        from .metrics import parse_metrics
+        from speechvision.evaluate import evaluate, evaluate_folders
+        from speechvision.metrics import parse_metrics
 
         if args.real is not None or args.fake is not None:
             if args.real is None or args.fake is None:
@@ -557,12 +557,12 @@ def _cmd_evaluate(args) -> None:
         print(text)
         return
     if args.model == "gan":
-        from .evaluate import evaluate_generator, write_report
+        from speechvision.evaluate import evaluate_generator, write_report
 
         print(write_report(evaluate_generator(args.checkpoint, args.data, args.classifier, splits=args.splits,
                                               limit=args.limit), args.out))
         return
-    from .training.sen import evaluate_sen
+    from speechvision.training.sen import evaluate_sen
 
     results = evaluate_sen(args.checkpoint, args.data, splits=args.splits)
     text = json.dumps(results, indent=2)
@@ -572,7 +572,7 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_serve(args) -> None:
-    from .web import ServeConfig, serve
+    from speechvision.web import ServeConfig, serve
 
     print(f"speechvision: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
     serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
@@ -580,7 +580,7 @@ def _cmd_serve(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from .demo import run_demo
+    from speechvision.demo import run_demo
 
     run_demo(args.out)
 
@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         print("speechvision: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every error becomes one line, never a traceback
-        from .errors import is_user_error
+        from speechvision.errors import is_user_error
 
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if not is_user_error(e):
@@ -615,31 +615,31 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_avlm(args) -> None:
     c = args.avlm_command
     if c == "recognize":
-        from .avlm import recognize
+        from speechvision.avlm import recognize
 
         for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
             print(f"{emotion:8s} {p:.3f}")
         return
     if c == "respond":
-        from .avlm import respond
+        from speechvision.avlm import respond
 
         print(json.dumps(respond(args.model, args.tokens, args.vocoder, args.video, args.audio, args.out,
                                  emotion=args.emotion, voice=args.voice, temperature=args.temperature, top_p=args.top_p,
                                  max_tokens=args.max_tokens, seed=args.seed), indent=2))
         return
     if c == "evaluate-dialogue":
-        from .training.avlm_dialogue import evaluate_dialogue
+        from speechvision.training.avlm_dialogue import evaluate_dialogue
 
         print(json.dumps(evaluate_dialogue(args.model, args.av, args.tokens, args.vocoder, args.speech, args.out,
                                            force_emotion=args.force_emotion, limit=args.limit, seed=args.seed), indent=2))
         return
-    from .models.avlm import AVLMConfig
-    from .training.avlm import compare_avlm, train_avlm
+    from speechvision.models.avlm import AVLMConfig
+    from speechvision.training.avlm import compare_avlm, train_avlm
 
     kw = dict(pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, mask_ratio=args.mask_ratio,
               batch_size=args.batch_size)
     if c == "train" and args.task == "dialogue":
-        from .training.avlm_dialogue import train_dialogue
+        from speechvision.training.avlm_dialogue import train_dialogue
 
         out = train_dialogue(args.av, args.tokens, args.lm, args.out, AVLMConfig(fusion=args.fusion,
                              visual_encoder=args.visual_encoder), seed=args.seed, **kw)
@@ -649,7 +649,7 @@ def _cmd_avlm(args) -> None:
                        visual_encoder=args.visual_encoder), seed=args.seed, shuffle_faces=args.shuffle_faces, **kw)
         print(json.dumps(m, indent=2))
     else:
-        from .training.avlm import summary_table
+        from speechvision.training.avlm import summary_table
 
         s = compare_avlm(args.av, args.tokens, args.lm, args.out, fusions=args.fusions, encoders=args.encoders,
                          seeds=args.seeds, **kw)
@@ -659,28 +659,28 @@ def _cmd_avlm(args) -> None:
 def _cmd_speechlm(args) -> None:
     c = args.speechlm_command
     if c == "tokenize":
-        from .expressive import tokenize_corpus
-        from .speech_tokens import TokenizerConfig
+        from speechvision.expressive import tokenize_corpus
+        from speechvision.speech_tokens import TokenizerConfig
 
         cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
                               hubert_path=str(args.hubert) if args.hubert else None)
         print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
     elif c == "vocoder":
-        from .expressive import train_vocoder, vocoder_config
+        from speechvision.expressive import train_vocoder, vocoder_config
 
         cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
         print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
         if cfg.speakers and args.choose_voice_n > 0:
-            from .expressive import choose_voice
+            from speechvision.expressive import choose_voice
 
             print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
     elif c == "choose-voice":
-        from .expressive import choose_voice
+        from speechvision.expressive import choose_voice
 
         print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
     elif c == "train":
-        from .models.speech_lm import SpeechLMConfig
-        from .training.speech_lm import train_speech_lm
+        from speechvision.models.speech_lm import SpeechLMConfig
+        from speechvision.training.speech_lm import train_speech_lm
 
         cfg = SpeechLMConfig(hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.hidden * 11 // 4,
                              backbone=str(args.backbone) if args.backbone else None)
@@ -690,7 +690,7 @@ def _cmd_speechlm(args) -> None:
             cfg.offset = AutoConfig.from_pretrained(str(args.backbone), local_files_only=True).vocab_size
         print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, eval_every=args.eval_every)}")
     elif c == "continue":
-        from .expressive_eval import continue_speech
+        from speechvision.expressive_eval import continue_speech
 
         info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
                                temperature=args.temperature, top_p=args.top_p, seed=args.seed,
@@ -698,7 +698,7 @@ def _cmd_speechlm(args) -> None:
         print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
               f"({info['new_tokens']} tokens)")
     else:
-        from .expressive_eval import evaluate_expressive
+        from speechvision.expressive_eval import evaluate_expressive
 
         m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit,
                                 resynthesis=not args.lm_only)
@@ -706,7 +706,7 @@ def _cmd_speechlm(args) -> None:
 
 
 def _cmd_voices(args) -> None:
-    from .tts import ALL_VOICES, HELDOUT_VOICES
+    from speechvision.tts import ALL_VOICES, HELDOUT_VOICES
 
     held = {v.id for v in HELDOUT_VOICES}
     for v in ALL_VOICES.values():

@@ -25,7 +25,7 @@ SWAP_GARMENT = "coat"  # spoken as caption template 1, "this is a <colour> coat"
 
 
 def swap_text(colour: str) -> str:
-    from .data.captions import caption
+    from speechvision.data.captions import caption
 
     return caption(1, SWAP_GARMENT, 0, colour)
 
@@ -38,9 +38,9 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
     """(Re)create the bundled example recordings as 16 kHz FLAC (the front-end resamples to 22.05 kHz)."""
     import soundfile as sf
 
-    from .audio import resample
-    from .data.captions import COLOURS
-    from .tts import ALL_VOICES, DEFAULT_VOICE, synthesize
+    from speechvision.audio import resample
+    from speechvision.data.captions import COLOURS
+    from speechvision.tts import ALL_VOICES, DEFAULT_VOICE, synthesize
 
     out.mkdir(parents=True, exist_ok=True)
     items = list(EXAMPLE_TEXTS) + [
@@ -55,10 +55,10 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
 
 
 def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) -> Path:
-    from .data.captions import COLOURS
-    from .generate import BUNDLED, S2IGANPipeline, save_pngs
-    from .training.checkpoint import CheckpointError
-    from .training.gan import save_grid
+    from speechvision.data.captions import COLOURS
+    from speechvision.generate import BUNDLED, S2IGANPipeline, save_pngs
+    from speechvision.training.checkpoint import CheckpointError
+    from speechvision.training.gan import save_grid
 
     if checkpoint is None and not BUNDLED.is_file():
         raise CheckpointError(f"{BUNDLED}: the bundled model is missing from this install; reinstall speechvision")

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.captions import COLOURS, FASHION_CLASSES, caption
-from .data.manifest import Dataset, DatasetError, load_dataset
-from .generate import S2IGANPipeline
-from .models.image_encoder import WeightsError
-from .metrics.semantic import attribute_accuracy, keyword_follow_rate
-from .training.classifier import load_classifier, predict
-from .tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
+from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
+from speechvision.data.manifest import Dataset, DatasetError, load_dataset
+from speechvision.generate import S2IGANPipeline
+from speechvision.models.image_encoder import WeightsError
+from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
+from speechvision.training.classifier import load_classifier, predict
+from speechvision.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 
 
 def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str, *,
@@ -121,7 +121,7 @@ def _generate_uint8(pipe: S2IGANPipeline, wavs: list[Path], *, seed: int, batch_
     """One final-stage image per wav, image ``i`` with seed ``seed + i`` -> (N, H, W, 3) uint8."""
     from tqdm import tqdm
 
-    from .generate import to_uint8
+    from speechvision.generate import to_uint8
 
     out = []
     for s in tqdm(range(0, len(wavs), batch_size), desc=desc, unit="batch", disable=not progress):
@@ -147,8 +147,8 @@ def _float_images(images_uint8: np.ndarray):
 def real_statistics(ds: Dataset, split: str, features: np.ndarray, positions: list[int], params: dict):
     """FID statistics of a split's real images, cached as ``cache/fid-stats-<split>-<key>.safetensors``
     (key: the split's image files and the feature extractor)."""
-    from .data.cache import content_key
-    from .metrics.fid import Statistics, feature_statistics
+    from speechvision.data.cache import content_key
+    from speechvision.metrics.fid import Statistics, feature_statistics
 
     key = content_key([ds.path(ds.records[i].image) for i in positions], {"kind": "fid-stats", **params})
     path = ds.root / "cache" / f"fid-stats-{split}-{key}.safetensors"
@@ -204,15 +204,15 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
         DatasetError: a missing split, or metrics that need a classifier without one.
         CheckpointError / WeightsError: unusable checkpoint or Inception weights.
     """
-    from . import __version__
-    from .metrics import REGISTRY
-    from .metrics.features import inception_features, load_images_uint8
-    from .metrics.fid import feature_statistics, frechet_distance
-    from .metrics.generation_map import generation_map, select_queries
-    from .metrics.inception_score import inception_score
-    from .models.image_encoder import InceptionFeatures
-    from .training.classifier import probabilities
-    from .training.features import image_features, inception_params
+    from speechvision import __version__
+    from speechvision.metrics import REGISTRY
+    from speechvision.metrics.features import inception_features, load_images_uint8
+    from speechvision.metrics.fid import feature_statistics, frechet_distance
+    from speechvision.metrics.generation_map import generation_map, select_queries
+    from speechvision.metrics.inception_score import inception_score
+    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.training.classifier import probabilities
+    from speechvision.training.features import image_features, inception_params
 
     metrics = list(metrics)
     ds = load_dataset(data)
@@ -376,11 +376,11 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
     Raises:
         ImageFolderError: a missing or empty folder, or an unreadable image (named).
     """
-    from .metrics.features import image_files, inception_features, load_images_uint8
-    from .metrics.fid import fid_from_features
-    from .metrics.inception_score import inception_score
-    from .models.image_encoder import InceptionFeatures
-    from .training.classifier import probabilities
+    from speechvision.metrics.features import image_files, inception_features, load_images_uint8
+    from speechvision.metrics.fid import fid_from_features
+    from speechvision.metrics.inception_score import inception_score
+    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.training.classifier import probabilities
 
     model = InceptionFeatures(inception_weights)
     feats = {}

@@ -17,19 +17,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.manifest import _atomic_write_text
-from .data.spoken_emotion import load_corpus
-from .errors import SpeechvisionError
-from .models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
-from .speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
-from .training.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
+from speechvision.data.manifest import _atomic_write_text
+from speechvision.data.spoken_emotion import load_corpus
+from speechvision.errors import SpeechvisionError
+from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
+from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
+from speechvision.training.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 2  # 2: with the duration predictor
 
 
 def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
     """(N,) float32 mono waveform at ``sample_rate_hz`` through the project's audio front-end checks."""
-    from .audio import load_audio
+    from speechvision.audio import load_audio
 
     return load_audio(path, sample_rate_hz=sample_rate_hz)
 
@@ -48,7 +48,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
     train = [r for r in rows if r["split"] == "train"]
     waves = {r["id"]: read_wave(corpus / r["audio"], config.sample_rate_hz)
              for r in tqdm(rows, desc="reading audio", unit="utt", disable=not progress)}
-    from .speech_tokens import unit_features
+    from speechvision.speech_tokens import unit_features
 
     feats = {r["id"]: unit_features(waves[r["id"]], config)
              for r in tqdm(rows, desc=f"{config.unit_features} features", unit="utt", disable=not progress)}
@@ -71,7 +71,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
 
 def add_speakers(tok: ExpressiveTokenizer, waves_by_speaker: dict) -> None:
     """Enrol speakers: their mean log2 F0 over the voiced frames of the given waveforms."""
-    from .speech_tokens import f0_track
+    from speechvision.speech_tokens import f0_track
 
     for spk, waves in (waves_by_speaker or {}).items():
         lf = [np.log2(f[f > 0]) for f in (f0_track(w, tok.config.sample_rate_hz) for w in waves)]
@@ -244,7 +244,7 @@ def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: s
     """
     from tqdm import tqdm
 
-    from .expressive_eval import transcribe, word_error_rate
+    from speechvision.expressive_eval import transcribe, word_error_rate
 
     ckpt = _vocoder_checkpoint(vocoder_dir)
     speaker = Speaker(ExpressiveTokenizer.load(tokenizer_dir), _vocoder_from(ckpt))

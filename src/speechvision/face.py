@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 FPS = 25.0
 

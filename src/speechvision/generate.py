@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
-from .configs import Config, config_from_dict
-from .models.generator import Generator
-from .models.speech_encoder import SpeechEncoder
-from .training.checkpoint import load_checkpoint, save_checkpoint
+from speechvision.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
+from speechvision.configs import Config, config_from_dict
+from speechvision.models.generator import Generator
+from speechvision.models.speech_encoder import SpeechEncoder
+from speechvision.training.checkpoint import load_checkpoint, save_checkpoint
 
 BUNDLED = Path(__file__).resolve().parent / "assets" / "spoken-fashion.pt"
 
@@ -45,7 +45,7 @@ class S2IGANPipeline:
             enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
             gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
-        from .training.sen import load_sen
+        from speechvision.training.sen import load_sen
 
         sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder

@@ -100,7 +100,7 @@ class S2IGANLoss:
         return out
 
     def _relation_batch(self, batch: dict, fake_emb: torch.Tensor):
-        from .models.relation import DIFFERENT, SAME, SIMILAR
+        from speechvision.models.relation import DIFFERENT, SAME, SIMILAR
 
         a = batch["anchor"]
         others = torch.cat([a, batch["similar"], fake_emb, batch["different"]])
@@ -115,7 +115,7 @@ class S2IGANLoss:
         return {"RS": loss.detach(), "RS_acc": (logits.argmax(1) == labels).float().mean()}
 
     def _phase_g(self, batch: dict) -> dict[str, torch.Tensor]:
-        from .models.relation import SIMILAR
+        from speechvision.models.relation import SIMILAR
 
         out, total = {}, 0.0
         for i, D in enumerate(self.Ds):

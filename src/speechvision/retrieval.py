@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioChecks
-from .data.manifest import DatasetError, Dataset, Record, load_dataset
-from .generate import embed_wavs
-from .metrics.retrieval import cosine_scores
-from .training.sen import SENInputs, embed_images, load_sen
+from speechvision.audio import AudioChecks
+from speechvision.data.manifest import DatasetError, Dataset, Record, load_dataset
+from speechvision.generate import embed_wavs
+from speechvision.metrics.retrieval import cosine_scores
+from speechvision.training.sen import SENInputs, embed_images, load_sen
 
 
 class RetrievalIndex:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "[Speech]", "<start_of_audio>", "<start_of_visual>", "<start_of_av>",
             "<speech_mask>", "<start_of_text>", "<emotion:neutral>", "<emotion:happy>", "<emotion:angry>",
@@ -342,7 +342,7 @@ class ExpressiveTokenizer:
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
-        from .data.manifest import _atomic_write_text
+        from speechvision.data.manifest import _atomic_write_text
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

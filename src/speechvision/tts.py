@@ -25,7 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 
 class TTSError(SpeechvisionError, RuntimeError):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
 
@@ -54,14 +54,14 @@ class SpeechToImageService:
 
     def __init__(self, checkpoint: str | Path | None = None, *, data: str | Path | None = None,
                  sen_checkpoint: str | Path | None = None, split: str = "test"):
-        from .generate import S2IGANPipeline
+        from speechvision.generate import S2IGANPipeline
 
         self.pipe = S2IGANPipeline.load(checkpoint)
         self.index = None
         if data is not None:
             if sen_checkpoint is None:
                 raise WebInputError("retrieval needs --sen RUN (a SEN run folder) together with --data DIR")
-            from .retrieval import RetrievalIndex
+            from speechvision.retrieval import RetrievalIndex
 
             self.index = RetrievalIndex(sen_checkpoint, data, split=split)
         self._lock = threading.Lock()
@@ -69,7 +69,7 @@ class SpeechToImageService:
 
     def speak(self, text: str) -> Path:
         """Text -> a WAV spoken by the default Piper voice (a temporary file)."""
-        from .tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+        from speechvision.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
 
         text = (text or "").strip()
         if not text:
@@ -83,7 +83,7 @@ class SpeechToImageService:
 
     def speech_to_images(self, wav: str | Path, *, seed: int = 0, n: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One spoken description -> (n final images, every stage of the first image)."""
-        from .generate import to_uint8
+        from speechvision.generate import to_uint8
 
         n = int(min(max(int(n), 1), MAX_IMAGES))
         with self._lock:
@@ -92,7 +92,7 @@ class SpeechToImageService:
 
     def colour_swap(self, sentence: str, colours: list[str], *, seed: int = 0) -> list[tuple[np.ndarray, str]]:
         """The sentence spoken once per colour (its colour word replaced), same seed -> (image, colour)."""
-        from .data.captions import COLOURS
+        from speechvision.data.captions import COLOURS
 
         words = (sentence or "").strip().lower().split()
         slots = [i for i, w in enumerate(words) if w in COLOURS]
@@ -111,7 +111,7 @@ class SpeechToImageService:
         """Top-5 real images (H, W, 3) uint8 with "score class" captions for a spoken query; [] without a dataset."""
         if self.index is None:
             return []
-        from .metrics.features import load_images_uint8
+        from speechvision.metrics.features import load_images_uint8
 
         with self._lock:
             hits = self.index.query(wav, RETRIEVED)
@@ -120,7 +120,7 @@ class SpeechToImageService:
 
 
 def _message(e: Exception) -> str:
-    from .errors import is_user_error
+    from speechvision.errors import is_user_error
 
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     # Uploaded files live under Gradio's cache with long names: show only the file name.
@@ -141,7 +141,7 @@ def build_app(service: SpeechToImageService):
 
     import gradio as gr
 
-    from .data.captions import COLOURS
+    from speechvision.data.captions import COLOURS
 
     log = logging.getLogger("speechvision.web")
 

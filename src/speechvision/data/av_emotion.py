@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..face import CANONICAL_68, FPS, PARTS
-from .manifest import DatasetError, _atomic_write_text
-from .spoken_emotion import EMOTIONS, load_corpus
+from speechvision.face import CANONICAL_68, FPS, PARTS
+from speechvision.data.manifest import DatasetError, _atomic_write_text
+from speechvision.data.spoken_emotion import EMOTIONS, load_corpus
 
 FORMAT_VERSION = 1
 FRAME_SIZE_PX = 96
@@ -161,7 +161,7 @@ def build_av_emotion(speech: str | Path, out: str | Path, config: AVBuildConfig 
     from safetensors.numpy import save_file
     from tqdm import tqdm
 
-    from ..audio import load_audio
+    from speechvision.audio import load_audio
 
     if not 0 <= config.ambiguous_fraction <= 1:
         raise DatasetError(f"ambiguous_fraction must be in [0, 1], got {config.ambiguous_fraction}")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .manifest import DatasetError
+from speechvision.data.manifest import DatasetError
 
 CLASSES = ("neutral", "happy", "angry", "sad")
 

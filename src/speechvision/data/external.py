@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..tts import DEFAULT_VOICE, TRAIN_VOICES, SynthesisJob, synthesize_many
-from .manifest import Caption, DatasetError, Record, write_dataset
-from .spoken_fashion import audio_relpath
+from speechvision.tts import DEFAULT_VOICE, TRAIN_VOICES, SynthesisJob, synthesize_many
+from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
+from speechvision.data.spoken_fashion import audio_relpath
 
 
 def _need(path: Path, hint: str = "") -> Path:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
-from .captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
-from .manifest import Caption, DatasetError, Record, write_dataset
+from speechvision.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
+from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
+from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = {

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -52,7 +52,7 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def _to_batch(images, device) -> torch.Tensor:
-    from ..models.image_encoder import INCEPTION_SIZE_PX
+    from speechvision.models.image_encoder import INCEPTION_SIZE_PX
 
     if isinstance(images, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
@@ -73,7 +73,7 @@ def inception_features(load_batch: Callable[[int, int], np.ndarray | list], n: i
     """
     from tqdm import tqdm
 
-    from ..models.image_encoder import InceptionFeatures
+    from speechvision.models.image_encoder import InceptionFeatures
 
     model = model or InceptionFeatures(device=device)
     out = np.zeros((n, 2048), np.float32)

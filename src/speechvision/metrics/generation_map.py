@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .retrieval import class_relevance, cosine_scores, mean_average_precision, recall_at_k
+from speechvision.metrics.retrieval import class_relevance, cosine_scores, mean_average_precision, recall_at_k
 
 PAPER_KS = (1, 2, 3, 5, 10)
 FLICKR_KS = (1, 5, 10, 50)

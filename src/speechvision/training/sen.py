@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..configs import Config, config_from_dict
-from ..data.cache import LogMelCache
-from ..data.manifest import Dataset, DatasetError, Record, load_dataset
-from ..losses import sen_loss
-from ..metrics.retrieval import retrieval_report
-from ..models.sen import SEN
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .features import image_features
+from speechvision.configs import Config, config_from_dict
+from speechvision.data.cache import LogMelCache
+from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
+from speechvision.losses import sen_loss
+from speechvision.metrics.retrieval import retrieval_report
+from speechvision.models.sen import SEN
+from speechvision.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.training.features import image_features
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SENInputs:
         if cfg.sen.image.kind == "inception":
             inputs = torch.from_numpy(image_features(ds.root, images, progress=progress))
         else:
-            from ..metrics.features import load_images_uint8
+            from speechvision.metrics.features import load_images_uint8
 
             inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
             inputs = inputs.float() / 127.5 - 1.0
@@ -135,7 +135,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     """
     from tqdm import tqdm
 
-    from .distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
+    from speechvision.training.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
 
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
@@ -147,7 +147,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     elif ckpt_path.exists():
         raise CheckpointError(f"{ckpt_path}: a run already exists here; pass --resume or choose another --out")
     if inception_weights is not None:
-        from ..models.image_encoder import InceptionFeatures
+        from speechvision.models.image_encoder import InceptionFeatures
 
         InceptionFeatures(inception_weights)  # raises a clear error for unsupported weights
     ds = load_dataset(data)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SpeechvisionError
-from ..models.speech_lm import SpeechLMConfig, build_lm
-from ..speech_tokens import Vocabulary
-from .checkpoint import load_model_checkpoint, save_checkpoint
+from speechvision.errors import SpeechvisionError
+from speechvision.models.speech_lm import SpeechLMConfig, build_lm
+from speechvision.speech_tokens import Vocabulary
+from speechvision.training.checkpoint import load_model_checkpoint, save_checkpoint
 
 LM_VERSION = 1
 
@@ -87,8 +87,8 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
     """
     from tqdm import tqdm
 
-    from ..expressive import load_encoded
-    from ..speech_tokens import ExpressiveTokenizer
+    from speechvision.expressive import load_encoded
+    from speechvision.speech_tokens import ExpressiveTokenizer
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     vocab = tok.vocab
