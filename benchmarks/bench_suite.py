@@ -80,7 +80,8 @@ def count_flops(fn) -> float:
 def _gan_parts(preset_name: str, device: str, batch_size: int | None = None, overrides=(), channels_last=False):
     from speechvision.configs import apply_overrides, preset
     from speechvision.losses import S2IGANLoss
-    from speechvision.models.image_encoder import ImageEncoder, InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
+    from speechvision.models.image_encoder import ImageEncoder
     from speechvision.training.gan import GANBatches, build_models
 
     cfg = apply_overrides(preset(preset_name), list(overrides))
@@ -218,7 +219,7 @@ def w_generate(device: str, preset_name: str, quick: bool) -> dict:
 
 
 def w_inception(device: str, quick: bool) -> dict:
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
 
     model = InceptionFeatures(device=device)
     x = torch.randint(0, 256, (32, 3, 64, 64), dtype=torch.uint8, device=device)

@@ -2,7 +2,7 @@ import numpy as np
 import soundfile as sf
 from conftest import sine
 
-from speechvision.audio import file_log_mel
+from speechvision.core.audio import file_log_mel
 from speechvision.data.cache import LogMelCache, cached_array
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from speechvision.configs import apply_overrides, preset
-from speechvision.training.checkpoint import load_checkpoint
-from speechvision.training.distributed import DistInfo, local_slice, shard
+from speechvision.core.checkpoint import load_checkpoint
+from speechvision.core.distributed import DistInfo, local_slice, shard
 from speechvision.training.sen import train_sen
 from conftest import free_port
 

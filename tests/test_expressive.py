@@ -306,8 +306,8 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
     import speechvision.expressive_eval as ee
     from speechvision.expressive import VOCODER_VERSION, Speaker, VocoderError, choose_voice, load_vocoder
     from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig
-    from speechvision.training.checkpoint import save_checkpoint
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.checkpoint import save_checkpoint
+    from speechvision.core.tts import write_wav_atomic
 
     means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(105.0))}
     tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),

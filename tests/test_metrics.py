@@ -84,7 +84,7 @@ def test_select_queries_two_per_class_deterministic():
 
 @pytest.fixture(scope="module")
 def inception():
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
 
     return InceptionFeatures()
 
@@ -194,8 +194,8 @@ def test_evaluate_errors_are_one_line(tmp_path, tiny_spoken_fashion, capsys):
 def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inception):
     """Our FIDInceptionV3 with the TorchScript's weights gives the TorchScript's features, and a
     state dict in pytorch-fid's layout loads through --inception-weights (pytorch-fid's input mapping)."""
-    from speechvision.models.image_encoder import InceptionFeatures, WeightsError
-    from speechvision.models.inception_v3 import from_torchscript
+    from speechvision.core.inception import InceptionFeatures, WeightsError
+    from speechvision.core.inception import from_torchscript
 
     model = from_torchscript(inception.net)
     x = torch.rand(2, 3, 299, 299) * 2 - 1
@@ -217,8 +217,8 @@ def test_inception_score_with_the_imagenet_inception(tmp_path, tiny_spoken_fashi
     """--is-model inception takes the posteriors from the 1008-class layer of pytorch-fid's weights;
     the TorchScript (no classifier layer) is refused with a clear error."""
     from speechvision.evaluate import evaluate
-    from speechvision.models.image_encoder import WeightsError
-    from speechvision.models.inception_v3 import from_torchscript
+    from speechvision.core.inception import WeightsError
+    from speechvision.core.inception import from_torchscript
 
     model = from_torchscript(inception.net)
     torch.nn.init.normal_(model.fc.weight, std=0.05)  # stands in for the real classifier layer

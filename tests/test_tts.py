@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 from conftest import needs_espeak
 
-from speechvision.tts import (ALL_VOICES, DEFAULT_VOICE, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, TTSError, Voice,
+from speechvision.core.tts import (ALL_VOICES, DEFAULT_VOICE, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, TTSError, Voice,
                               synthesize, synthesize_many)
 
 

@@ -65,7 +65,7 @@ def test_service_colour_swap_and_errors(service):
         service.colour_swap("this is a coat", ["blue"])
     with pytest.raises(WebInputError, match="type a description"):
         service.speak("  ")
-    from speechvision.audio import AudioError
+    from speechvision.core.audio import AudioError
 
     msg = _message(AudioError("/tmp/gradio/abc123/x.wav: not a readable audio file"))
     assert msg == "**Error:** x.wav: not a readable audio file"

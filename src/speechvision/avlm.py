@@ -63,7 +63,7 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     from speechvision.expressive import Speaker
     from speechvision.training.avlm import load_avlm
     from speechvision.training.avlm_dialogue import predict_emotion, sample_response
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.tts import write_wav_atomic
 
     if emotion is not None and emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")

@@ -396,7 +396,7 @@ def _cmd_data(args) -> None:
 
 
 def _cmd_synth(args) -> None:
-    from speechvision.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
+    from speechvision.core.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
 
     if args.voice not in ALL_VOICES:
         raise TTSError(f"unknown voice '{args.voice}' (choose from {', '.join(ALL_VOICES)})")
@@ -406,7 +406,7 @@ def _cmd_synth(args) -> None:
 
 
 def _cmd_features(args) -> None:
-    from speechvision.audio import AudioChecks, file_log_mel
+    from speechvision.core.audio import AudioChecks, file_log_mel
 
     for path in args.audio:
         feats = file_log_mel(path, checks=AudioChecks(max_duration_s=args.max_duration_s))
@@ -428,7 +428,7 @@ def _cmd_train(args) -> None:
     from speechvision.training.sen import train_sen
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    from speechvision.training.distributed import shutdown
+    from speechvision.core.distributed import shutdown
 
     try:
         train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
@@ -439,7 +439,7 @@ def _cmd_train(args) -> None:
 
 def _cmd_train_gan(args) -> None:
     from speechvision.configs import apply_overrides, preset
-    from speechvision.training.checkpoint import CheckpointError
+    from speechvision.core.checkpoint import CheckpointError
     from speechvision.training.gan import apply_ablation, train_gan
 
     if args.sen is None and not args.resume:
@@ -457,7 +457,7 @@ def _cmd_train_gan(args) -> None:
         gd.compact().save(args.save_inputs)
         print(f"wrote {args.save_inputs} ({args.save_inputs.stat().st_size / 1e6:.1f} MB)")
         return
-    from speechvision.training.distributed import shutdown
+    from speechvision.core.distributed import shutdown
 
     try:
         train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
@@ -476,7 +476,7 @@ def _cmd_train_classifier(args) -> None:
 
 
 def _cmd_generate(args) -> None:
-    from speechvision.audio import AudioChecks
+    from speechvision.core.audio import AudioChecks
     from speechvision.generate import S2IGANPipeline, save_pngs
 
     pipe = S2IGANPipeline.load(args.checkpoint)
@@ -495,7 +495,7 @@ def _cmd_say(args) -> None:
     import tempfile
 
     from speechvision.generate import S2IGANPipeline, save_pngs
-    from speechvision.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+    from speechvision.core.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
 
     wave, rate = synthesize(args.text, DEFAULT_VOICE)
     with tempfile.TemporaryDirectory() as tmp:
@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         print("speechvision: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every error becomes one line, never a traceback
-        from speechvision.errors import is_user_error
+        from speechvision.core.errors import is_user_error
 
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if not is_user_error(e):
@@ -706,7 +706,7 @@ def _cmd_speechlm(args) -> None:
 
 
 def _cmd_voices(args) -> None:
-    from speechvision.tts import ALL_VOICES, HELDOUT_VOICES
+    from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES
 
     held = {v.id for v in HELDOUT_VOICES}
     for v in ALL_VOICES.values():

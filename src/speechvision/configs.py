@@ -11,13 +11,13 @@ import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from speechvision.audio import LogMelConfig
+from speechvision.core.audio import LogMelConfig
 from speechvision.models.discriminator import DiscriminatorConfig
 from speechvision.models.generator import GeneratorConfig
 from speechvision.models.image_encoder import ImageEncoderConfig
 from speechvision.models.relation import RelationConfig
 from speechvision.models.speech_encoder import SpeechEncoderConfig
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 
 class ConfigError(SpeechvisionError, ValueError):

@@ -38,9 +38,9 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
     """(Re)create the bundled example recordings as 16 kHz FLAC (the front-end resamples to 22.05 kHz)."""
     import soundfile as sf
 
-    from speechvision.audio import resample
+    from speechvision.core.audio import resample
     from speechvision.data.captions import COLOURS
-    from speechvision.tts import ALL_VOICES, DEFAULT_VOICE, synthesize
+    from speechvision.core.tts import ALL_VOICES, DEFAULT_VOICE, synthesize
 
     out.mkdir(parents=True, exist_ok=True)
     items = list(EXAMPLE_TEXTS) + [
@@ -57,7 +57,7 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
 def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) -> Path:
     from speechvision.data.captions import COLOURS
     from speechvision.generate import BUNDLED, S2IGANPipeline, save_pngs
-    from speechvision.training.checkpoint import CheckpointError
+    from speechvision.core.checkpoint import CheckpointError
     from speechvision.training.gan import save_grid
 
     if checkpoint is None and not BUNDLED.is_file():

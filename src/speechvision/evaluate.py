@@ -21,10 +21,10 @@ import numpy as np
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.generate import S2IGANPipeline
-from speechvision.models.image_encoder import WeightsError
+from speechvision.core.inception import WeightsError
 from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
 from speechvision.training.classifier import load_classifier, predict
-from speechvision.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
+from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 
 
 def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str, *,
@@ -210,7 +210,7 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
     from speechvision.metrics.fid import feature_statistics, frechet_distance
     from speechvision.metrics.generation_map import generation_map, select_queries
     from speechvision.metrics.inception_score import inception_score
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
     from speechvision.training.classifier import probabilities
     from speechvision.training.features import image_features, inception_params
 
@@ -379,7 +379,7 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
     from speechvision.metrics.features import image_files, inception_features, load_images_uint8
     from speechvision.metrics.fid import fid_from_features
     from speechvision.metrics.inception_score import inception_score
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
     from speechvision.training.classifier import probabilities
 
     model = InceptionFeatures(inception_weights)

@@ -19,17 +19,17 @@ import torch
 
 from speechvision.data.manifest import _atomic_write_text
 from speechvision.data.spoken_emotion import load_corpus
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
 from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
-from speechvision.training.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 2  # 2: with the duration predictor
 
 
 def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
     """(N,) float32 mono waveform at ``sample_rate_hz`` through the project's audio front-end checks."""
-    from speechvision.audio import load_audio
+    from speechvision.core.audio import load_audio
 
     return load_audio(path, sample_rate_hz=sample_rate_hz)
 

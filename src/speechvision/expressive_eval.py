@@ -202,7 +202,7 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
     same utterance), write prompt resynthesis + continuation."""
     from speechvision.expressive import Speaker, read_wave
     from speechvision.training.speech_lm import load_lm
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.tts import write_wav_atomic
 
     speaker = Speaker.load(tokens_dir, vocoder_dir)
     model, config = load_lm(lm_dir)
@@ -230,7 +230,7 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
 
     from speechvision.data.spoken_emotion import load_corpus
     from speechvision.expressive import Speaker, load_encoded, read_wave
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.tts import write_wav_atomic
 
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -300,7 +300,7 @@ def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, *, pr
 
     from speechvision.expressive import load_encoded
     from speechvision.training.speech_lm import load_lm, perplexity, sequences
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.tts import write_wav_atomic
 
     tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
     model, config = load_lm(lm_dir)

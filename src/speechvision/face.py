@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 FPS = 25.0
 

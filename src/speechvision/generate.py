@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
+from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
 from speechvision.configs import Config, config_from_dict
 from speechvision.models.generator import Generator
 from speechvision.models.speech_encoder import SpeechEncoder
-from speechvision.training.checkpoint import load_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 
 BUNDLED = Path(__file__).resolve().parent / "assets" / "spoken-fashion.pt"
 

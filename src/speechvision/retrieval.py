@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.audio import AudioChecks
+from speechvision.core.audio import AudioChecks
 from speechvision.data.manifest import DatasetError, Dataset, Record, load_dataset
 from speechvision.generate import embed_wavs
 from speechvision.metrics.retrieval import cosine_scores

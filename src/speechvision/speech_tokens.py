@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "[Speech]", "<start_of_audio>", "<start_of_visual>", "<start_of_av>",
             "<speech_mask>", "<start_of_text>", "<emotion:neutral>", "<emotion:happy>", "<emotion:angry>",

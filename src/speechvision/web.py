@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
 
@@ -69,7 +69,7 @@ class SpeechToImageService:
 
     def speak(self, text: str) -> Path:
         """Text -> a WAV spoken by the default Piper voice (a temporary file)."""
-        from speechvision.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+        from speechvision.core.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
 
         text = (text or "").strip()
         if not text:
@@ -120,7 +120,7 @@ class SpeechToImageService:
 
 
 def _message(e: Exception) -> str:
-    from speechvision.errors import is_user_error
+    from speechvision.core.errors import is_user_error
 
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     # Uploaded files live under Gradio's cache with long names: show only the file name.

@@ -161,7 +161,7 @@ def build_av_emotion(speech: str | Path, out: str | Path, config: AVBuildConfig 
     from safetensors.numpy import save_file
     from tqdm import tqdm
 
-    from speechvision.audio import load_audio
+    from speechvision.core.audio import load_audio
 
     if not 0 <= config.ambiguous_fraction <= 1:
         raise DatasetError(f"ambiguous_fraction must be in [0, 1], got {config.ambiguous_fraction}")

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from speechvision.audio import LogMelConfig, file_log_mel
+from speechvision.core.audio import LogMelConfig, file_log_mel
 
 
 def content_key(paths: list[Path], params: dict) -> str:

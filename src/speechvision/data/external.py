@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speechvision.tts import DEFAULT_VOICE, TRAIN_VOICES, SynthesisJob, synthesize_many
+from speechvision.core.tts import DEFAULT_VOICE, TRAIN_VOICES, SynthesisJob, synthesize_many
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 from speechvision.data.spoken_fashion import audio_relpath
 

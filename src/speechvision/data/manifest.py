@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "test_unseen")

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 from speechvision.data.manifest import _atomic_write_text
-from speechvision.tts import HELDOUT_VOICES, TRAIN_VOICES, Voice, espeak_available, synthesize, write_wav_atomic
+from speechvision.core.tts import HELDOUT_VOICES, TRAIN_VOICES, Voice, espeak_available, synthesize, write_wav_atomic
 
 EMOTIONS = ("neutral", "happy", "angry", "sad")
 SAMPLE_RATE_HZ = 16000
@@ -162,7 +162,7 @@ def render(job: dict) -> str:
     """Synthesise one utterance (text, voice, prosody) to a 16 kHz WAV; skip when the file exists."""
     import librosa
 
-    from speechvision.tts import ALL_VOICES
+    from speechvision.core.tts import ALL_VOICES
 
     out = Path(job["out"])
     if out.is_file():
@@ -211,7 +211,7 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
     """
     from tqdm import tqdm
 
-    from speechvision.tts import ALL_VOICES
+    from speechvision.core.tts import ALL_VOICES
 
     out = Path(out)
     for v in config.train_voices + config.heldout_voices:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
+from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
@@ -125,7 +125,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
 
     Raises:
         DatasetError: Fashion-MNIST missing or unreadable, or a size that cannot be honoured.
-        speechvision.tts.TTSError: a synthesis engine is missing.
+        speechvision.core.tts.TTSError: a synthesis engine is missing.
     """
     from PIL import Image
     from tqdm import tqdm

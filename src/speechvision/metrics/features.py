@@ -2,7 +2,7 @@
 
 Input contract: uint8 RGB, given as arrays (N, H, W, 3) or a list of (H, W, 3) arrays of any
 sizes; each image is resized to 299x299 bilinearly without antialias
-(:meth:`~speechvision.models.image_encoder.InceptionFeatures.preprocess`). Generated images in
+(:meth:`~speechvision.core.inception.InceptionFeatures.preprocess`). Generated images in
 [-1, 1] are first quantised to uint8 exactly as the PNGs written by ``speechvision generate``
 (:func:`speechvision.generate.to_uint8`), so in-memory and folder evaluations agree.
 """
@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -52,7 +52,7 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def _to_batch(images, device) -> torch.Tensor:
-    from speechvision.models.image_encoder import INCEPTION_SIZE_PX
+    from speechvision.core.inception import INCEPTION_SIZE_PX
 
     if isinstance(images, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
@@ -73,7 +73,7 @@ def inception_features(load_batch: Callable[[int, int], np.ndarray | list], n: i
     """
     from tqdm import tqdm
 
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
 
     model = model or InceptionFeatures(device=device)
     out = np.zeros((n, 2048), np.float32)

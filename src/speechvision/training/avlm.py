@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 from speechvision.data.av_emotion import load_av_emotion, render_face
 from speechvision.data.spoken_emotion import EMOTIONS
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 from speechvision.face import expression_features, face_crops
 from speechvision.models.avlm import AVLM, AVLMConfig, mask_speech_tokens
 from speechvision.models.speech_lm import SpeechLMConfig, build_lm
-from speechvision.training.checkpoint import load_model_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 
 AVLM_VERSION = 1
 

@@ -209,7 +209,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     from speechvision.expressive import Speaker, read_wave
     from speechvision.expressive_eval import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
                                    voice_references, word_error_rate)
-    from speechvision.tts import write_wav_atomic
+    from speechvision.core.tts import write_wav_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

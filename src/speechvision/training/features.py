@@ -26,7 +26,7 @@ def image_features(root: Path, rel_images: list[str], *, progress: bool = True, 
                    weights: str | Path | None = None) -> np.ndarray:
     """(N, 2048) float32 Inception pool features of ``rel_images`` (in that order), cached under
     ``root/cache``; computed once (about 8 images/s on 2 CPU cores)."""
-    from speechvision.models.image_encoder import InceptionFeatures
+    from speechvision.core.inception import InceptionFeatures
 
     files = [root / p for p in rel_images]
     return cached_array(root, "inception", files, inception_params(weights),

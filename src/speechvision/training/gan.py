@@ -23,9 +23,9 @@ from speechvision.losses import S2IGANLoss
 from speechvision.metrics.features import load_images_uint8
 from speechvision.models.discriminator import Discriminator
 from speechvision.models.generator import Generator, init_weights
-from speechvision.models.image_encoder import InceptionFeatures
+from speechvision.core.inception import InceptionFeatures
 from speechvision.models.relation import RelationSupervisor
-from speechvision.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from speechvision.training.sen import SENInputs, embed_speech, load_sen
 
 
@@ -275,7 +275,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     """
     from tqdm import tqdm
 
-    from speechvision.training.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
+    from speechvision.core.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
 
     info, device = init_from_env(device)
     out = Path(out)

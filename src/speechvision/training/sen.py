@@ -22,7 +22,7 @@ from speechvision.data.manifest import Dataset, DatasetError, Record, load_datas
 from speechvision.losses import sen_loss
 from speechvision.metrics.retrieval import retrieval_report
 from speechvision.models.sen import SEN
-from speechvision.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from speechvision.training.features import image_features
 
 
@@ -135,7 +135,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     """
     from tqdm import tqdm
 
-    from speechvision.training.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
+    from speechvision.core.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
 
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
@@ -147,7 +147,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     elif ckpt_path.exists():
         raise CheckpointError(f"{ckpt_path}: a run already exists here; pass --resume or choose another --out")
     if inception_weights is not None:
-        from speechvision.models.image_encoder import InceptionFeatures
+        from speechvision.core.inception import InceptionFeatures
 
         InceptionFeatures(inception_weights)  # raises a clear error for unsupported weights
     ds = load_dataset(data)

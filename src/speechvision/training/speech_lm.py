@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 from speechvision.models.speech_lm import SpeechLMConfig, build_lm
 from speechvision.speech_tokens import Vocabulary
-from speechvision.training.checkpoint import load_model_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 
 LM_VERSION = 1
 

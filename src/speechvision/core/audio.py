@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 MODEL_SAMPLE_RATE_HZ = 22050
 

@@ -25,7 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 
 class TTSError(SpeechvisionError, RuntimeError):

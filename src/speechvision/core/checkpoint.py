@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from speechvision import __version__
-from speechvision.errors import SpeechvisionError
+from speechvision.core.errors import SpeechvisionError
 
 FORMAT = "speechvision-checkpoint"
 FORMAT_VERSION = 1
