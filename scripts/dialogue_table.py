@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from speechvision.training.avlm import t_interval
+from speechvision.avlm.train import t_interval
 
 
 def _fmt(values: list[float], scale: float = 100.0, digits: int = 1) -> str:

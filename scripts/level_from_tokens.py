@@ -16,8 +16,8 @@ import numpy as np
 import soundfile as sf
 from sklearn.linear_model import RidgeCV
 
-from speechvision.expressive import load_encoded
-from speechvision.speech_tokens import ExpressiveTokenizer
+from speechvision.avlm.train_vocoder import load_encoded
+from speechvision.avlm.tokens import ExpressiveTokenizer
 
 
 def active_level_db(path: str) -> float:

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 
-from speechvision.expressive import Speaker, load_encoded, read_wave
-from speechvision.speech_tokens import f0_track
+from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
+from speechvision.avlm.tokens import f0_track
 
 
 def cues(wave: np.ndarray, voice_log2_f0: float) -> dict:

@@ -16,10 +16,10 @@ import json
 
 import numpy as np
 
-from speechvision.expressive import Speaker, load_encoded, read_wave
-from speechvision.expressive_eval import transcribe, word_error_rate
-from speechvision.models.unit_vocoder import world_synthesize, world_targets
-from speechvision.speech_tokens import collapse
+from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
+from speechvision.avlm.evaluate import transcribe, word_error_rate
+from speechvision.avlm.vocoder import world_synthesize, world_targets
+from speechvision.avlm.tokens import collapse
 
 
 def main() -> None:

@@ -10,10 +10,10 @@ import torch
 
 pytest.importorskip("transformers", reason="the expressive extra is not installed")
 
-from speechvision.models.avlm import (AVLM, FUSIONS, AVLMConfig, ConcatFusion, PerceiverResampler,  # noqa: E402
+from speechvision.avlm.model import (AVLM, FUSIONS, AVLMConfig, ConcatFusion, PerceiverResampler,  # noqa: E402
                                       mask_speech_tokens, n_queries)
-from speechvision.models.speech_lm import SpeechLMConfig, build_lm  # noqa: E402
-from speechvision.speech_tokens import Vocabulary  # noqa: E402
+from speechvision.avlm.lm import SpeechLMConfig, build_lm  # noqa: E402
+from speechvision.avlm.tokens import Vocabulary  # noqa: E402
 
 V = Vocabulary(n_units=8, n_styles=4)
 
@@ -115,8 +115,8 @@ def test_masking_replaces_only_speech_tokens_and_drops_them_from_the_loss():
 
 
 def test_emotion_metrics_match_hand_computed_values():
-    from speechvision.expressive_eval import classification_report
-    from speechvision.training.avlm import t_interval
+    from speechvision.avlm.evaluate import classification_report
+    from speechvision.avlm.train import t_interval
 
     r = classification_report(["a", "a", "a", "b"], ["a", "a", "b", "b"])
     assert r["accuracy"] == 0.75 and math.isclose(r["balanced_accuracy"], (2 / 3 + 1) / 2)
@@ -129,10 +129,10 @@ def test_tiny_train_end_to_end(tmp_path):
     """Fixture AV set + tokens + a tiny speech LM -> train_avlm writes metrics and a loadable checkpoint."""
     from test_av_emotion import _speech_corpus
 
-    from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
-    from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig
-    from speechvision.training.avlm import load_avlm, train_avlm
-    from speechvision.training.speech_lm import train_speech_lm
+    from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig
+    from speechvision.avlm.train import load_avlm, train_avlm
+    from speechvision.avlm.train_lm import train_speech_lm
 
     rows = _speech_corpus(tmp_path / "speech")
     build_av_emotion(tmp_path / "speech", tmp_path / "av", AVBuildConfig(), progress=False)

@@ -9,9 +9,9 @@ import torch
 
 pytest.importorskip("transformers", reason="the expressive extra is not installed")
 
-from speechvision.models.avlm import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
-from speechvision.models.speech_lm import SpeechLMConfig, build_lm  # noqa: E402
-from speechvision.speech_tokens import Vocabulary  # noqa: E402
+from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
+from speechvision.avlm.lm import SpeechLMConfig, build_lm  # noqa: E402
+from speechvision.avlm.tokens import Vocabulary  # noqa: E402
 
 V = Vocabulary(n_units=8, n_styles=4)
 Q = [V.style(1), V.pitch(3), V.unit(2), V.unit(5), V.pitch(4), V.unit(1)]
@@ -44,7 +44,7 @@ def test_dialogue_prompt_layout():
 
 
 def test_qformer_prefix_follows_the_instruction_and_loss_starts_at_the_emotion():
-    from speechvision.training.avlm_dialogue import collate_dialogues, dialogue_loss
+    from speechvision.avlm.dialogue import collate_dialogues, dialogue_loss
 
     m = _model("qformer")
     b = collate_dialogues([_item(1, 12), _item(3, 23, seed=1)], V)
@@ -86,7 +86,7 @@ def test_concat_aligns_the_face_with_the_question_only():
 
 
 def test_reply_sampling_keeps_the_speech_constraints_and_is_seeded():
-    from speechvision.training.avlm_dialogue import collate_dialogues, predict_emotion, sample_response
+    from speechvision.avlm.dialogue import collate_dialogues, predict_emotion, sample_response
 
     m = _model("cross-attention")
     b = collate_dialogues([_item()], V, with_response=False)
@@ -105,11 +105,11 @@ def test_reply_sampling_keeps_the_speech_constraints_and_is_seeded():
 def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
     from test_av_emotion import _speech_corpus
 
-    from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
-    from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig
-    from speechvision.training.avlm import load_avlm
-    from speechvision.training.avlm_dialogue import collate_dialogues, load_dialogues, sample_response, train_dialogue
-    from speechvision.training.speech_lm import train_speech_lm
+    from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig
+    from speechvision.avlm.train import load_avlm
+    from speechvision.avlm.dialogue import collate_dialogues, load_dialogues, sample_response, train_dialogue
+    from speechvision.avlm.train_lm import train_speech_lm
 
     rows = _speech_corpus(tmp_path / "speech")
     build_av_emotion(tmp_path / "speech", tmp_path / "av", AVBuildConfig(), progress=False)
@@ -141,7 +141,7 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
 
 
 def test_respond_rejects_an_unknown_emotion_before_loading_anything(tmp_path):
-    from speechvision.avlm import respond
+    from speechvision.avlm.infer import respond
 
     with pytest.raises(ValueError, match="unknown emotion 'bored'"):
         respond(tmp_path / "missing.pt", tmp_path, tmp_path, tmp_path / "v.mp4", tmp_path / "a.wav",

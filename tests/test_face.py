@@ -4,7 +4,7 @@ file, frames without a face are marked, crops are aligned."""
 import numpy as np
 import pytest
 
-from speechvision.face import (CANONICAL_68, FaceError, align, expression_features, face_crops, read_video,
+from speechvision.avlm.face import (CANONICAL_68, FaceError, align, expression_features, face_crops, read_video,
                                similarity_transform)
 
 
@@ -56,7 +56,7 @@ def test_dlib_tracks_a_real_face_in_a_video_file_and_marks_missing_faces(tmp_pat
     data = pytest.importorskip("skimage.data")
     import cv2
 
-    from speechvision.face import FaceAnalyzer
+    from speechvision.avlm.face import FaceAnalyzer
 
     photo = data.astronaut()[:256, 64:320]  # the astronaut's face, 256 x 256
     rot = cv2.warpAffine(photo, cv2.getRotationMatrix2D((128, 128), 12, 0.9), (256, 256))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechvision.face import FER_DIM, FER_EMOTIONS, FaceError
+from speechvision.avlm.face import FER_DIM, FER_EMOTIONS, FaceError
 
 needs_fer = pytest.mark.skipif(importlib.util.find_spec("facial_emotion_recognition") is None,
                                reason="facial-emotion-recognition is not installed (make install, or "
@@ -22,7 +22,7 @@ def astronaut():
     data = pytest.importorskip("skimage.data")
     import cv2
 
-    from speechvision.face import FaceAnalyzer
+    from speechvision.avlm.face import FaceAnalyzer
 
     photo = data.astronaut()[:256, 64:320]  # the astronaut's (smiling) face, 256 x 256
     rot = cv2.warpAffine(photo, cv2.getRotationMatrix2D((128, 128), 12, 0.9), (256, 256))
@@ -35,7 +35,7 @@ def astronaut():
 
 @needs_fer
 def test_fer_features_of_a_real_face(astronaut):
-    from speechvision.face import FER_MARGIN, FER_SIZE_PX, face_crops, fer_features, fer_forward
+    from speechvision.avlm.face import FER_MARGIN, FER_SIZE_PX, face_crops, fer_features, fer_forward
 
     frames, lm, has = astronaut
     feats = fer_features(frames, lm, has)
@@ -59,7 +59,7 @@ def test_fer_features_of_a_real_face(astronaut):
 
 
 def test_fer_model_missing_says_what_to_install(monkeypatch):
-    from speechvision import face
+    from speechvision.avlm import face
 
     monkeypatch.setattr(face.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FaceError, match="pip install --no-deps 'facial-emotion-recognition==0.3.4'"):
@@ -67,7 +67,7 @@ def test_fer_model_missing_says_what_to_install(monkeypatch):
 
 
 def test_fer_encoder_shape_and_masked_frames_are_zero():
-    from speechvision.models.visual_encoders import ENCODERS, FEREncoder, build_visual_encoder
+    from speechvision.avlm.visual import ENCODERS, FEREncoder, build_visual_encoder
 
     assert "fer" in ENCODERS and isinstance(build_visual_encoder("fer", 32), FEREncoder)
     torch.manual_seed(0)
@@ -84,10 +84,10 @@ def test_fer_encoder_shape_and_masked_frames_are_zero():
 
 def test_avlm_runs_on_collated_fer_features():
     pytest.importorskip("transformers", reason="the expressive extra is not installed")
-    from speechvision.models.avlm import AVLM, AVLMConfig
-    from speechvision.models.speech_lm import SpeechLMConfig, build_lm
-    from speechvision.speech_tokens import Vocabulary
-    from speechvision.training.avlm import collate
+    from speechvision.avlm.model import AVLM, AVLMConfig
+    from speechvision.avlm.lm import SpeechLMConfig, build_lm
+    from speechvision.avlm.tokens import Vocabulary
+    from speechvision.avlm.train import collate
 
     v = Vocabulary(n_units=8, n_styles=4)
     rng = np.random.default_rng(0)
@@ -112,8 +112,8 @@ def test_load_clips_computes_fer_features_once_per_clip(tmp_path):
 
     from test_av_emotion import _speech_corpus
 
-    from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
-    from speechvision.training.avlm import load_clips
+    from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.avlm.train import load_clips
 
     rows = _speech_corpus(tmp_path / "speech", dialogues=5)
     build_av_emotion(tmp_path / "speech", tmp_path / "av", AVBuildConfig(), progress=False)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from speechvision.speech_tokens import (N_SPECIAL, Vocabulary, collapse, interleave, pitch_bin_centre,
+from speechvision.avlm.tokens import (N_SPECIAL, Vocabulary, collapse, interleave, pitch_bin_centre,
                                         quantize_pitch)
 
 

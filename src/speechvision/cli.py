@@ -359,7 +359,7 @@ def _add_speechlm(sub) -> None:
 
 def _cmd_data(args) -> None:
     if args.dataset == "av-emotion":
-        from speechvision.data.av_emotion import AVBuildConfig, build_av_emotion
+        from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
 
         out = build_av_emotion(args.speech, args.out, AVBuildConfig(ambiguous_fraction=args.ambiguous_fraction,
                                                                     seed=args.seed))
@@ -368,7 +368,7 @@ def _cmd_data(args) -> None:
                                            for k, v in meta["splits"].items()) + " clips")
         return
     if args.dataset == "spoken-emotion":
-        from speechvision.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
+        from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
         out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
                                                                 workers=args.workers))
@@ -615,31 +615,31 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_avlm(args) -> None:
     c = args.avlm_command
     if c == "recognize":
-        from speechvision.avlm import recognize
+        from speechvision.avlm.infer import recognize
 
         for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
             print(f"{emotion:8s} {p:.3f}")
         return
     if c == "respond":
-        from speechvision.avlm import respond
+        from speechvision.avlm.infer import respond
 
         print(json.dumps(respond(args.model, args.tokens, args.vocoder, args.video, args.audio, args.out,
                                  emotion=args.emotion, voice=args.voice, temperature=args.temperature, top_p=args.top_p,
                                  max_tokens=args.max_tokens, seed=args.seed), indent=2))
         return
     if c == "evaluate-dialogue":
-        from speechvision.training.avlm_dialogue import evaluate_dialogue
+        from speechvision.avlm.dialogue import evaluate_dialogue
 
         print(json.dumps(evaluate_dialogue(args.model, args.av, args.tokens, args.vocoder, args.speech, args.out,
                                            force_emotion=args.force_emotion, limit=args.limit, seed=args.seed), indent=2))
         return
-    from speechvision.models.avlm import AVLMConfig
-    from speechvision.training.avlm import compare_avlm, train_avlm
+    from speechvision.avlm.model import AVLMConfig
+    from speechvision.avlm.train import compare_avlm, train_avlm
 
     kw = dict(pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, mask_ratio=args.mask_ratio,
               batch_size=args.batch_size)
     if c == "train" and args.task == "dialogue":
-        from speechvision.training.avlm_dialogue import train_dialogue
+        from speechvision.avlm.dialogue import train_dialogue
 
         out = train_dialogue(args.av, args.tokens, args.lm, args.out, AVLMConfig(fusion=args.fusion,
                              visual_encoder=args.visual_encoder), seed=args.seed, **kw)
@@ -649,7 +649,7 @@ def _cmd_avlm(args) -> None:
                        visual_encoder=args.visual_encoder), seed=args.seed, shuffle_faces=args.shuffle_faces, **kw)
         print(json.dumps(m, indent=2))
     else:
-        from speechvision.training.avlm import summary_table
+        from speechvision.avlm.train import summary_table
 
         s = compare_avlm(args.av, args.tokens, args.lm, args.out, fusions=args.fusions, encoders=args.encoders,
                          seeds=args.seeds, **kw)
@@ -659,28 +659,28 @@ def _cmd_avlm(args) -> None:
 def _cmd_speechlm(args) -> None:
     c = args.speechlm_command
     if c == "tokenize":
-        from speechvision.expressive import tokenize_corpus
-        from speechvision.speech_tokens import TokenizerConfig
+        from speechvision.avlm.train_vocoder import tokenize_corpus
+        from speechvision.avlm.tokens import TokenizerConfig
 
         cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
                               hubert_path=str(args.hubert) if args.hubert else None)
         print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
     elif c == "vocoder":
-        from speechvision.expressive import train_vocoder, vocoder_config
+        from speechvision.avlm.train_vocoder import train_vocoder, vocoder_config
 
         cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
         print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
         if cfg.speakers and args.choose_voice_n > 0:
-            from speechvision.expressive import choose_voice
+            from speechvision.avlm.train_vocoder import choose_voice
 
             print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
     elif c == "choose-voice":
-        from speechvision.expressive import choose_voice
+        from speechvision.avlm.train_vocoder import choose_voice
 
         print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
     elif c == "train":
-        from speechvision.models.speech_lm import SpeechLMConfig
-        from speechvision.training.speech_lm import train_speech_lm
+        from speechvision.avlm.lm import SpeechLMConfig
+        from speechvision.avlm.train_lm import train_speech_lm
 
         cfg = SpeechLMConfig(hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.hidden * 11 // 4,
                              backbone=str(args.backbone) if args.backbone else None)
@@ -690,7 +690,7 @@ def _cmd_speechlm(args) -> None:
             cfg.offset = AutoConfig.from_pretrained(str(args.backbone), local_files_only=True).vocab_size
         print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, eval_every=args.eval_every)}")
     elif c == "continue":
-        from speechvision.expressive_eval import continue_speech
+        from speechvision.avlm.evaluate import continue_speech
 
         info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
                                temperature=args.temperature, top_p=args.top_p, seed=args.seed,
@@ -698,7 +698,7 @@ def _cmd_speechlm(args) -> None:
         print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
               f"({info['new_tokens']} tokens)")
     else:
-        from speechvision.expressive_eval import evaluate_expressive
+        from speechvision.avlm.evaluate import evaluate_expressive
 
         m = evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit,
                                 resynthesis=not args.lm_only)

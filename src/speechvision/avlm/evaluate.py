@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.speech_tokens import f0_track, whisper_model
+from speechvision.avlm.tokens import f0_track, whisper_model
 
 
 # --- measures (pure functions) ---------------------------------------------------------------------------------
@@ -149,8 +149,8 @@ def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True) -> 
     from tqdm import tqdm
 
     from speechvision.data.cache import cached_array
-    from speechvision.data.spoken_emotion import load_corpus
-    from speechvision.expressive import read_wave
+    from speechvision.avlm.data.spoken_emotion import load_corpus
+    from speechvision.avlm.train_vocoder import read_wave
 
     data = Path(data)
     _, train = load_corpus(data, "train")
@@ -191,7 +191,7 @@ def _carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
 def continue_tokens(model, config, tok, prompt_tokens: list[int], *, next_turn: bool = True, **kw) -> list[int]:
     """New speech tokens after a prompt utterance: the next dialogue turn (default), or, with
     ``next_turn=False``, more of the same utterance. ``kw`` go to ``models.speech_lm.sample``."""
-    from speechvision.models.speech_lm import sample
+    from speechvision.avlm.lm import sample
 
     return sample(model, tok.vocab, _prompt_ids(tok.vocab, prompt_tokens, next_turn), offset=config.offset, **kw)
 
@@ -200,8 +200,8 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
                     temperature=0.8, top_p=0.95, seed=0, next_turn: bool = True) -> dict:
     """Encode a prompt wav, continue it with the speech LM (the next turn, or with ``next_turn=False`` the
     same utterance), write prompt resynthesis + continuation."""
-    from speechvision.expressive import Speaker, read_wave
-    from speechvision.training.speech_lm import load_lm
+    from speechvision.avlm.train_vocoder import Speaker, read_wave
+    from speechvision.avlm.train_lm import load_lm
     from speechvision.core.tts import write_wav_atomic
 
     speaker = Speaker.load(tokens_dir, vocoder_dir)
@@ -228,8 +228,8 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
     decode every test utterance, for the judge's references)."""
     from tqdm import tqdm
 
-    from speechvision.data.spoken_emotion import load_corpus
-    from speechvision.expressive import Speaker, load_encoded, read_wave
+    from speechvision.avlm.data.spoken_emotion import load_corpus
+    from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
     from speechvision.core.tts import write_wav_atomic
 
     data, out = Path(data), Path(out)
@@ -298,8 +298,8 @@ def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, *, pr
     speaker-normalised with the voice's resynthesised test utterances as reference)."""
     from tqdm import tqdm
 
-    from speechvision.expressive import load_encoded
-    from speechvision.training.speech_lm import load_lm, perplexity, sequences
+    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.train_lm import load_lm, perplexity, sequences
     from speechvision.core.tts import write_wav_atomic
 
     tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz

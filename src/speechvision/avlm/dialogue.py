@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from speechvision.data.av_emotion import load_av_emotion
-from speechvision.data.spoken_emotion import EMOTIONS
-from speechvision.models.avlm import AVLM, AVLMConfig, dialogue_prompt, mask_speech_tokens
-from speechvision.models.speech_lm import allowed_next, top_p_filter
-from speechvision.training.avlm import AVLMError, build_avlm, collate, load_avlm, load_clips, make_optimizer, save_avlm
+from speechvision.avlm.data.av_emotion import load_av_emotion
+from speechvision.avlm.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt, mask_speech_tokens
+from speechvision.avlm.lm import allowed_next, top_p_filter
+from speechvision.avlm.train import AVLMError, build_avlm, collate, load_avlm, load_clips, make_optimizer, save_avlm
 
 
 def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32,
@@ -43,7 +43,7 @@ def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: i
     Raises:
         AVLMError: a question's response has no encoded tokens.
     """
-    from speechvision.expressive import load_encoded
+    from speechvision.avlm.train_vocoder import load_encoded
 
     _, rows, _ = load_av_emotion(av_dir, split)
     role = {r["id"]: r for r in rows}
@@ -104,8 +104,8 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
     an append-only ``log.jsonl``."""
     from tqdm import tqdm
 
-    from speechvision.speech_tokens import ExpressiveTokenizer
-    from speechvision.training.speech_lm import load_lm_checkpoint
+    from speechvision.avlm.tokens import ExpressiveTokenizer
+    from speechvision.avlm.train_lm import load_lm_checkpoint
 
     vocab = ExpressiveTokenizer.load(tokens_dir).vocab
     clips = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
@@ -206,8 +206,8 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     """
     from tqdm import tqdm
 
-    from speechvision.expressive import Speaker, read_wave
-    from speechvision.expressive_eval import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
+    from speechvision.avlm.train_vocoder import Speaker, read_wave
+    from speechvision.avlm.evaluate import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
                                    voice_references, word_error_rate)
     from speechvision.core.tts import write_wav_atomic
 
@@ -219,7 +219,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)
     items = items[:limit] if limit else items
     judge = train_judge(speech_dir, rate, progress=progress)
-    from speechvision.expressive import load_encoded
+    from speechvision.avlm.train_vocoder import load_encoded
 
     test_rows = load_encoded(tokens_dir, "test")
     # every test utterance, real and resynthesised, once: the judge's references and the reply ceilings

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from speechvision.core.errors import SpeechvisionError
-from speechvision.models.speech_lm import SpeechLMConfig, build_lm
-from speechvision.speech_tokens import Vocabulary
+from speechvision.avlm.lm import SpeechLMConfig, build_lm
+from speechvision.avlm.tokens import Vocabulary
 from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 
 LM_VERSION = 1
@@ -87,8 +87,8 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
     """
     from tqdm import tqdm
 
-    from speechvision.expressive import load_encoded
-    from speechvision.speech_tokens import ExpressiveTokenizer
+    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.tokens import ExpressiveTokenizer
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     vocab = tok.vocab

@@ -6,7 +6,7 @@
 - ``crop-cnn``: a 2-D CNN over each aligned grey face crop (S x S), then the same temporal conv; in the
   role of the paper's "2D conv over 18x32x32" / FaceNet-crop encoders.
 - ``fer``: a FROZEN pretrained 7-class facial-expression CNN (``facial-emotion-recognition`` 0.3.4, weights
-  shipped in the pip package) run once per clip at data loading (``speechvision.face.fer_features``: 48 x 48
+  shipped in the pip package) run once per clip at data loading (``speechvision.avlm.face.fer_features``: 48 x 48
   aligned grey crop -> its 256-d penultimate layer); here only input normalisation + the same temporal conv
   are trained. In the role of the paper's pretrained expression encoders (the paper compares several
   visual encoders; this one brings expression knowledge learnt on real face photos).
@@ -21,7 +21,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from speechvision.face import FER_DIM
+from speechvision.avlm.face import FER_DIM
 
 ENCODERS = ("landmark-conv", "crop-cnn", "fer")
 
@@ -79,7 +79,7 @@ class CropCNNEncoder(nn.Module):
 class FEREncoder(nn.Module):
     """Precomputed frozen FER features (B, Tv, F=256) float -> (B, Tv, D).
 
-    The features (``speechvision.face.fer_features``) are the pretrained expression CNN's penultimate
+    The features (``speechvision.avlm.face.fer_features``) are the pretrained expression CNN's penultimate
     post-ReLU activations (not its 7 class scores): non-negative, no unit, sparse (85 of 256 units fire on
     the astronaut photo) and up to ~30. A per-frame LayerNorm over F brings them to unit scale before the
     temporal conv; masked frames (padding, no face) come out zero.

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from speechvision.data.av_emotion import load_av_emotion, render_face
-from speechvision.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.data.av_emotion import load_av_emotion, render_face
+from speechvision.avlm.data.spoken_emotion import EMOTIONS
 from speechvision.core.errors import SpeechvisionError
-from speechvision.face import expression_features, face_crops
-from speechvision.models.avlm import AVLM, AVLMConfig, mask_speech_tokens
-from speechvision.models.speech_lm import SpeechLMConfig, build_lm
+from speechvision.avlm.face import expression_features, face_crops
+from speechvision.avlm.model import AVLM, AVLMConfig, mask_speech_tokens
+from speechvision.avlm.lm import SpeechLMConfig, build_lm
 from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 
 AVLM_VERSION = 1
@@ -45,7 +45,7 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
     Raises:
         AVLMError: a clip's audio has no encoded tokens.
     """
-    from speechvision.expressive import load_encoded
+    from speechvision.avlm.train_vocoder import load_encoded
 
     _, rows, faces = load_av_emotion(av_dir, split)
     enc = {r["id"]: r["tokens"] for r in load_encoded(tokens_dir)}
@@ -74,7 +74,7 @@ def visual_input(encoder: str, landmarks: np.ndarray, frames=None, has_face=None
     if encoder == "crop-cnn":
         return face_crops(frames, landmarks, size=crop_size_px)
     if encoder == "fer":  # frozen pretrained expression CNN
-        from speechvision.face import fer_features
+        from speechvision.avlm.face import fer_features
 
         return fer_features(frames, landmarks, has_face)
     raise ValueError(f"unknown visual encoder {encoder!r}")
@@ -112,7 +112,7 @@ def collate(clips: list[dict], vocab) -> dict:
 
 def build_avlm(lm_dir, vocab, config: AVLMConfig) -> AVLM:
     """An AVLM whose LM is the trained speech LM in ``lm_dir`` (``speechvision speechlm train``)."""
-    from speechvision.training.speech_lm import load_lm
+    from speechvision.avlm.train_lm import load_lm
 
     lm, _ = load_lm(lm_dir)
     return AVLM(lm.train(), vocab, config)
@@ -185,9 +185,9 @@ def train_avlm(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_
     """
     from tqdm import tqdm
 
-    from speechvision.expressive_eval import classification_report
-    from speechvision.speech_tokens import ExpressiveTokenizer
-    from speechvision.training.speech_lm import load_lm_checkpoint
+    from speechvision.avlm.evaluate import classification_report
+    from speechvision.avlm.tokens import ExpressiveTokenizer
+    from speechvision.avlm.train_lm import load_lm_checkpoint
 
     vocab = ExpressiveTokenizer.load(tokens_dir).vocab
     train = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechvision.speech_tokens import SPECIALS, Vocabulary
-from speechvision.models.visual_encoders import build_visual_encoder
+from speechvision.avlm.tokens import SPECIALS, Vocabulary
+from speechvision.avlm.visual import build_visual_encoder
 
 FUSIONS = ("speech-only", "concat", "qformer", "cross-attention")
 

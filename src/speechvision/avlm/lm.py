@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from speechvision.speech_tokens import Vocabulary
+from speechvision.avlm.tokens import Vocabulary
 
 
 @dataclass

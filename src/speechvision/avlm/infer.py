@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.data.spoken_emotion import EMOTIONS
 
 
 def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
     """(speech tokens, ``collate`` batch of the clip: ids, attention_mask, visual (1, Tv, ...), visual_mask
     (1, Tv)) of a face video and its audio, through the model's visual front-end (dlib landmarks at 25 fps;
     frames without a face masked)."""
-    from speechvision.expressive import read_wave
-    from speechvision.face import FaceAnalyzer, read_video
-    from speechvision.training.avlm import collate, visual_input
+    from speechvision.avlm.train_vocoder import read_wave
+    from speechvision.avlm.face import FaceAnalyzer, read_video
+    from speechvision.avlm.train import collate, visual_input
 
     frames = read_video(video)
     track = FaceAnalyzer().track(frames)
@@ -37,8 +37,8 @@ def recognize(model_path: str | Path, tokens_dir: str | Path, video: str | Path,
     Raises:
         FaceError: unreadable video or no face in any frame. AudioError: bad audio. AVLMError: bad checkpoint.
     """
-    from speechvision.speech_tokens import ExpressiveTokenizer
-    from speechvision.training.avlm import load_avlm
+    from speechvision.avlm.tokens import ExpressiveTokenizer
+    from speechvision.avlm.train import load_avlm
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     model = load_avlm(model_path, tok.vocab)
@@ -60,9 +60,9 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     Raises:
         FaceError, AudioError, AVLMError as ``recognize``; ValueError: an unknown emotion.
     """
-    from speechvision.expressive import Speaker
-    from speechvision.training.avlm import load_avlm
-    from speechvision.training.avlm_dialogue import predict_emotion, sample_response
+    from speechvision.avlm.train_vocoder import Speaker
+    from speechvision.avlm.train import load_avlm
+    from speechvision.avlm.dialogue import predict_emotion, sample_response
     from speechvision.core.tts import write_wav_atomic
 
     if emotion is not None and emotion not in EMOTIONS:

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from speechvision.data.manifest import _atomic_write_text
-from speechvision.data.spoken_emotion import load_corpus
+from speechvision.avlm.data.spoken_emotion import load_corpus
 from speechvision.core.errors import SpeechvisionError
-from speechvision.models.unit_vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
-from speechvision.speech_tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
+from speechvision.avlm.vocoder import UnitVocoder, VocoderConfig, pitch_features, world_synthesize, world_targets
+from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig, TokenizerError, collapse, fit_tokenizer
 from speechvision.core.checkpoint import checkpoint_state, load_model_checkpoint, save_checkpoint
 
 VOCODER_VERSION = 2  # 2: with the duration predictor
@@ -48,7 +48,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
     train = [r for r in rows if r["split"] == "train"]
     waves = {r["id"]: read_wave(corpus / r["audio"], config.sample_rate_hz)
              for r in tqdm(rows, desc="reading audio", unit="utt", disable=not progress)}
-    from speechvision.speech_tokens import unit_features
+    from speechvision.avlm.tokens import unit_features
 
     feats = {r["id"]: unit_features(waves[r["id"]], config)
              for r in tqdm(rows, desc=f"{config.unit_features} features", unit="utt", disable=not progress)}
@@ -71,7 +71,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
 
 def add_speakers(tok: ExpressiveTokenizer, waves_by_speaker: dict) -> None:
     """Enrol speakers: their mean log2 F0 over the voiced frames of the given waveforms."""
-    from speechvision.speech_tokens import f0_track
+    from speechvision.avlm.tokens import f0_track
 
     for spk, waves in (waves_by_speaker or {}).items():
         lf = [np.log2(f[f > 0]) for f in (f0_track(w, tok.config.sample_rate_hz) for w in waves)]
@@ -244,7 +244,7 @@ def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: s
     """
     from tqdm import tqdm
 
-    from speechvision.expressive_eval import transcribe, word_error_rate
+    from speechvision.avlm.evaluate import transcribe, word_error_rate
 
     ckpt = _vocoder_checkpoint(vocoder_dir)
     speaker = Speaker(ExpressiveTokenizer.load(tokenizer_dir), _vocoder_from(ckpt))

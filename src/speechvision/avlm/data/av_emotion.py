@@ -1,7 +1,7 @@
 """`speechvision data av-emotion`: a SYNTHETIC audio-visual emotion set built on the spoken-emotion corpus.
 
 No real audio-visual emotion corpus can be had offline here, so this set pairs every spoken-emotion
-utterance with a synthetic face-landmark sequence at 25 fps (the 68-point layout of ``speechvision.face``):
+utterance with a synthetic face-landmark sequence at 25 fps (the 68-point layout of ``speechvision.avlm.face``):
 
 - a per-speaker face (``CANONICAL_68`` plus fixed identity offsets and size, seeded by the voice name);
 - an emotion-specific expression (a displacement template per class: happy raises and widens the mouth
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.face import CANONICAL_68, FPS, PARTS
+from speechvision.avlm.face import CANONICAL_68, FPS, PARTS
 from speechvision.data.manifest import DatasetError, _atomic_write_text
-from speechvision.data.spoken_emotion import EMOTIONS, load_corpus
+from speechvision.avlm.data.spoken_emotion import EMOTIONS, load_corpus
 
 FORMAT_VERSION = 1
 FRAME_SIZE_PX = 96
