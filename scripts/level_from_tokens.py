@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from sklearn.linear_model import RidgeCV
 
-from speechvision.avlm.train_vocoder import load_encoded
+from speechvision.avlm.corpus import load_encoded
 from speechvision.avlm.tokens import ExpressiveTokenizer
 
 

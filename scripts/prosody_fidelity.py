@@ -13,8 +13,9 @@ import json
 
 import numpy as np
 
-from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
+from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.tokens import f0_track
+from speechvision.avlm.vocoder import Speaker
 
 
 def cues(wave: np.ndarray, voice_log2_f0: float) -> dict:

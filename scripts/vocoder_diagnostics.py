@@ -16,10 +16,10 @@ import json
 
 import numpy as np
 
-from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
-from speechvision.avlm.evaluate import transcribe, word_error_rate
-from speechvision.avlm.vocoder import world_synthesize, world_targets
+from speechvision.avlm.corpus import load_encoded, read_wave
+from speechvision.avlm.judges import transcribe, word_error_rate
 from speechvision.avlm.tokens import collapse
+from speechvision.avlm.vocoder import Speaker, world_synthesize, world_targets
 
 
 def main() -> None:

@@ -4,7 +4,15 @@ import pytest
 import soundfile as sf
 from conftest import sine
 
-from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, check_waveform, file_log_mel, load_audio, log_mel
+from speechvision.core.audio import (
+    AudioChecks,
+    AudioError,
+    LogMelConfig,
+    check_waveform,
+    file_log_mel,
+    load_audio,
+    log_mel,
+)
 
 
 def test_logmel_matches_librosa_reference():

@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechvision.avlm.data.av_emotion import (TEMPLATES, AVBuildConfig, build_av_emotion, face_sequence,
-                                          load_av_emotion, render_face)
-from speechvision.data.manifest import DatasetError
+from speechvision.avlm.data.av_emotion import (
+    TEMPLATES,
+    AVBuildConfig,
+    build_av_emotion,
+    face_sequence,
+    load_av_emotion,
+    render_face,
+)
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
 from speechvision.avlm.face import expression_features
+from speechvision.data.manifest import DatasetError
 
 RATE = 16000
 

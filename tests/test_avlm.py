@@ -10,9 +10,16 @@ import torch
 
 pytest.importorskip("transformers", reason="the expressive extra is not installed")
 
-from speechvision.avlm.model import (AVLM, FUSIONS, AVLMConfig, ConcatFusion, PerceiverResampler,  # noqa: E402
-                                      mask_speech_tokens, n_queries)
 from speechvision.avlm.lm import SpeechLMConfig, build_lm  # noqa: E402
+from speechvision.avlm.model import (  # noqa: E402
+    AVLM,
+    FUSIONS,
+    AVLMConfig,
+    ConcatFusion,
+    PerceiverResampler,
+    mask_speech_tokens,
+    n_queries,
+)
 from speechvision.avlm.tokens import Vocabulary  # noqa: E402
 
 V = Vocabulary(n_units=8, n_styles=4)
@@ -115,7 +122,7 @@ def test_masking_replaces_only_speech_tokens_and_drops_them_from_the_loss():
 
 
 def test_emotion_metrics_match_hand_computed_values():
-    from speechvision.avlm.evaluate import classification_report
+    from speechvision.avlm.judges import classification_report
     from speechvision.avlm.train import t_interval
 
     r = classification_report(["a", "a", "a", "b"], ["a", "a", "b", "b"])
@@ -130,8 +137,9 @@ def test_tiny_train_end_to_end(tmp_path):
     from test_av_emotion import _speech_corpus
 
     from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.avlm.model import load_avlm
     from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig
-    from speechvision.avlm.train import load_avlm, train_avlm
+    from speechvision.avlm.train import train_avlm
     from speechvision.avlm.train_lm import train_speech_lm
 
     rows = _speech_corpus(tmp_path / "speech")

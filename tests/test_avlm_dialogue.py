@@ -9,8 +9,8 @@ import torch
 
 pytest.importorskip("transformers", reason="the expressive extra is not installed")
 
-from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
 from speechvision.avlm.lm import SpeechLMConfig, build_lm  # noqa: E402
+from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
 from speechvision.avlm.tokens import Vocabulary  # noqa: E402
 
 V = Vocabulary(n_units=8, n_styles=4)
@@ -86,7 +86,8 @@ def test_concat_aligns_the_face_with_the_question_only():
 
 
 def test_reply_sampling_keeps_the_speech_constraints_and_is_seeded():
-    from speechvision.avlm.dialogue import collate_dialogues, predict_emotion, sample_response
+    from speechvision.avlm.dialogue import collate_dialogues
+    from speechvision.avlm.model import predict_emotion, sample_response
 
     m = _model("cross-attention")
     b = collate_dialogues([_item()], V, with_response=False)
@@ -106,9 +107,9 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
     from test_av_emotion import _speech_corpus
 
     from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
+    from speechvision.avlm.dialogue import collate_dialogues, load_dialogues, train_dialogue
+    from speechvision.avlm.model import load_avlm, sample_response
     from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig
-    from speechvision.avlm.train import load_avlm
-    from speechvision.avlm.dialogue import collate_dialogues, load_dialogues, sample_response, train_dialogue
     from speechvision.avlm.train_lm import train_speech_lm
 
     rows = _speech_corpus(tmp_path / "speech")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from speechvision.configs import ConfigError, PRESETS, apply_overrides, config_from_dict, preset
+from speechvision.configs import PRESETS, ConfigError, apply_overrides, config_from_dict, preset
 
 
 def test_presets_and_round_trip():

@@ -6,8 +6,13 @@ from PIL import Image
 
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, TEMPLATES, caption, caption_pool
 from speechvision.data.manifest import DatasetError, load_dataset
-from speechvision.data.spoken_fashion import (BuildConfig, build_spoken_fashion, colourise, heldout_combinations,
-                                              load_fashion_mnist)
+from speechvision.data.spoken_fashion import (
+    BuildConfig,
+    build_spoken_fashion,
+    colourise,
+    heldout_combinations,
+    load_fashion_mnist,
+)
 
 
 def test_grammar_mentions_class_and_colour_and_swaps_cleanly():

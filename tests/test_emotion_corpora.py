@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechvision.avlm.data.emotion_corpora import (load_crema_d, load_emotion_corpus, load_iemocap, load_mead,
-                                               load_ravdess, speaker_split)
+from speechvision.avlm.data.emotion_corpora import (
+    load_crema_d,
+    load_emotion_corpus,
+    load_iemocap,
+    load_mead,
+    load_ravdess,
+    speaker_split,
+)
 from speechvision.data.manifest import DatasetError
 
 

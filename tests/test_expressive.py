@@ -11,8 +11,7 @@ pytest.importorskip("pyworld", reason="the expressive extra is not installed (pi
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS, EmotionBuildConfig, plan  # noqa: E402
 from speechvision.avlm.lm import SpeechLMConfig, allowed_next, build_lm, sample, top_p_filter  # noqa: E402
-from speechvision.avlm.tokens import (ExpressiveTokenizer, TokenizerConfig, Vocabulary, f0_track,  # noqa: E402
-                                        fit_tokenizer)
+from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig, Vocabulary, f0_track, fit_tokenizer  # noqa: E402
 
 RATE = 16000
 
@@ -90,8 +89,9 @@ def _fake_tokens_dir(tmp_path, n_units=8, n_styles=4, n=40):
 
 
 def test_tiny_speech_lm_train_lowers_perplexity_and_resumes_exactly(tmp_path):
-    from speechvision.avlm.train_vocoder import load_encoded
-    from speechvision.avlm.train_lm import load_lm, load_lm_checkpoint, perplexity, sequences, train_speech_lm
+    from speechvision.avlm.corpus import load_encoded
+    from speechvision.avlm.lm import load_lm, load_lm_checkpoint
+    from speechvision.avlm.train_lm import perplexity, sequences, train_speech_lm
 
     tok = _fake_tokens_dir(tmp_path / "tokens")
     cfg = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=128, dropout=0.0)
@@ -131,8 +131,7 @@ def _vowel(f0_hz: float, seconds: float = 1.0) -> np.ndarray:
 def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
     """k bins up moves the decoded median F0 by 2 ** (k / 32) (the issue's pitch-control target, here on
     a vocoder whose envelope is pinned to a vowel's, so only the pitch path is tested)."""
-    from speechvision.avlm.train_vocoder import Speaker
-    from speechvision.avlm.vocoder import UnitVocoder, VocoderConfig, world_targets
+    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig, world_targets
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
@@ -160,8 +159,8 @@ def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
 def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
     """The duration targets match the frame stream; a few hundred steps learn per-unit run lengths; decode
     lasts the predicted durations and ``rate`` scales them."""
-    from speechvision.avlm.train_vocoder import Speaker, _duration_batch, duration_examples
-    from speechvision.avlm.vocoder import UnitVocoder, VocoderConfig
+    from speechvision.avlm.train_vocoder import _duration_batch, duration_examples
+    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
@@ -237,7 +236,7 @@ def test_corpus_plan_splits_by_dialogue_with_held_out_test_voices():
 def test_speaker_normalised_judge_removes_each_voice_offset():
     """Emotion shifts features relative to the voice; a held-out voice with a large offset fools the raw
     classifier but not the speaker-normalised one (reference: that voice's own utterances)."""
-    from speechvision.avlm.evaluate import EmotionJudge, speaker_normalise
+    from speechvision.avlm.judges import EmotionJudge, speaker_normalise
 
     rng = np.random.default_rng(0)
     shift = {"neutral": 0.0, "happy": 1.0, "angry": 2.0, "sad": -1.0}
@@ -260,23 +259,22 @@ def test_speaker_normalised_judge_removes_each_voice_offset():
 
 
 def test_continuation_prompt_opens_the_next_turn_as_training_sequences_do():
-    from speechvision.avlm.evaluate import _prompt_ids
+    from speechvision.avlm.infer import prompt_ids
     from speechvision.avlm.train_lm import sequences
 
     v = Vocabulary(n_units=4, n_styles=2)
     q, r = [v.style(0), v.unit(1)], [v.pitch(3), v.unit(2)]
     train = sequences([{"dialogue": 0, "emotion": "sad", "role": "question", "tokens": q},
                        {"dialogue": 0, "emotion": "sad", "role": "response", "tokens": r}], v)[0]
-    prompt = _prompt_ids(v, q)
+    prompt = prompt_ids(v, q)
     assert train[:len(prompt)] == prompt  # the prompt is a prefix of a training sequence
-    assert _prompt_ids(v, q, next_turn=False) == prompt[:-1]
+    assert prompt_ids(v, q, next_turn=False) == prompt[:-1]
 
 
 def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
     """A voice-conditioned vocoder needs a voice, renders the named training voice, and gives a held-out
     speaker the training voice with the nearest mean F0; its config survives the checkpoint round trip."""
-    from speechvision.avlm.train_vocoder import Speaker
-    from speechvision.avlm.vocoder import UnitVocoder, VocoderConfig
+    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig
 
     means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(200.0))}
     tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),
@@ -303,9 +301,16 @@ def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
 def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monkeypatch):
     """``choose_voice`` measures each training voice's WER on the split, writes the best as
     ``default_voice`` (held-out speakers then decode in it) and refuses a voice-independent vocoder."""
-    import speechvision.avlm.evaluate as ee
-    from speechvision.avlm.train_vocoder import VOCODER_VERSION, Speaker, VocoderError, choose_voice, load_vocoder
-    from speechvision.avlm.vocoder import UnitVocoder, VocoderConfig
+    import speechvision.avlm.judges as ee
+    from speechvision.avlm.train_vocoder import choose_voice
+    from speechvision.avlm.vocoder import (
+        VOCODER_VERSION,
+        Speaker,
+        UnitVocoder,
+        VocoderConfig,
+        VocoderError,
+        load_vocoder,
+    )
     from speechvision.core.checkpoint import save_checkpoint
     from speechvision.core.tts import write_wav_atomic
 

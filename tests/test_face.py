@@ -4,8 +4,15 @@ file, frames without a face are marked, crops are aligned."""
 import numpy as np
 import pytest
 
-from speechvision.avlm.face import (CANONICAL_68, FaceError, align, expression_features, face_crops, read_video,
-                               similarity_transform)
+from speechvision.avlm.face import (
+    CANONICAL_68,
+    FaceError,
+    align,
+    expression_features,
+    face_crops,
+    read_video,
+    similarity_transform,
+)
 
 
 def _pose(points, angle_deg, scale, shift):

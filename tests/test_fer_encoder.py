@@ -84,10 +84,9 @@ def test_fer_encoder_shape_and_masked_frames_are_zero():
 
 def test_avlm_runs_on_collated_fer_features():
     pytest.importorskip("transformers", reason="the expressive extra is not installed")
-    from speechvision.avlm.model import AVLM, AVLMConfig
     from speechvision.avlm.lm import SpeechLMConfig, build_lm
+    from speechvision.avlm.model import AVLM, AVLMConfig, collate
     from speechvision.avlm.tokens import Vocabulary
-    from speechvision.avlm.train import collate
 
     v = Vocabulary(n_units=8, n_styles=4)
     rng = np.random.default_rng(0)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from speechvision.configs import apply_overrides, preset
+from speechvision.core.checkpoint import load_checkpoint
 from speechvision.losses import S2IGANLoss, kl_loss
 from speechvision.models.discriminator import Discriminator, DiscriminatorConfig
 from speechvision.models.generator import Generator, GeneratorConfig, init_weights
 from speechvision.models.relation import DIFFERENT, SAME, SIMILAR, RelationSupervisor
-from speechvision.core.checkpoint import load_checkpoint
 from speechvision.training.gan import GANBatches, train_gan
 from speechvision.training.sen import train_sen
 

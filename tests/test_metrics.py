@@ -194,8 +194,7 @@ def test_evaluate_errors_are_one_line(tmp_path, tiny_spoken_fashion, capsys):
 def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inception):
     """Our FIDInceptionV3 with the TorchScript's weights gives the TorchScript's features, and a
     state dict in pytorch-fid's layout loads through --inception-weights (pytorch-fid's input mapping)."""
-    from speechvision.core.inception import InceptionFeatures, WeightsError
-    from speechvision.core.inception import from_torchscript
+    from speechvision.core.inception import InceptionFeatures, WeightsError, from_torchscript
 
     model = from_torchscript(inception.net)
     x = torch.rand(2, 3, 299, 299) * 2 - 1
@@ -216,9 +215,8 @@ def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inceptio
 def test_inception_score_with_the_imagenet_inception(tmp_path, tiny_spoken_fashion, inception):
     """--is-model inception takes the posteriors from the 1008-class layer of pytorch-fid's weights;
     the TorchScript (no classifier layer) is refused with a clear error."""
+    from speechvision.core.inception import WeightsError, from_torchscript
     from speechvision.evaluate import evaluate
-    from speechvision.core.inception import WeightsError
-    from speechvision.core.inception import from_torchscript
 
     model = from_torchscript(inception.net)
     torch.nn.init.normal_(model.fc.weight, std=0.05)  # stands in for the real classifier layer

@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from speechvision.configs import apply_overrides, preset
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.core.inception import InceptionFeatures
 from speechvision.losses import distinctive_loss, matching_loss
 from speechvision.metrics.retrieval import mean_average_precision, median_rank, recall_at_k
-from speechvision.core.inception import InceptionFeatures
 from speechvision.models.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
 from speechvision.models.sen import SEN
 from speechvision.models.speech_encoder import SpeechEncoder, SpeechEncoderConfig
-from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from speechvision.training.sen import evaluate_sen, train_sen
 
 SMALL = SpeechEncoderConfig(rnn_hidden=16, attention_dim=8, embedding_dim=32)

@@ -5,8 +5,17 @@ import pytest
 import soundfile as sf
 from conftest import needs_espeak
 
-from speechvision.core.tts import (ALL_VOICES, DEFAULT_VOICE, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, TTSError, Voice,
-                              synthesize, synthesize_many)
+from speechvision.core.tts import (
+    ALL_VOICES,
+    DEFAULT_VOICE,
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    SynthesisJob,
+    TTSError,
+    Voice,
+    synthesize,
+    synthesize_many,
+)
 
 
 def test_voice_spec_round_trip_and_pools():

@@ -19,8 +19,9 @@ import pytest
 
 pytest.importorskip("gradio", reason="the web extra is not installed (pip install -e '.[web]')")
 
-from speechvision.web import SpeechToImageService, WebInputError, _message, load_test  # noqa: E402
 from conftest import free_port  # noqa: E402
+
+from speechvision.web import SpeechToImageService, WebInputError, _message, load_test  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_DIR = ROOT / "tests" / "browser"

@@ -659,7 +659,7 @@ def _cmd_avlm(args) -> None:
 def _cmd_speechlm(args) -> None:
     c = args.speechlm_command
     if c == "tokenize":
-        from speechvision.avlm.train_vocoder import tokenize_corpus
+        from speechvision.avlm.corpus import tokenize_corpus
         from speechvision.avlm.tokens import TokenizerConfig
 
         cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
@@ -690,7 +690,7 @@ def _cmd_speechlm(args) -> None:
             cfg.offset = AutoConfig.from_pretrained(str(args.backbone), local_files_only=True).vocab_size
         print(f"wrote {train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, eval_every=args.eval_every)}")
     elif c == "continue":
-        from speechvision.avlm.evaluate import continue_speech
+        from speechvision.avlm.infer import continue_speech
 
         info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
                                temperature=args.temperature, top_p=args.top_p, seed=args.seed,

@@ -29,9 +29,21 @@ import torch.nn.functional as F
 
 from speechvision.avlm.data.av_emotion import load_av_emotion
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
-from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt, mask_speech_tokens
-from speechvision.avlm.lm import allowed_next, top_p_filter
-from speechvision.avlm.train import AVLMError, build_avlm, collate, load_avlm, load_clips, make_optimizer, save_avlm
+from speechvision.avlm.model import (
+    AVLM,
+    AVLMConfig,
+    AVLMError,
+    build_avlm,
+    collate,
+    dialogue_prompt,
+    emotion_token_ids,
+    load_avlm,
+    mask_speech_tokens,
+    predict_emotion,
+    sample_response,
+    save_avlm,
+)
+from speechvision.avlm.train import load_clips, make_optimizer
 
 
 def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32,
@@ -43,7 +55,7 @@ def load_dialogues(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: i
     Raises:
         AVLMError: a question's response has no encoded tokens.
     """
-    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.corpus import load_encoded
 
     _, rows, _ = load_av_emotion(av_dir, split)
     role = {r["id"]: r for r in rows}
@@ -80,10 +92,6 @@ def collate_dialogues(items: list[dict], vocab, *, with_response: bool = True) -
             "visual_mask": vis["visual_mask"], "emotion": vis["emotion"]}
 
 
-def emotion_token_ids(vocab) -> list[int]:
-    return [vocab.special(f"<emotion:{e}>") for e in EMOTIONS]
-
-
 def dialogue_loss(model: AVLM, batch: dict, vocab) -> tuple[torch.Tensor, dict]:
     """Next-token loss on the emotion token and the response, plus the 4-way emotion cross-entropy at the
     emotion position. Returns (loss, parts)."""
@@ -104,8 +112,8 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
     an append-only ``log.jsonl``."""
     from tqdm import tqdm
 
+    from speechvision.avlm.lm import load_lm_checkpoint
     from speechvision.avlm.tokens import ExpressiveTokenizer
-    from speechvision.avlm.train_lm import load_lm_checkpoint
 
     vocab = ExpressiveTokenizer.load(tokens_dir).vocab
     clips = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
@@ -154,43 +162,6 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
     return out
 
 
-@torch.no_grad()
-def predict_emotion(model: AVLM, vocab, question: list[int], visual, visual_mask) -> np.ndarray:
-    """(4,) probabilities of the emotion tokens after the prompt (in ``EMOTIONS`` order)."""
-    ids = torch.tensor([dialogue_prompt(vocab, question)])
-    logits = model(ids, torch.ones_like(ids), visual, visual_mask)["logits"][0, -1]
-    return logits[emotion_token_ids(vocab)].float().softmax(-1).numpy()
-
-
-@torch.no_grad()
-def sample_response(model: AVLM, vocab, question: list[int], emotion: str, visual, visual_mask, *,
-                    max_new_tokens: int = 150, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
-                    min_units: int = 10) -> list[int]:
-    """Response speech tokens after ``dialogue_prompt(question, emotion)``, sampled under the speech-LM
-    constraints (``allowed_next``: speech tokens only, never two pitch or style tokens in a row), until
-    ``<eos>`` (allowed after ``min_units`` units) or ``max_new_tokens``.
-
-    Raises:
-        ValueError: temperature <= 0 or top_p outside (0, 1].
-    """
-    if temperature <= 0 or not 0 < top_p <= 1:
-        raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
-    gen = torch.Generator().manual_seed(seed)
-    ids = dialogue_prompt(vocab, question, emotion)
-    new, units = [], 0
-    for _ in range(max_new_tokens):
-        t = torch.tensor([ids + new])
-        logits = model(t, torch.ones_like(t), visual, visual_mask)["logits"][0, -1, :vocab.size].float()
-        mask = torch.from_numpy(allowed_next(vocab, (ids + new)[-1], allow_eos=units >= min_units))
-        probs = top_p_filter((logits / temperature).masked_fill(~mask, float("-inf")), top_p).softmax(-1)
-        tok = int(torch.multinomial(probs, 1, generator=gen))
-        if tok == vocab.special("<eos>"):
-            break
-        new.append(tok)
-        units += vocab.kind(tok) == "unit"
-    return new
-
-
 def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, out, *, force_emotion: bool = False,
                       limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Generate a reply to every test question clip and measure it; writes ``metrics.json``,
@@ -206,9 +177,17 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     """
     from tqdm import tqdm
 
-    from speechvision.avlm.train_vocoder import Speaker, read_wave
-    from speechvision.avlm.evaluate import (classification_report, dnsmos, emotion_features, train_judge, transcribe,
-                                   voice_references, word_error_rate)
+    from speechvision.avlm.corpus import read_wave
+    from speechvision.avlm.evaluate import voice_references
+    from speechvision.avlm.judges import (
+        classification_report,
+        dnsmos,
+        emotion_features,
+        train_judge,
+        transcribe,
+        word_error_rate,
+    )
+    from speechvision.avlm.vocoder import Speaker
     from speechvision.core.tts import write_wav_atomic
 
     out = Path(out)
@@ -219,7 +198,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)
     items = items[:limit] if limit else items
     judge = train_judge(speech_dir, rate, progress=progress)
-    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.corpus import load_encoded
 
     test_rows = load_encoded(tokens_dir, "test")
     # every test utterance, real and resynthesised, once: the judge's references and the reply ceilings

@@ -14,210 +14,27 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from speechvision.avlm.tokens import f0_track, whisper_model
-
+from speechvision.avlm.infer import carry_state, continue_tokens
+from speechvision.avlm.judges import (
+    classification_report,
+    dnsmos,
+    emotion_features,
+    f0_correlation,
+    median_f0,
+    train_judge,
+    transcribe,
+    word_error_rate,
+)
 
 # --- measures (pure functions) ---------------------------------------------------------------------------------
 
-def normalise_text(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
-
-
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus WER (jiwer) after lower-casing and removing punctuation."""
-    import jiwer
-
-    return float(jiwer.wer([normalise_text(r) for r in references], [normalise_text(h) or "<empty>" for h in hypotheses]))
-
-
-def transcribe(wave: np.ndarray, sample_rate_hz: int = 16000) -> str:
-    """English transcript of a (N,) waveform by the offline Whisper (greedy, no VAD)."""
-    import librosa
-
-    if sample_rate_hz != 16000:
-        wave = librosa.resample(wave, orig_sr=sample_rate_hz, target_sr=16000)
-    segments, _ = whisper_model().transcribe(wave.astype(np.float32), language="en", beam_size=1, vad_filter=False,
-                                        condition_on_previous_text=False)
-    return " ".join(s.text.strip() for s in segments)
-
-
-def dnsmos(wave: np.ndarray, sample_rate_hz: int = 16000) -> dict:
-    """DNSMOS P.835 (speechmos): signal, background and overall MOS of a (N,) waveform at 16 kHz."""
-    from speechmos import dnsmos as _d
-
-    r = _d.run(np.clip(wave, -1, 1).astype(np.float32), sample_rate_hz)
-    return {"sig": float(r["sig_mos"]), "bak": float(r["bak_mos"]), "ovrl": float(r["ovrl_mos"])}
-
-
-def f0_correlation(reference: np.ndarray, other: np.ndarray, sample_rate_hz: int = 16000) -> float | None:
-    """Pearson correlation of log F0 on frames voiced in both, after DTW on MFCCs (10 ms frames).
-
-    Returns None when fewer than 10 frames are voiced in both.
-    """
-    import librosa
-
-    def mf(w):
-        return librosa.feature.mfcc(y=w, sr=sample_rate_hz, n_mfcc=20, hop_length=sample_rate_hz // 100, n_fft=512)
-
-    fa, fb = f0_track(reference, sample_rate_hz), f0_track(other, sample_rate_hz)
-    ma, mb = mf(reference), mf(other)
-    ma, mb = ma - ma.mean(1, keepdims=True), mb - mb.mean(1, keepdims=True)
-    _, path = librosa.sequence.dtw(X=ma, Y=mb, metric="euclidean")
-    i, j = path[::-1, 0], path[::-1, 1]
-    i, j = np.minimum(i, len(fa) - 1), np.minimum(j, len(fb) - 1)
-    v = (fa[i] > 0) & (fb[j] > 0)
-    if v.sum() < 10:
-        return None
-    return float(np.corrcoef(np.log(fa[i][v]), np.log(fb[j][v]))[0, 1])
-
-
-def median_f0(wave: np.ndarray, sample_rate_hz: int = 16000) -> float:
-    f = f0_track(wave, sample_rate_hz)
-    return float(np.median(f[f > 0])) if (f > 0).any() else float("nan")
-
-
 # --- speech emotion classifier -------------------------------------------------------------------------------
 
-def emotion_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:
-    """(88,) eGeMAPS v02 functionals (openSMILE) of one utterance."""
-    import opensmile
-
-    global _FUNC
-    try:
-        smile = _FUNC
-    except NameError:
-        smile = _FUNC = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                        feature_level=opensmile.FeatureLevel.Functionals)
-    return np.nan_to_num(smile.process_signal(wave.astype(np.float32), sample_rate_hz).to_numpy()[0]).astype(np.float32)
-
-
-def train_emotion_classifier(features: np.ndarray, labels: list[str]):
-    """StandardScaler + multinomial logistic regression (class-balanced) on (N, 88) features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, class_weight="balanced")).fit(
-        features, labels)
-
-
-def speaker_normalise(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(N, F) features z-scored with the mean and std of ``reference`` (M, F): the same speaker's utterances
-    in the same domain (speaker-level feature normalisation, a standard SER step; Busso et al. 2013)."""
-    return (features - reference.mean(0)) / (reference.std(0) + 1e-6)
-
-
-class EmotionJudge:
-    """The speech emotion classifier that judges generated speech, trained on the spoken-emotion corpus's
-    real train recordings: eGeMAPS functionals, then logistic regression, in two variants.
-
-    - ``raw``: features as they are.
-    - ``speaker-normalised``: each utterance's features z-scored with the statistics of a reference set of the
-      same speaker in the same domain (training: the speaker's real train recordings; judging real speech:
-      the speaker's real recordings; judging vocoded speech: the speaker's resynthesised test recordings,
-      all four emotions, never the judged outputs themselves). The corpus's emotions are shifts relative
-      to each voice, so without it a held-out voice's own pitch and loudness dominate.
-    """
-
-    def __init__(self, raw, normalised):
-        self.raw, self.normalised = raw, normalised
-
-    @staticmethod
-    def fit(features: np.ndarray, labels: list[str], speakers: list[str]) -> "EmotionJudge":
-        speakers = np.asarray(speakers)
-        norm = np.empty_like(features)
-        for s in set(speakers.tolist()):
-            m = speakers == s
-            norm[m] = speaker_normalise(features[m], features[m])
-        return EmotionJudge(train_emotion_classifier(features, labels), train_emotion_classifier(norm, labels))
-
-    def predict(self, features: np.ndarray, reference: np.ndarray | None = None) -> list[str]:
-        """Labels of (N, 88) features: speaker-normalised with ``reference`` (M, 88) when given, else raw."""
-        if reference is None:
-            return [str(x) for x in self.raw.predict(features)]
-        return [str(x) for x in self.normalised.predict(speaker_normalise(features, reference))]
-
-
-def train_judge(data, sample_rate_hz: int = 16000, *, progress: bool = True) -> EmotionJudge:
-    """``EmotionJudge.fit`` on the real train recordings of the spoken-emotion corpus in ``data``; their
-    features are cached under ``data/cache`` (keyed by the files and the sample rate)."""
-    from tqdm import tqdm
-
-    from speechvision.data.cache import cached_array
-    from speechvision.avlm.data.spoken_emotion import load_corpus
-    from speechvision.avlm.train_vocoder import read_wave
-
-    data = Path(data)
-    _, train = load_corpus(data, "train")
-    feats = cached_array(data, "judge-egemaps", [data / r["audio"] for r in train], {"sample_rate_hz": sample_rate_hz},
-                         lambda: np.stack([emotion_features(read_wave(data / r["audio"], sample_rate_hz), sample_rate_hz)
-                                           for r in tqdm(train, desc="emotion judge", unit="utt", disable=not progress)]))
-    return EmotionJudge.fit(feats, [r["emotion"] for r in train], [r["voice"] for r in train])
-
-
-def classification_report(y_true: list[str], y_pred: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro")), "n": len(y_true)}
-
-
 # --- continuation --------------------------------------------------------------------------------------------
-
-def _prompt_ids(vocab, tokens: list[int], next_turn: bool = True) -> list[int]:
-    """``<bos> [Speech] prompt`` and, for ``next_turn``, the ``[Speech]`` that opens the next turn (training
-    sequences are ``<bos> [Speech] question [Speech] response <eos>``: after a whole utterance the LM expects
-    a turn boundary, which the speech-only sampler could not emit itself)."""
-    return [vocab.special("<bos>"), vocab.special("[Speech]")] + list(tokens) + (
-        [vocab.special("[Speech]")] if next_turn else [])
-
-
-def _carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
-    """The last style and pitch token of the prompt, so a continuation decodes with the prompt's state."""
-    last = {}
-    for t in prompt_tokens:
-        k = vocab.kind(t)
-        if k in ("style", "pitch"):
-            last[k] = t
-    return [last[k] for k in ("style", "pitch") if k in last]
-
-
-def continue_tokens(model, config, tok, prompt_tokens: list[int], *, next_turn: bool = True, **kw) -> list[int]:
-    """New speech tokens after a prompt utterance: the next dialogue turn (default), or, with
-    ``next_turn=False``, more of the same utterance. ``kw`` go to ``models.speech_lm.sample``."""
-    from speechvision.avlm.lm import sample
-
-    return sample(model, tok.vocab, _prompt_ids(tok.vocab, prompt_tokens, next_turn), offset=config.offset, **kw)
-
-
-def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max_new_tokens=300,
-                    temperature=0.8, top_p=0.95, seed=0, next_turn: bool = True) -> dict:
-    """Encode a prompt wav, continue it with the speech LM (the next turn, or with ``next_turn=False`` the
-    same utterance), write prompt resynthesis + continuation."""
-    from speechvision.avlm.train_vocoder import Speaker, read_wave
-    from speechvision.avlm.train_lm import load_lm
-    from speechvision.core.tts import write_wav_atomic
-
-    speaker = Speaker.load(tokens_dir, vocoder_dir)
-    model, config = load_lm(lm_dir)
-    wave = read_wave(prompt_wav, speaker.tok.config.sample_rate_hz)
-    enc = speaker.tok.encode(wave)
-    mean = speaker.tok.speaker_mean(None, f0_track(wave, speaker.tok.config.sample_rate_hz))
-    new = continue_tokens(model, config, speaker.tok, enc.tokens, max_new_tokens=max_new_tokens,
-                          temperature=temperature, top_p=top_p, seed=seed, next_turn=next_turn)
-    rate = speaker.tok.config.sample_rate_hz
-    a = speaker.decode(enc.tokens, speaker_log2_f0=mean)
-    b = speaker.decode(_carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean) if any(
-        speaker.tok.vocab.kind(t) == "unit" for t in new) else np.zeros(0, np.float32)
-    write_wav_atomic(Path(out_wav), np.concatenate([a, np.zeros(rate // 5, np.float32), b]), rate)
-    return {"prompt_s": len(a) / rate, "continuation_s": len(b) / rate, "new_tokens": len(new)}
-
 
 # --- the whole evaluation ------------------------------------------------------------------------------------
 
@@ -228,8 +45,9 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
     decode every test utterance, for the judge's references)."""
     from tqdm import tqdm
 
+    from speechvision.avlm.corpus import load_encoded, read_wave
     from speechvision.avlm.data.spoken_emotion import load_corpus
-    from speechvision.avlm.train_vocoder import Speaker, load_encoded, read_wave
+    from speechvision.avlm.vocoder import Speaker
     from speechvision.core.tts import write_wav_atomic
 
     data, out = Path(data), Path(out)
@@ -298,8 +116,9 @@ def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, *, pr
     speaker-normalised with the voice's resynthesised test utterances as reference)."""
     from tqdm import tqdm
 
-    from speechvision.avlm.train_vocoder import load_encoded
-    from speechvision.avlm.train_lm import load_lm, perplexity, sequences
+    from speechvision.avlm.corpus import load_encoded
+    from speechvision.avlm.lm import load_lm
+    from speechvision.avlm.train_lm import perplexity, sequences
     from speechvision.core.tts import write_wav_atomic
 
     tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
@@ -323,7 +142,7 @@ def _evaluate_lm(data, tokens_dir, lm_dir, speaker, enc, out, feats, test, *, pr
     for n, r in enumerate(tqdm(questions, desc="continuations", unit="utt", disable=not progress)):
         toks = enc[r["id"]]["tokens"]
         new = continue_tokens(model, config, tok, toks, max_new_tokens=200, seed=seed + n, min_units=20)
-        wave = speaker.decode(_carry_state(tok.vocab, toks) + new, r["voice"])
+        wave = speaker.decode(carry_state(tok.vocab, toks) + new, r["voice"])
         f = emotion_features(wave, rate)[None]
         truth.append(r["emotion"])
         raw.append(judge.predict(f)[0])

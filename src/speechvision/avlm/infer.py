@@ -9,15 +9,17 @@ import numpy as np
 import torch
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.tokens import f0_track
 
 
 def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
     """(speech tokens, ``collate`` batch of the clip: ids, attention_mask, visual (1, Tv, ...), visual_mask
     (1, Tv)) of a face video and its audio, through the model's visual front-end (dlib landmarks at 25 fps;
     frames without a face masked)."""
-    from speechvision.avlm.train_vocoder import read_wave
+    from speechvision.avlm.corpus import read_wave
     from speechvision.avlm.face import FaceAnalyzer, read_video
-    from speechvision.avlm.train import collate, visual_input
+    from speechvision.avlm.model import collate
+    from speechvision.avlm.visual import visual_input
 
     frames = read_video(video)
     track = FaceAnalyzer().track(frames)
@@ -37,8 +39,8 @@ def recognize(model_path: str | Path, tokens_dir: str | Path, video: str | Path,
     Raises:
         FaceError: unreadable video or no face in any frame. AudioError: bad audio. AVLMError: bad checkpoint.
     """
+    from speechvision.avlm.model import load_avlm
     from speechvision.avlm.tokens import ExpressiveTokenizer
-    from speechvision.avlm.train import load_avlm
 
     tok = ExpressiveTokenizer.load(tokens_dir)
     model = load_avlm(model_path, tok.vocab)
@@ -60,9 +62,8 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     Raises:
         FaceError, AudioError, AVLMError as ``recognize``; ValueError: an unknown emotion.
     """
-    from speechvision.avlm.train_vocoder import Speaker
-    from speechvision.avlm.train import load_avlm
-    from speechvision.avlm.dialogue import predict_emotion, sample_response
+    from speechvision.avlm.model import load_avlm, predict_emotion, sample_response
+    from speechvision.avlm.vocoder import Speaker
     from speechvision.core.tts import write_wav_atomic
 
     if emotion is not None and emotion not in EMOTIONS:
@@ -80,3 +81,53 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     write_wav_atomic(Path(out_wav), wave, rate)
     return {"emotion": used, "probabilities": {e: float(x) for e, x in zip(EMOTIONS, probs)}, "new_tokens": len(new),
             "seconds": round(len(wave) / rate, 2)}
+
+
+def prompt_ids(vocab, tokens: list[int], next_turn: bool = True) -> list[int]:
+    """``<bos> [Speech] prompt`` and, for ``next_turn``, the ``[Speech]`` that opens the next turn (training
+    sequences are ``<bos> [Speech] question [Speech] response <eos>``: after a whole utterance the LM expects
+    a turn boundary, which the speech-only sampler could not emit itself)."""
+    return [vocab.special("<bos>"), vocab.special("[Speech]")] + list(tokens) + (
+        [vocab.special("[Speech]")] if next_turn else [])
+
+
+def carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
+    """The last style and pitch token of the prompt, so a continuation decodes with the prompt's state."""
+    last = {}
+    for t in prompt_tokens:
+        k = vocab.kind(t)
+        if k in ("style", "pitch"):
+            last[k] = t
+    return [last[k] for k in ("style", "pitch") if k in last]
+
+
+def continue_tokens(model, config, tok, prompt_tokens: list[int], *, next_turn: bool = True, **kw) -> list[int]:
+    """New speech tokens after a prompt utterance: the next dialogue turn (default), or, with
+    ``next_turn=False``, more of the same utterance. ``kw`` go to ``models.speech_lm.sample``."""
+    from speechvision.avlm.lm import sample
+
+    return sample(model, tok.vocab, prompt_ids(tok.vocab, prompt_tokens, next_turn), offset=config.offset, **kw)
+
+
+def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max_new_tokens=300,
+                    temperature=0.8, top_p=0.95, seed=0, next_turn: bool = True) -> dict:
+    """Encode a prompt wav, continue it with the speech LM (the next turn, or with ``next_turn=False`` the
+    same utterance), write prompt resynthesis + continuation."""
+    from speechvision.avlm.corpus import read_wave
+    from speechvision.avlm.lm import load_lm
+    from speechvision.avlm.vocoder import Speaker
+    from speechvision.core.tts import write_wav_atomic
+
+    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    model, config = load_lm(lm_dir)
+    wave = read_wave(prompt_wav, speaker.tok.config.sample_rate_hz)
+    enc = speaker.tok.encode(wave)
+    mean = speaker.tok.speaker_mean(None, f0_track(wave, speaker.tok.config.sample_rate_hz))
+    new = continue_tokens(model, config, speaker.tok, enc.tokens, max_new_tokens=max_new_tokens,
+                          temperature=temperature, top_p=top_p, seed=seed, next_turn=next_turn)
+    rate = speaker.tok.config.sample_rate_hz
+    a = speaker.decode(enc.tokens, speaker_log2_f0=mean)
+    b = speaker.decode(carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean) if any(
+        speaker.tok.vocab.kind(t) == "unit" for t in new) else np.zeros(0, np.float32)
+    write_wav_atomic(Path(out_wav), np.concatenate([a, np.zeros(rate // 5, np.float32), b]), rate)
+    return {"prompt_s": len(a) / rate, "continuation_s": len(b) / rate, "new_tokens": len(new)}

@@ -12,11 +12,14 @@ temperature 0.8, top-p 0.95).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from speechvision.avlm.tokens import Vocabulary
+from speechvision.core.checkpoint import load_model_checkpoint
+from speechvision.core.errors import SpeechvisionError
 
 
 @dataclass
@@ -124,3 +127,25 @@ def sample(model, vocab: Vocabulary, prompt: list[int], *, max_new_tokens: int =
         out = model(input_ids=torch.tensor([[tok + offset]]), past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[0, -1, offset:offset + vocab.size]
     return new
+
+
+LM_VERSION = 1
+
+
+class SpeechLMError(SpeechvisionError, ValueError):
+    """A speech LM checkpoint is missing, from another version, or the token folder is empty."""
+
+
+def load_lm_checkpoint(folder: str | Path, name: str = "lm.pt") -> dict:
+    return load_model_checkpoint(Path(folder) / name, "speech-lm", LM_VERSION, SpeechLMError,
+                                 "speechvision speechlm train", "speech LM")
+
+
+def load_lm(folder: str | Path, *, best: bool = True):
+    """(model in eval mode, SpeechLMConfig) rebuilt from the checkpoint's config: the lowest-validation-
+    perplexity checkpoint (``best.pt``) when ``best`` and it exists, else the last one (``lm.pt``)."""
+    ck = load_lm_checkpoint(folder, "best.pt" if best and (Path(folder) / "best.pt").is_file() else "lm.pt")
+    config = SpeechLMConfig(**ck["config"])
+    model = build_lm(config)
+    model.load_state_dict(ck["model"])
+    return model.eval(), config

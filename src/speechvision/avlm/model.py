@@ -31,13 +31,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechvision.avlm.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.lm import SpeechLMConfig, allowed_next, build_lm, top_p_filter
 from speechvision.avlm.tokens import SPECIALS, Vocabulary
 from speechvision.avlm.visual import build_visual_encoder
+from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
+from speechvision.core.errors import SpeechvisionError
 
 FUSIONS = ("speech-only", "concat", "qformer", "cross-attention")
 
@@ -318,3 +324,92 @@ def dialogue_prompt(vocab: Vocabulary, question: list[int], emotion: str | None 
 def n_queries(n_frames: int, frames_per_query: int = 5, max_queries: int = 128) -> int:
     """ceil(n_frames / frames_per_query), between 1 and ``max_queries`` (AVLM's 5 Hz at 25 fps, cap 128)."""
     return max(1, min(max_queries, math.ceil(n_frames / frames_per_query)))
+
+
+AVLM_VERSION = 1
+
+
+class AVLMError(SpeechvisionError, ValueError):
+    """Missing or mismatched AVLM inputs or checkpoints."""
+
+
+def collate(clips: list[dict], vocab) -> dict:
+    """Batch tensors: ``ids``/``attention_mask`` (B, L), ``visual`` (B, Tv, ...), ``visual_mask`` (B, Tv),
+    ``emotion`` (B,)."""
+    seqs = [[vocab.special("<bos>"), vocab.special("[Speech]")] + list(c["tokens"]) + [vocab.special("<eos>")]
+            for c in clips]
+    n = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    am = torch.zeros(len(seqs), n, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)], am[i, :len(s)] = torch.tensor(s), 1
+    faces = [c["visual"] for c in clips]
+    tv = max(len(f) for f in faces)
+    vis = np.zeros((len(faces), tv) + faces[0].shape[1:], faces[0].dtype)
+    vm = torch.zeros(len(faces), tv, dtype=torch.bool)
+    for i, f in enumerate(faces):
+        vis[i, :len(f)], vm[i, :len(f)] = f, True
+    return {"ids": ids, "attention_mask": am, "visual": torch.from_numpy(vis), "visual_mask": vm,
+            "emotion": torch.tensor([c["emotion"] for c in clips])}
+
+
+def build_avlm(lm_dir, vocab, config: AVLMConfig) -> AVLM:
+    """An AVLM whose LM is the trained speech LM in ``lm_dir`` (``speechvision speechlm train``)."""
+    from speechvision.avlm.lm import load_lm
+
+    lm, _ = load_lm(lm_dir)
+    return AVLM(lm.train(), vocab, config)
+
+
+def save_avlm(path: Path, model: AVLM, lm_config: dict, extra: dict) -> None:
+    save_checkpoint(path, "avlm", {"model_version": AVLM_VERSION, "config": model.config.to_dict(),
+                                   "lm_config": lm_config, "model": model.state_dict(), **extra})
+
+
+def load_avlm(path, vocab) -> AVLM:
+    """Rebuild an AVLM from its checkpoint. Raises AVLMError for a missing file or another version."""
+    ck = load_model_checkpoint(path, "avlm", AVLM_VERSION, AVLMError, "speechvision avlm train", "AVLM")
+    model = AVLM(build_lm(SpeechLMConfig(**ck["lm_config"])), vocab, AVLMConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_emotion(model: AVLM, vocab, question: list[int], visual, visual_mask) -> np.ndarray:
+    """(4,) probabilities of the emotion tokens after the prompt (in ``EMOTIONS`` order)."""
+    ids = torch.tensor([dialogue_prompt(vocab, question)])
+    logits = model(ids, torch.ones_like(ids), visual, visual_mask)["logits"][0, -1]
+    return logits[emotion_token_ids(vocab)].float().softmax(-1).numpy()
+
+
+@torch.no_grad()
+def sample_response(model: AVLM, vocab, question: list[int], emotion: str, visual, visual_mask, *,
+                    max_new_tokens: int = 150, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
+                    min_units: int = 10) -> list[int]:
+    """Response speech tokens after ``dialogue_prompt(question, emotion)``, sampled under the speech-LM
+    constraints (``allowed_next``: speech tokens only, never two pitch or style tokens in a row), until
+    ``<eos>`` (allowed after ``min_units`` units) or ``max_new_tokens``.
+
+    Raises:
+        ValueError: temperature <= 0 or top_p outside (0, 1].
+    """
+    if temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+    gen = torch.Generator().manual_seed(seed)
+    ids = dialogue_prompt(vocab, question, emotion)
+    new, units = [], 0
+    for _ in range(max_new_tokens):
+        t = torch.tensor([ids + new])
+        logits = model(t, torch.ones_like(t), visual, visual_mask)["logits"][0, -1, :vocab.size].float()
+        mask = torch.from_numpy(allowed_next(vocab, (ids + new)[-1], allow_eos=units >= min_units))
+        probs = top_p_filter((logits / temperature).masked_fill(~mask, float("-inf")), top_p).softmax(-1)
+        tok = int(torch.multinomial(probs, 1, generator=gen))
+        if tok == vocab.special("<eos>"):
+            break
+        new.append(tok)
+        units += vocab.kind(tok) == "unit"
+    return new
+
+
+def emotion_token_ids(vocab) -> list[int]:
+    return [vocab.special(f"<emotion:{e}>") for e in EMOTIONS]

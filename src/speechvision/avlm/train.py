@@ -24,17 +24,16 @@ import torch.nn.functional as F
 
 from speechvision.avlm.data.av_emotion import load_av_emotion, render_face
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
-from speechvision.core.errors import SpeechvisionError
-from speechvision.avlm.face import expression_features, face_crops
-from speechvision.avlm.model import AVLM, AVLMConfig, mask_speech_tokens
-from speechvision.avlm.lm import SpeechLMConfig, build_lm
-from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
-
-AVLM_VERSION = 1
-
-
-class AVLMError(SpeechvisionError, ValueError):
-    """Missing or mismatched AVLM inputs or checkpoints."""
+from speechvision.avlm.model import (
+    AVLM,
+    AVLMConfig,
+    AVLMError,
+    build_avlm,
+    collate,
+    mask_speech_tokens,
+    save_avlm,
+)
+from speechvision.avlm.visual import visual_input
 
 
 def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int = 32) -> list[dict]:
@@ -45,7 +44,7 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
     Raises:
         AVLMError: a clip's audio has no encoded tokens.
     """
-    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.corpus import load_encoded
 
     _, rows, faces = load_av_emotion(av_dir, split)
     enc = {r["id"]: r["tokens"] for r in load_encoded(tokens_dir)}
@@ -60,26 +59,6 @@ def load_clips(av_dir, tokens_dir, split: str, encoder: str, crop_size_px: int =
     return clips
 
 
-_VISUAL_CACHE: dict = {}  # (av folder, clip, encoder, crop size) -> visual input; a comparison reuses it
-
-
-def visual_input(encoder: str, landmarks: np.ndarray, frames=None, has_face=None, crop_size_px: int = 32) -> np.ndarray:
-    """One clip's visual input for ``encoder`` from its (T, 68, 2) landmarks: (T, 136) expression features
-    (``landmark-conv``), (T, S, S) aligned grey crops (``crop-cnn``) or (T, 256) frozen FER features (``fer``).
-    ``frames`` (T, H, W[, 3]) are needed by the last two, and may be a zero-argument callable that makes them
-    (so the landmark encoder never renders); ``has_face`` (T,) marks frames without a face."""
-    if encoder == "landmark-conv":
-        return expression_features(landmarks, has_face)
-    frames = frames() if callable(frames) else frames
-    if encoder == "crop-cnn":
-        return face_crops(frames, landmarks, size=crop_size_px)
-    if encoder == "fer":  # frozen pretrained expression CNN
-        from speechvision.avlm.face import fer_features
-
-        return fer_features(frames, landmarks, has_face)
-    raise ValueError(f"unknown visual encoder {encoder!r}")
-
-
 def _visual(av_dir, clip_id: str, landmarks: np.ndarray, encoder: str, crop_size_px: int) -> np.ndarray:
     """One clip's ``visual_input`` on its rendered faces, computed once per process (rendering and the frozen
     FER network are the slow part of a run; the arrays are never modified in place)."""
@@ -88,47 +67,6 @@ def _visual(av_dir, clip_id: str, landmarks: np.ndarray, encoder: str, crop_size
         _VISUAL_CACHE[key] = visual_input(encoder, landmarks, lambda: np.stack([render_face(f) for f in landmarks]),
                                           crop_size_px=crop_size_px)
     return _VISUAL_CACHE[key]
-
-
-def collate(clips: list[dict], vocab) -> dict:
-    """Batch tensors: ``ids``/``attention_mask`` (B, L), ``visual`` (B, Tv, ...), ``visual_mask`` (B, Tv),
-    ``emotion`` (B,)."""
-    seqs = [[vocab.special("<bos>"), vocab.special("[Speech]")] + list(c["tokens"]) + [vocab.special("<eos>")]
-            for c in clips]
-    n = max(map(len, seqs))
-    ids = torch.zeros(len(seqs), n, dtype=torch.long)
-    am = torch.zeros(len(seqs), n, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)], am[i, :len(s)] = torch.tensor(s), 1
-    faces = [c["visual"] for c in clips]
-    tv = max(len(f) for f in faces)
-    vis = np.zeros((len(faces), tv) + faces[0].shape[1:], faces[0].dtype)
-    vm = torch.zeros(len(faces), tv, dtype=torch.bool)
-    for i, f in enumerate(faces):
-        vis[i, :len(f)], vm[i, :len(f)] = f, True
-    return {"ids": ids, "attention_mask": am, "visual": torch.from_numpy(vis), "visual_mask": vm,
-            "emotion": torch.tensor([c["emotion"] for c in clips])}
-
-
-def build_avlm(lm_dir, vocab, config: AVLMConfig) -> AVLM:
-    """An AVLM whose LM is the trained speech LM in ``lm_dir`` (``speechvision speechlm train``)."""
-    from speechvision.avlm.train_lm import load_lm
-
-    lm, _ = load_lm(lm_dir)
-    return AVLM(lm.train(), vocab, config)
-
-
-def save_avlm(path: Path, model: AVLM, lm_config: dict, extra: dict) -> None:
-    save_checkpoint(path, "avlm", {"model_version": AVLM_VERSION, "config": model.config.to_dict(),
-                                   "lm_config": lm_config, "model": model.state_dict(), **extra})
-
-
-def load_avlm(path, vocab) -> AVLM:
-    """Rebuild an AVLM from its checkpoint. Raises AVLMError for a missing file or another version."""
-    ck = load_model_checkpoint(path, "avlm", AVLM_VERSION, AVLMError, "speechvision avlm train", "AVLM")
-    model = AVLM(build_lm(SpeechLMConfig(**ck["lm_config"])), vocab, AVLMConfig(**ck["config"]))
-    model.load_state_dict(ck["model"])
-    return model.eval()
 
 
 def make_optimizer(model: AVLM, lr: float, visual_lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
@@ -185,9 +123,9 @@ def train_avlm(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_
     """
     from tqdm import tqdm
 
-    from speechvision.avlm.evaluate import classification_report
+    from speechvision.avlm.judges import classification_report
+    from speechvision.avlm.lm import load_lm_checkpoint
     from speechvision.avlm.tokens import ExpressiveTokenizer
-    from speechvision.avlm.train_lm import load_lm_checkpoint
 
     vocab = ExpressiveTokenizer.load(tokens_dir).vocab
     train = load_clips(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px)
@@ -345,3 +283,6 @@ def summary_table(summary: dict) -> str:
                      f"{f(r['balanced_accuracy'])} | {f(r['macro_f1_ambiguous'])} | {f(d) if d else '—'} | "
                      f"{f(da) if da else '—'} | {f(r['ppl_mask0.7'], pct=False)} |")
     return head + "\n".join(lines) + "\n"
+
+
+_VISUAL_CACHE: dict = {}  # (av folder, clip, encoder, crop size) -> visual input; a comparison reuses it

@@ -19,16 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.core.errors import SpeechvisionError
-from speechvision.avlm.lm import SpeechLMConfig, build_lm
+from speechvision.avlm.lm import (
+    LM_VERSION,
+    SpeechLMConfig,
+    SpeechLMError,
+    build_lm,
+    load_lm_checkpoint,
+)
 from speechvision.avlm.tokens import Vocabulary
-from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
-
-LM_VERSION = 1
-
-
-class SpeechLMError(SpeechvisionError, ValueError):
-    """A speech LM checkpoint is missing, from another version, or the token folder is empty."""
+from speechvision.core.checkpoint import save_checkpoint
 
 
 def sequences(rows: list[dict], vocab: Vocabulary) -> list[list[int]]:
@@ -87,7 +86,7 @@ def train_speech_lm(tokens_dir: str | Path, out: str | Path, config: SpeechLMCon
     """
     from tqdm import tqdm
 
-    from speechvision.avlm.train_vocoder import load_encoded
+    from speechvision.avlm.corpus import load_encoded
     from speechvision.avlm.tokens import ExpressiveTokenizer
 
     tok = ExpressiveTokenizer.load(tokens_dir)
@@ -154,18 +153,3 @@ def _save(out: Path, model, opt, config: SpeechLMConfig, step: int, name: str = 
     if opt is not None:
         state["optimizer"] = opt.state_dict()
     save_checkpoint(out / name, "speech-lm", state)
-
-
-def load_lm_checkpoint(folder: str | Path, name: str = "lm.pt") -> dict:
-    return load_model_checkpoint(Path(folder) / name, "speech-lm", LM_VERSION, SpeechLMError,
-                                 "speechvision speechlm train", "speech LM")
-
-
-def load_lm(folder: str | Path, *, best: bool = True):
-    """(model in eval mode, SpeechLMConfig) rebuilt from the checkpoint's config: the lowest-validation-
-    perplexity checkpoint (``best.pt``) when ``best`` and it exists, else the last one (``lm.pt``)."""
-    ck = load_lm_checkpoint(folder, "best.pt" if best and (Path(folder) / "best.pt").is_file() else "lm.pt")
-    config = SpeechLMConfig(**ck["config"])
-    model = build_lm(config)
-    model.load_state_dict(ck["model"])
-    return model.eval(), config

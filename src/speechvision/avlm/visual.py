@@ -17,11 +17,12 @@ frames' features.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
 
-from speechvision.avlm.face import FER_DIM
+from speechvision.avlm.face import FER_DIM, expression_features, face_crops
 
 ENCODERS = ("landmark-conv", "crop-cnn", "fer")
 
@@ -103,3 +104,20 @@ def build_visual_encoder(name: str, dim: int) -> nn.Module:
     if name == "fer":
         return FEREncoder(dim)
     raise ValueError(f"unknown visual encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+
+
+def visual_input(encoder: str, landmarks: np.ndarray, frames=None, has_face=None, crop_size_px: int = 32) -> np.ndarray:
+    """One clip's visual input for ``encoder`` from its (T, 68, 2) landmarks: (T, 136) expression features
+    (``landmark-conv``), (T, S, S) aligned grey crops (``crop-cnn``) or (T, 256) frozen FER features (``fer``).
+    ``frames`` (T, H, W[, 3]) are needed by the last two, and may be a zero-argument callable that makes them
+    (so the landmark encoder never renders); ``has_face`` (T,) marks frames without a face."""
+    if encoder == "landmark-conv":
+        return expression_features(landmarks, has_face)
+    frames = frames() if callable(frames) else frames
+    if encoder == "crop-cnn":
+        return face_crops(frames, landmarks, size=crop_size_px)
+    if encoder == "fer":  # frozen pretrained expression CNN
+        from speechvision.avlm.face import fer_features
+
+        return fer_features(frames, landmarks, has_face)
+    raise ValueError(f"unknown visual encoder {encoder!r}")

@@ -19,11 +19,16 @@ trains in a few minutes (figures in docs/expressive-speech.md).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
+
+from speechvision.avlm.tokens import ExpressiveTokenizer
+from speechvision.core.checkpoint import load_model_checkpoint
+from speechvision.core.errors import SpeechvisionError
 
 
 @dataclass
@@ -187,3 +192,106 @@ def world_synthesize(f0_hz: np.ndarray, coded: np.ndarray, config: VocoderConfig
     y = pyworld.synthesize(np.ascontiguousarray(f0_hz, np.float64), sp, ap, fs, frame_period=config.frame_ms)
     peak = np.abs(y).max()
     return (y * (0.95 / peak) if peak > 0.95 else y).astype(np.float32)
+
+
+VOCODER_VERSION = 2  # 2: with the duration predictor
+
+
+class VocoderError(SpeechvisionError, ValueError):
+    """A vocoder checkpoint is missing or from another version."""
+
+
+def frame_inputs(tok: ExpressiveTokenizer, unit_frames, pitch_tokens_per_frame, style_frames, speaker_log2_f0, n):
+    """Vocoder inputs at 10 ms frames from unit (40 ms), pitch-token (80 ms) and style (1 s) frame streams."""
+    cfg = tok.config
+    up_u, up_p, up_s = int(round(100 / cfg.unit_hz)), int(round(100 / cfg.pitch_hz)), int(round(100 / cfg.style_hz))
+
+    def fit(a, k):
+        a = np.repeat(np.asarray(a), k)
+        return np.concatenate([a, np.full(max(0, n - len(a)), a[-1])])[:n]
+
+    units, pitch, style = fit(unit_frames, up_u), fit(pitch_tokens_per_frame, up_p), fit(style_frames, up_s)
+    f0 = tok.pitch_to_f0(pitch, speaker_log2_f0)
+    return units, f0, style
+
+
+def unit_inputs(tok: ExpressiveTokenizer, streams: dict, speaker_log2_f0: float) -> tuple[np.ndarray, ...]:
+    """Per collapsed unit: (units (K,), pitch features (K, 3), style (K,)) for the duration predictor."""
+    f0 = tok.pitch_to_f0(streams["pitch"], speaker_log2_f0)
+    return streams["units"], pitch_features(f0, speaker_log2_f0), streams["style"]
+
+
+def vocoder_checkpoint(folder: str | Path) -> dict:
+    return load_model_checkpoint(Path(folder) / "vocoder.pt", "vocoder", VOCODER_VERSION, VocoderError,
+                                 "speechvision speechlm vocoder", "vocoder")
+
+
+def vocoder_from_checkpoint(ckpt: dict) -> UnitVocoder:
+    model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def load_vocoder(folder: str | Path) -> UnitVocoder:
+    return vocoder_from_checkpoint(vocoder_checkpoint(folder))
+
+
+class Speaker:
+    """Turns token sequences into speech: tokenizer (clock, F0) + vocoder (timbre) + WORLD."""
+
+    def __init__(self, tokenizer: ExpressiveTokenizer, vocoder: UnitVocoder):
+        self.tok, self.vocoder = tokenizer, vocoder
+
+    @staticmethod
+    def load(tokenizer_dir: str | Path, vocoder_dir: str | Path) -> "Speaker":
+        return Speaker(ExpressiveTokenizer.load(tokenizer_dir), load_vocoder(vocoder_dir))
+
+    @torch.no_grad()
+    def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None,
+               rate: float = 1.0, voice: str | None = None) -> np.ndarray:
+        """(N,) float32 waveform at the tokenizer's rate for an interleaved token sequence.
+
+        F0 is the bin centre of each pitch token relative to the speaker's mean (``speaker`` fitted or
+        enrolled, or ``speaker_log2_f0`` given; otherwise the mean over known speakers). Each unit lasts
+        its predicted duration (the vocoder's duration predictor), or its corpus-mean run length when the
+        vocoder has none; ``rate`` > 1 speaks faster. A voice-conditioned vocoder renders the timbre of
+        ``voice``, else of ``speaker`` when it is a training voice, else (held-out speakers) of its
+        ``default_voice``, else of the training voice whose mean F0 is nearest the speaker's.
+
+        Raises:
+            TokenizerError: the sequence holds no content unit.
+        """
+        streams = self.tok.split_streams(tokens)
+        mean = speaker_log2_f0 if speaker_log2_f0 is not None else self.tok.speaker_mean(speaker)
+        per = int(round(100 / self.tok.config.unit_hz))
+        v = self.vocoder
+        if v.duration is not None:
+            u, p, s = (torch.from_numpy(a)[None] for a in unit_inputs(self.tok, streams, mean))
+            runs = torch.expm1(v.duration(u.long(), p.float(), s.long())[0]).clamp(min=0).numpy()
+        else:
+            runs = streams["unit_frames"].astype(float)
+        reps = np.maximum(1, np.round(runs * per / rate)).astype(np.int64)
+        units = np.repeat(streams["units"], reps)
+        style = np.repeat(streams["style"], reps)
+        f0 = self.tok.pitch_to_f0(np.repeat(streams["pitch"], reps), mean)
+        f0 = _smooth_f0(f0)
+        pf = pitch_features(f0, mean)
+        vi = v.voice_index(voice or speaker, mean, self.tok.speaker_log2_f0)
+        pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None],
+                 None if vi is None else torch.tensor([vi]))[0]
+        coded = (pred * v.target_std + v.target_mean).numpy()
+        return world_synthesize(f0, coded, v.config)
+
+
+def _smooth_f0(f0: np.ndarray, width: int = 5) -> np.ndarray:
+    """Moving average of log F0 within voiced runs (removes the quantisation steps; keeps voicing)."""
+    out = f0.copy()
+    v = f0 > 0
+    if not v.any():
+        return out
+    lf = np.where(v, np.log(np.where(v, f0, 1.0)), 0.0)
+    k = np.ones(width)
+    num = np.convolve(lf, k, "same")
+    den = np.convolve(v.astype(float), k, "same")
+    out[v] = np.exp(num[v] / np.maximum(den[v], 1))
+    return out

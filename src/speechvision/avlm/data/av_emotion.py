@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.avlm.data.spoken_emotion import EMOTIONS, load_corpus
 from speechvision.avlm.face import CANONICAL_68, FPS, PARTS
 from speechvision.data.manifest import DatasetError, _atomic_write_text
-from speechvision.avlm.data.spoken_emotion import EMOTIONS, load_corpus
 
 FORMAT_VERSION = 1
 FRAME_SIZE_PX = 96

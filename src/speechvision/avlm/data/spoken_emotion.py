@@ -33,8 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.core.errors import SpeechvisionError
+from speechvision.core.tts import (
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    Voice,
+    espeak_available,
+    synthesize,
+    write_wav_atomic,
+)
 from speechvision.data.manifest import _atomic_write_text
-from speechvision.core.tts import HELDOUT_VOICES, TRAIN_VOICES, Voice, espeak_available, synthesize, write_wav_atomic
 
 EMOTIONS = ("neutral", "happy", "angry", "sad")
 SAMPLE_RATE_HZ = 16000
