@@ -78,11 +78,11 @@ def count_flops(fn) -> float:
 # ---- workloads: each returns {"items": n per call, "seconds": per call, "flops": per call, ...} -------
 
 def _gan_parts(preset_name: str, device: str, batch_size: int | None = None, overrides=(), channels_last=False):
-    from speechvision.configs import apply_overrides, preset
-    from speechvision.losses import S2IGANLoss
+    from speechvision.s2igan.config import apply_overrides, preset
+    from speechvision.s2igan.losses import S2IGANLoss
     from speechvision.core.inception import InceptionFeatures
-    from speechvision.models.image_encoder import ImageEncoder
-    from speechvision.training.gan import GANBatches, build_models
+    from speechvision.s2igan.image_encoder import ImageEncoder
+    from speechvision.s2igan.train_gan import GANBatches, build_models
 
     cfg = apply_overrides(preset(preset_name), list(overrides))
     gc = cfg.gan
@@ -162,9 +162,9 @@ def w_generator_forward(device: str, preset_name: str, quick: bool) -> dict:
 
 
 def w_sen_step(device: str, quick: bool) -> dict:
-    from speechvision.configs import preset
-    from speechvision.losses import sen_loss
-    from speechvision.training.sen import build_model
+    from speechvision.s2igan.config import preset
+    from speechvision.s2igan.losses import sen_loss
+    from speechvision.s2igan.train_sen import build_model
 
     cfg = preset("spoken-fashion")
     sc = cfg.sen
@@ -192,11 +192,11 @@ def w_sen_step(device: str, quick: bool) -> dict:
 def w_generate(device: str, preset_name: str, quick: bool) -> dict:
     import tempfile
 
-    from speechvision.configs import preset
+    from speechvision.s2igan.config import preset
     from speechvision.demo import EXAMPLES
-    from speechvision.generate import S2IGANPipeline, save_pngs
-    from speechvision.models.generator import Generator
-    from speechvision.models.speech_encoder import SpeechEncoder
+    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
+    from speechvision.s2igan.dsg import Generator
+    from speechvision.s2igan.speech_encoder import SpeechEncoder
 
     if preset_name == "spoken-fashion":
         pipe = S2IGANPipeline.load(device=device)  # the bundled model
@@ -229,7 +229,7 @@ def w_inception(device: str, quick: bool) -> dict:
 
 def w_scaling_resolution(device: str, quick: bool) -> dict:
     """Generator forward (paper widths, batch 8) with the final stage at 64, 128 and 256 px."""
-    from speechvision.models.generator import Generator, GeneratorConfig
+    from speechvision.s2igan.dsg import Generator, GeneratorConfig
 
     out = {}
     for base in (16, 32, 64):
@@ -253,8 +253,8 @@ def w_scaling_resolution(device: str, quick: bool) -> dict:
 
 def w_scaling_utterance(device: str, quick: bool) -> dict:
     """SEN speech encoder forward (batch 16) for utterances of 2 to 30 s."""
-    from speechvision.configs import preset
-    from speechvision.models.speech_encoder import SpeechEncoder
+    from speechvision.s2igan.config import preset
+    from speechvision.s2igan.speech_encoder import SpeechEncoder
 
     cfg = preset("spoken-fashion")
     enc = SpeechEncoder(cfg.sen.speech).to(device).eval()

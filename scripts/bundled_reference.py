@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import speechvision.demo as demo
-from speechvision.generate import S2IGANPipeline, to_uint8
+from speechvision.s2igan.pipeline import S2IGANPipeline, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "bundled-reference"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from speechvision.configs import PRESETS, ConfigError, apply_overrides, config_from_dict, preset
+from speechvision.s2igan.config import PRESETS, ConfigError, apply_overrides, config_from_dict, preset
 
 
 def test_presets_and_round_trip():

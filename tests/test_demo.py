@@ -3,7 +3,7 @@ from PIL import Image
 
 from speechvision.cli import main
 from speechvision.demo import EXAMPLE_TEXTS, EXAMPLES
-from speechvision.generate import BUNDLED, S2IGANPipeline
+from speechvision.s2igan.pipeline import BUNDLED, S2IGANPipeline
 
 
 def test_bundle_is_small_weights_only_and_loads():

@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import free_port
 
-from speechvision.configs import apply_overrides, preset
+from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.core.checkpoint import load_checkpoint
 from speechvision.core.distributed import DistInfo, local_slice, shard
-from speechvision.training.sen import train_sen
+from speechvision.s2igan.train_sen import train_sen
 
 TINY = ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8", "sen.speech.embedding_dim=32",
         "sen.image.embedding_dim=32", "sen.batch_size=8", "sen.epochs=1", "gan.generator.ngf=8",

@@ -147,7 +147,7 @@ def test_fid_real_vs_real_far_below_real_vs_noise(inception, real_images):
 def test_evaluate_command_end_to_end_and_folder_fid_agrees(tmp_path, tiny_spoken_fashion):
     from speechvision.cli import main
     from speechvision.data.manifest import load_dataset
-    from speechvision.training.classifier import train_classifier
+    from speechvision.s2igan.train_classifier import train_classifier
 
     train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, progress=False)
     out = tmp_path / "eval"
@@ -216,7 +216,7 @@ def test_inception_score_with_the_imagenet_inception(tmp_path, tiny_spoken_fashi
     """--is-model inception takes the posteriors from the 1008-class layer of pytorch-fid's weights;
     the TorchScript (no classifier layer) is refused with a clear error."""
     from speechvision.core.inception import WeightsError, from_torchscript
-    from speechvision.evaluate import evaluate
+    from speechvision.s2igan.evaluate import evaluate
 
     model = from_torchscript(inception.net)
     torch.nn.init.normal_(model.fc.weight, std=0.05)  # stands in for the real classifier layer

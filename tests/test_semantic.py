@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
-from speechvision.training.classifier import load_classifier, predict, train_classifier
+from speechvision.s2igan.train_classifier import load_classifier, predict, train_classifier
 
 
 def test_attribute_accuracy_known_values():
@@ -25,8 +25,8 @@ def test_classifier_trains_and_reloads(tmp_path, tiny_spoken_fashion):
 
 def test_semantic_accuracy_of_the_bundled_model_on_a_tiny_build(tmp_path, tiny_spoken_fashion):
     from speechvision.data.manifest import load_dataset
-    from speechvision.evaluate import semantic_accuracy
-    from speechvision.generate import S2IGANPipeline
+    from speechvision.s2igan.evaluate import semantic_accuracy
+    from speechvision.s2igan.pipeline import S2IGANPipeline
 
     train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, progress=False)
     model, _ = load_classifier(tmp_path / "cls")

@@ -5,15 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechvision.configs import apply_overrides, preset
+from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from speechvision.core.inception import InceptionFeatures
-from speechvision.losses import distinctive_loss, matching_loss
+from speechvision.s2igan.losses import distinctive_loss, matching_loss
 from speechvision.metrics.retrieval import mean_average_precision, median_rank, recall_at_k
-from speechvision.models.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
-from speechvision.models.sen import SEN
-from speechvision.models.speech_encoder import SpeechEncoder, SpeechEncoderConfig
-from speechvision.training.sen import evaluate_sen, train_sen
+from speechvision.s2igan.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
+from speechvision.s2igan.sen import SEN
+from speechvision.s2igan.speech_encoder import SpeechEncoder, SpeechEncoderConfig
+from speechvision.s2igan.train_sen import evaluate_sen, train_sen
 
 SMALL = SpeechEncoderConfig(rnn_hidden=16, attention_dim=8, embedding_dim=32)
 
@@ -135,7 +135,7 @@ def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, tiny_spoken_fashi
 
 def test_evaluate_and_retrieve(tmp_path, tiny_spoken_fashion):
     from speechvision.data.manifest import load_dataset
-    from speechvision.retrieval import retrieve
+    from speechvision.s2igan.retrieval import retrieve
 
     train_sen(tiny_spoken_fashion, tmp_path / "run", _tiny_cfg(), progress=False)
     res = evaluate_sen(tmp_path / "run", tiny_spoken_fashion, progress=False)

@@ -414,7 +414,7 @@ def _cmd_features(args) -> None:
 
 
 def _cmd_config(args) -> None:
-    from speechvision.configs import apply_overrides, preset
+    from speechvision.s2igan.config import apply_overrides, preset
 
     print(json.dumps(apply_overrides(preset(args.preset), args.overrides).to_dict(), indent=2))
 
@@ -424,8 +424,8 @@ def _cmd_train(args) -> None:
         return _cmd_train_gan(args)
     if args.model == "classifier":
         return _cmd_train_classifier(args)
-    from speechvision.configs import apply_overrides, preset
-    from speechvision.training.sen import train_sen
+    from speechvision.s2igan.config import apply_overrides, preset
+    from speechvision.s2igan.train_sen import train_sen
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
     from speechvision.core.distributed import shutdown
@@ -438,9 +438,9 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_train_gan(args) -> None:
-    from speechvision.configs import apply_overrides, preset
+    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.core.checkpoint import CheckpointError
-    from speechvision.training.gan import apply_ablation, train_gan
+    from speechvision.s2igan.train_gan import apply_ablation, train_gan
 
     if args.sen is None and not args.resume:
         raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
@@ -448,8 +448,8 @@ def _cmd_train_gan(args) -> None:
                          no_rs=args.no_rs, end_to_end=args.end_to_end)
     if args.save_inputs:
         from speechvision.data.manifest import load_dataset
-        from speechvision.training.gan import prepare_gan_data
-        from speechvision.training.sen import load_sen
+        from speechvision.s2igan.train_gan import prepare_gan_data
+        from speechvision.s2igan.train_sen import load_sen
 
         sen, sen_cfg, _ = load_sen(args.sen)
         gd = prepare_gan_data(load_dataset(args.data), sen, sen_cfg, cfg.gan.generator.sizes_px[-1])
@@ -469,7 +469,7 @@ def _cmd_train_gan(args) -> None:
 
 
 def _cmd_train_classifier(args) -> None:
-    from speechvision.training.classifier import train_classifier
+    from speechvision.s2igan.train_classifier import train_classifier
 
     result = train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed)
     print(json.dumps(result, indent=2))
@@ -477,7 +477,7 @@ def _cmd_train_classifier(args) -> None:
 
 def _cmd_generate(args) -> None:
     from speechvision.core.audio import AudioChecks
-    from speechvision.generate import S2IGANPipeline, save_pngs
+    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
 
     pipe = S2IGANPipeline.load(args.checkpoint)
     stages = pipe.speech_to_images(args.speech, seed=args.seed, n_per_speech=args.n_per_speech,
@@ -494,7 +494,7 @@ def _cmd_generate(args) -> None:
 def _cmd_say(args) -> None:
     import tempfile
 
-    from speechvision.generate import S2IGANPipeline, save_pngs
+    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
     from speechvision.core.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
 
     wave, rate = synthesize(args.text, DEFAULT_VOICE)
@@ -507,14 +507,14 @@ def _cmd_say(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from speechvision.generate import export_bundle
+    from speechvision.s2igan.pipeline import export_bundle
 
     out = export_bundle(args.gan, args.out, sen_checkpoint=args.sen)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def _cmd_retrieve(args) -> None:
-    from speechvision.retrieval import retrieve
+    from speechvision.s2igan.retrieval import retrieve
 
     for rank, (score, rec) in enumerate(retrieve(args.checkpoint, args.speech, args.data, split=args.split, k=args.k), 1):
         print(f"{rank}. {score:.3f}  {rec.class_name:24s} {rec.image}")
@@ -528,7 +528,7 @@ def _usage(message: str) -> None:
 
 def _cmd_evaluate(args) -> None:
     if args.model is None:
-        from speechvision.evaluate import evaluate, evaluate_folders
+        from speechvision.s2igan.evaluate import evaluate, evaluate_folders
         from speechvision.metrics import parse_metrics
 
         if args.real is not None or args.fake is not None:
@@ -557,12 +557,12 @@ def _cmd_evaluate(args) -> None:
         print(text)
         return
     if args.model == "gan":
-        from speechvision.evaluate import evaluate_generator, write_report
+        from speechvision.s2igan.evaluate import evaluate_generator, write_report
 
         print(write_report(evaluate_generator(args.checkpoint, args.data, args.classifier, splits=args.splits,
                                               limit=args.limit), args.out))
         return
-    from speechvision.training.sen import evaluate_sen
+    from speechvision.s2igan.train_sen import evaluate_sen
 
     results = evaluate_sen(args.checkpoint, args.data, splits=args.splits)
     text = json.dumps(results, indent=2)

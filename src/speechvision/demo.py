@@ -56,9 +56,9 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
 
 def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) -> Path:
     from speechvision.data.captions import COLOURS
-    from speechvision.generate import BUNDLED, S2IGANPipeline, save_pngs
+    from speechvision.s2igan.pipeline import BUNDLED, S2IGANPipeline, save_pngs
     from speechvision.core.checkpoint import CheckpointError
-    from speechvision.training.gan import save_grid
+    from speechvision.s2igan.train_gan import save_grid
 
     if checkpoint is None and not BUNDLED.is_file():
         raise CheckpointError(f"{BUNDLED}: the bundled model is missing from this install; reinstall speechvision")

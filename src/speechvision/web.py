@@ -54,14 +54,14 @@ class SpeechToImageService:
 
     def __init__(self, checkpoint: str | Path | None = None, *, data: str | Path | None = None,
                  sen_checkpoint: str | Path | None = None, split: str = "test"):
-        from speechvision.generate import S2IGANPipeline
+        from speechvision.s2igan.pipeline import S2IGANPipeline
 
         self.pipe = S2IGANPipeline.load(checkpoint)
         self.index = None
         if data is not None:
             if sen_checkpoint is None:
                 raise WebInputError("retrieval needs --sen RUN (a SEN run folder) together with --data DIR")
-            from speechvision.retrieval import RetrievalIndex
+            from speechvision.s2igan.retrieval import RetrievalIndex
 
             self.index = RetrievalIndex(sen_checkpoint, data, split=split)
         self._lock = threading.Lock()
@@ -83,7 +83,7 @@ class SpeechToImageService:
 
     def speech_to_images(self, wav: str | Path, *, seed: int = 0, n: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One spoken description -> (n final images, every stage of the first image)."""
-        from speechvision.generate import to_uint8
+        from speechvision.s2igan.pipeline import to_uint8
 
         n = int(min(max(int(n), 1), MAX_IMAGES))
         with self._lock:

@@ -4,7 +4,7 @@ Input contract: uint8 RGB, given as arrays (N, H, W, 3) or a list of (H, W, 3) a
 sizes; each image is resized to 299x299 bilinearly without antialias
 (:meth:`~speechvision.core.inception.InceptionFeatures.preprocess`). Generated images in
 [-1, 1] are first quantised to uint8 exactly as the PNGs written by ``speechvision generate``
-(:func:`speechvision.generate.to_uint8`), so in-memory and folder evaluations agree.
+(:func:`speechvision.s2igan.pipeline.to_uint8`), so in-memory and folder evaluations agree.
 """
 
 from __future__ import annotations

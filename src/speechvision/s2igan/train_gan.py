@@ -17,16 +17,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from speechvision.configs import Config, apply_overrides, config_from_dict
+from speechvision.s2igan.config import Config, apply_overrides, config_from_dict
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.losses import S2IGANLoss
+from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.metrics.features import load_images_uint8
-from speechvision.models.discriminator import Discriminator
-from speechvision.models.generator import Generator, init_weights
+from speechvision.s2igan.discriminator import Discriminator
+from speechvision.s2igan.dsg import Generator, init_weights
 from speechvision.core.inception import InceptionFeatures
-from speechvision.models.relation import RelationSupervisor
+from speechvision.s2igan.relation import RelationSupervisor
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from speechvision.training.sen import SENInputs, embed_speech, load_sen
+from speechvision.s2igan.train_sen import SENInputs, embed_speech, load_sen
 
 
 def default_device() -> torch.device:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.metrics.features import load_images_uint8
-from speechvision.models.classifier import AttributeClassifier, ClassifierConfig
+from speechvision.s2igan.classifier import AttributeClassifier, ClassifierConfig
 from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.configs import Config, config_from_dict
+from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.data.cache import LogMelCache
 from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
-from speechvision.losses import sen_loss
+from speechvision.s2igan.losses import sen_loss
 from speechvision.metrics.retrieval import retrieval_report
-from speechvision.models.sen import SEN
+from speechvision.s2igan.sen import SEN
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from speechvision.training.features import image_features
+from speechvision.s2igan.image_features import image_features
 
 
 @dataclass

@@ -8,9 +8,9 @@ import numpy as np
 
 from speechvision.core.audio import AudioChecks
 from speechvision.data.manifest import DatasetError, Dataset, Record, load_dataset
-from speechvision.generate import embed_wavs
+from speechvision.s2igan.pipeline import embed_wavs
 from speechvision.metrics.retrieval import cosine_scores
-from speechvision.training.sen import SENInputs, embed_images, load_sen
+from speechvision.s2igan.train_sen import SENInputs, embed_images, load_sen
 
 
 class RetrievalIndex:

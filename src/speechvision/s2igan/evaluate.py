@@ -20,10 +20,10 @@ import numpy as np
 
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.generate import S2IGANPipeline
+from speechvision.s2igan.pipeline import S2IGANPipeline
 from speechvision.core.inception import WeightsError
 from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
-from speechvision.training.classifier import load_classifier, predict
+from speechvision.s2igan.train_classifier import load_classifier, predict
 from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 
 
@@ -121,7 +121,7 @@ def _generate_uint8(pipe: S2IGANPipeline, wavs: list[Path], *, seed: int, batch_
     """One final-stage image per wav, image ``i`` with seed ``seed + i`` -> (N, H, W, 3) uint8."""
     from tqdm import tqdm
 
-    from speechvision.generate import to_uint8
+    from speechvision.s2igan.pipeline import to_uint8
 
     out = []
     for s in tqdm(range(0, len(wavs), batch_size), desc=desc, unit="batch", disable=not progress):
@@ -211,8 +211,8 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
     from speechvision.metrics.generation_map import generation_map, select_queries
     from speechvision.metrics.inception_score import inception_score
     from speechvision.core.inception import InceptionFeatures
-    from speechvision.training.classifier import probabilities
-    from speechvision.training.features import image_features, inception_params
+    from speechvision.s2igan.train_classifier import probabilities
+    from speechvision.s2igan.image_features import image_features, inception_params
 
     metrics = list(metrics)
     ds = load_dataset(data)
@@ -380,7 +380,7 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
     from speechvision.metrics.fid import fid_from_features
     from speechvision.metrics.inception_score import inception_score
     from speechvision.core.inception import InceptionFeatures
-    from speechvision.training.classifier import probabilities
+    from speechvision.s2igan.train_classifier import probabilities
 
     model = InceptionFeatures(inception_weights)
     feats = {}

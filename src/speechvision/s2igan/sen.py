@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from speechvision.models.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
-from speechvision.models.speech_encoder import SpeechEncoder, SpeechEncoderConfig
+from speechvision.s2igan.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
+from speechvision.s2igan.speech_encoder import SpeechEncoder, SpeechEncoderConfig
 
 
 class SEN(nn.Module):

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechvision.core.audio import LogMelConfig
-from speechvision.models.discriminator import DiscriminatorConfig
-from speechvision.models.generator import GeneratorConfig
-from speechvision.models.image_encoder import ImageEncoderConfig
-from speechvision.models.relation import RelationConfig
-from speechvision.models.speech_encoder import SpeechEncoderConfig
+from speechvision.s2igan.discriminator import DiscriminatorConfig
+from speechvision.s2igan.dsg import GeneratorConfig
+from speechvision.s2igan.image_encoder import ImageEncoderConfig
+from speechvision.s2igan.relation import RelationConfig
+from speechvision.s2igan.speech_encoder import SpeechEncoderConfig
 from speechvision.core.errors import SpeechvisionError
 
 

@@ -29,7 +29,7 @@ def distinctive_loss(classifier: torch.nn.Module, speech: torch.Tensor, image: t
 
 
 def sen_loss(model, speech: torch.Tensor, image: torch.Tensor, labels: torch.Tensor, cfg) -> dict[str, torch.Tensor]:
-    """The weighted SEN objective; ``cfg`` is a :class:`~speechvision.configs.SENConfig`.
+    """The weighted SEN objective; ``cfg`` is a :class:`~speechvision.s2igan.config.SENConfig`.
 
     Returns ``{"loss", "matching", "distinctive"}`` (switched-off terms are 0).
     """
@@ -69,7 +69,7 @@ class S2IGANLoss:
         generator, discriminators (one per scale), relation (or None for "w/o RS").
         fake_embedder: generated last-stage images (B, 3, S, S) -> (B, D) frozen image embeddings,
             differentiable w.r.t. the images.
-        cfg: :class:`~speechvision.configs.GANConfig`.
+        cfg: :class:`~speechvision.s2igan.config.GANConfig`.
     """
 
     def __init__(self, generator, discriminators, relation, fake_embedder, cfg):
@@ -100,7 +100,7 @@ class S2IGANLoss:
         return out
 
     def _relation_batch(self, batch: dict, fake_emb: torch.Tensor):
-        from speechvision.models.relation import DIFFERENT, SAME, SIMILAR
+        from speechvision.s2igan.relation import DIFFERENT, SAME, SIMILAR
 
         a = batch["anchor"]
         others = torch.cat([a, batch["similar"], fake_emb, batch["different"]])
@@ -115,7 +115,7 @@ class S2IGANLoss:
         return {"RS": loss.detach(), "RS_acc": (logits.argmax(1) == labels).float().mean()}
 
     def _phase_g(self, batch: dict) -> dict[str, torch.Tensor]:
-        from speechvision.models.relation import SIMILAR
+        from speechvision.s2igan.relation import SIMILAR
 
         out, total = {}, 0.0
         for i, D in enumerate(self.Ds):

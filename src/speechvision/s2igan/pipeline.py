@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
-from speechvision.configs import Config, config_from_dict
-from speechvision.models.generator import Generator
-from speechvision.models.speech_encoder import SpeechEncoder
+from speechvision.s2igan.config import Config, config_from_dict
+from speechvision.s2igan.dsg import Generator
+from speechvision.s2igan.speech_encoder import SpeechEncoder
 from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 
-BUNDLED = Path(__file__).resolve().parent / "assets" / "spoken-fashion.pt"
+BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "spoken-fashion.pt"
 
 
 class S2IGANPipeline:
@@ -45,7 +45,7 @@ class S2IGANPipeline:
             enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
             gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
-        from speechvision.training.sen import load_sen
+        from speechvision.s2igan.train_sen import load_sen
 
         sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder

@@ -1,1 +1,0 @@
-"""Models: one file per family, each with its config dataclass beside it."""

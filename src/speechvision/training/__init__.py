@@ -1,1 +1,0 @@
-"""Training: checkpoints, the SEN loop and (later) the GAN loop."""
