@@ -78,10 +78,10 @@ def count_flops(fn) -> float:
 # ---- workloads: each returns {"items": n per call, "seconds": per call, "flops": per call, ...} -------
 
 def _gan_parts(preset_name: str, device: str, batch_size: int | None = None, overrides=(), channels_last=False):
-    from speechvision.s2igan.config import apply_overrides, preset
-    from speechvision.s2igan.losses import S2IGANLoss
     from speechvision.core.inception import InceptionFeatures
+    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.s2igan.image_encoder import ImageEncoder
+    from speechvision.s2igan.losses import S2IGANLoss
     from speechvision.s2igan.train_gan import GANBatches, build_models
 
     cfg = apply_overrides(preset(preset_name), list(overrides))
@@ -164,12 +164,12 @@ def w_generator_forward(device: str, preset_name: str, quick: bool) -> dict:
 def w_sen_step(device: str, quick: bool) -> dict:
     from speechvision.s2igan.config import preset
     from speechvision.s2igan.losses import sen_loss
-    from speechvision.s2igan.train_sen import build_model
+    from speechvision.s2igan.sen import build_sen
 
     cfg = preset("spoken-fashion")
     sc = cfg.sen
     B = sc.batch_size
-    model = build_model(cfg, 80).to(device).train()
+    model = build_sen(cfg, 80).to(device).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
     frames_per_s = 1000 / cfg.audio.hop_ms
@@ -192,10 +192,11 @@ def w_sen_step(device: str, quick: bool) -> dict:
 def w_generate(device: str, preset_name: str, quick: bool) -> dict:
     import tempfile
 
-    from speechvision.s2igan.config import preset
+    from speechvision.core.images import save_pngs
     from speechvision.demo import EXAMPLES
-    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
+    from speechvision.s2igan.config import preset
     from speechvision.s2igan.dsg import Generator
+    from speechvision.s2igan.pipeline import S2IGANPipeline
     from speechvision.s2igan.speech_encoder import SpeechEncoder
 
     if preset_name == "spoken-fashion":

@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 import speechvision.demo as demo
-from speechvision.s2igan.pipeline import S2IGANPipeline, to_uint8
+from speechvision.core.images import to_uint8
+from speechvision.s2igan.pipeline import S2IGANPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "bundled-reference"

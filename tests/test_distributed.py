@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import free_port
 
-from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.core.checkpoint import load_checkpoint
 from speechvision.core.distributed import DistInfo, local_slice, shard
+from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.train_sen import train_sen
 
 TINY = ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8", "sen.speech.embedding_dim=32",

@@ -5,11 +5,11 @@ import sys
 import pytest
 import torch
 
-from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.core.checkpoint import load_checkpoint
-from speechvision.s2igan.losses import S2IGANLoss, kl_loss
+from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.discriminator import Discriminator, DiscriminatorConfig
 from speechvision.s2igan.dsg import Generator, GeneratorConfig, init_weights
+from speechvision.s2igan.losses import S2IGANLoss, kl_loss
 from speechvision.s2igan.relation import DIFFERENT, SAME, SIMILAR, RelationSupervisor
 from speechvision.s2igan.train_gan import GANBatches, train_gan
 from speechvision.s2igan.train_sen import train_sen
@@ -117,7 +117,8 @@ def tiny_sen(tmp_path_factory, tiny_spoken_fashion):
 
 def test_tiny_end_to_end_train_resume_generate(tmp_path, tiny_spoken_fashion, tiny_sen):
     from speechvision.data.manifest import load_dataset
-    from speechvision.s2igan.pipeline import S2IGANPipeline, export_bundle
+    from speechvision.s2igan.export import export_bundle
+    from speechvision.s2igan.pipeline import S2IGANPipeline
 
     train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "full", _tiny_cfg(), device="cpu", progress=False)
     train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "cut", _tiny_cfg(), device="cpu", progress=False,

@@ -5,15 +5,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from speechvision.core.inception import InceptionFeatures
-from speechvision.s2igan.losses import distinctive_loss, matching_loss
 from speechvision.metrics.retrieval import mean_average_precision, median_rank, recall_at_k
+from speechvision.s2igan.config import apply_overrides, preset
+from speechvision.s2igan.evaluate_sen import evaluate_sen
 from speechvision.s2igan.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
+from speechvision.s2igan.losses import distinctive_loss, matching_loss
 from speechvision.s2igan.sen import SEN
 from speechvision.s2igan.speech_encoder import SpeechEncoder, SpeechEncoderConfig
-from speechvision.s2igan.train_sen import evaluate_sen, train_sen
+from speechvision.s2igan.train_sen import train_sen
 
 SMALL = SpeechEncoderConfig(rnn_hidden=16, attention_dim=8, embedding_dim=32)
 

@@ -74,8 +74,8 @@ def test_service_colour_swap_and_errors(service):
 
 
 def test_service_retrieves_top5_real_images(tmp_path, tiny_spoken_fashion):
-    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.data.manifest import load_dataset
+    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.s2igan.train_sen import train_sen
 
     cfg = apply_overrides(preset("spoken-fashion"), ["sen.speech.rnn_hidden=16", "sen.speech.attention_dim=8",

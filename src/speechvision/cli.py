@@ -438,8 +438,8 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_train_gan(args) -> None:
-    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.core.checkpoint import CheckpointError
+    from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.s2igan.train_gan import apply_ablation, train_gan
 
     if args.sen is None and not args.resume:
@@ -448,8 +448,8 @@ def _cmd_train_gan(args) -> None:
                          no_rs=args.no_rs, end_to_end=args.end_to_end)
     if args.save_inputs:
         from speechvision.data.manifest import load_dataset
+        from speechvision.s2igan.sen import load_sen
         from speechvision.s2igan.train_gan import prepare_gan_data
-        from speechvision.s2igan.train_sen import load_sen
 
         sen, sen_cfg, _ = load_sen(args.sen)
         gd = prepare_gan_data(load_dataset(args.data), sen, sen_cfg, cfg.gan.generator.sizes_px[-1])
@@ -477,7 +477,8 @@ def _cmd_train_classifier(args) -> None:
 
 def _cmd_generate(args) -> None:
     from speechvision.core.audio import AudioChecks
-    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
+    from speechvision.core.images import save_pngs
+    from speechvision.s2igan.pipeline import S2IGANPipeline
 
     pipe = S2IGANPipeline.load(args.checkpoint)
     stages = pipe.speech_to_images(args.speech, seed=args.seed, n_per_speech=args.n_per_speech,
@@ -494,8 +495,9 @@ def _cmd_generate(args) -> None:
 def _cmd_say(args) -> None:
     import tempfile
 
-    from speechvision.s2igan.pipeline import S2IGANPipeline, save_pngs
+    from speechvision.core.images import save_pngs
     from speechvision.core.tts import DEFAULT_VOICE, synthesize, write_wav_atomic
+    from speechvision.s2igan.pipeline import S2IGANPipeline
 
     wave, rate = synthesize(args.text, DEFAULT_VOICE)
     with tempfile.TemporaryDirectory() as tmp:
@@ -507,7 +509,7 @@ def _cmd_say(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from speechvision.s2igan.pipeline import export_bundle
+    from speechvision.s2igan.export import export_bundle
 
     out = export_bundle(args.gan, args.out, sen_checkpoint=args.sen)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
@@ -528,8 +530,8 @@ def _usage(message: str) -> None:
 
 def _cmd_evaluate(args) -> None:
     if args.model is None:
-        from speechvision.s2igan.evaluate import evaluate, evaluate_folders
         from speechvision.metrics import parse_metrics
+        from speechvision.s2igan.evaluate import evaluate, evaluate_folders
 
         if args.real is not None or args.fake is not None:
             if args.real is None or args.fake is None:
@@ -562,7 +564,7 @@ def _cmd_evaluate(args) -> None:
         print(write_report(evaluate_generator(args.checkpoint, args.data, args.classifier, splits=args.splits,
                                               limit=args.limit), args.out))
         return
-    from speechvision.s2igan.train_sen import evaluate_sen
+    from speechvision.s2igan.evaluate_sen import evaluate_sen
 
     results = evaluate_sen(args.checkpoint, args.data, splits=args.splits)
     text = json.dumps(results, indent=2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 ASSETS = Path(__file__).resolve().parent / "assets"
 EXAMPLES = ASSETS / "examples"
 
@@ -39,8 +38,8 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
     import soundfile as sf
 
     from speechvision.core.audio import resample
-    from speechvision.data.captions import COLOURS
     from speechvision.core.tts import ALL_VOICES, DEFAULT_VOICE, synthesize
+    from speechvision.data.captions import COLOURS
 
     out.mkdir(parents=True, exist_ok=True)
     items = list(EXAMPLE_TEXTS) + [
@@ -55,10 +54,10 @@ def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Pat
 
 
 def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) -> Path:
-    from speechvision.data.captions import COLOURS
-    from speechvision.s2igan.pipeline import BUNDLED, S2IGANPipeline, save_pngs
     from speechvision.core.checkpoint import CheckpointError
-    from speechvision.s2igan.train_gan import save_grid
+    from speechvision.core.images import save_grid, save_pngs
+    from speechvision.data.captions import COLOURS
+    from speechvision.s2igan.pipeline import BUNDLED, S2IGANPipeline
 
     if checkpoint is None and not BUNDLED.is_file():
         raise CheckpointError(f"{BUNDLED}: the bundled model is missing from this install; reinstall speechvision")

@@ -83,7 +83,7 @@ class SpeechToImageService:
 
     def speech_to_images(self, wav: str | Path, *, seed: int = 0, n: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One spoken description -> (n final images, every stage of the first image)."""
-        from speechvision.s2igan.pipeline import to_uint8
+        from speechvision.core.images import to_uint8
 
         n = int(min(max(int(n), 1), MAX_IMAGES))
         with self._lock:

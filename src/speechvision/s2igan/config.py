@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechvision.core.audio import LogMelConfig
+from speechvision.core.errors import SpeechvisionError
 from speechvision.s2igan.discriminator import DiscriminatorConfig
 from speechvision.s2igan.dsg import GeneratorConfig
 from speechvision.s2igan.image_encoder import ImageEncoderConfig
 from speechvision.s2igan.relation import RelationConfig
 from speechvision.s2igan.speech_encoder import SpeechEncoderConfig
-from speechvision.core.errors import SpeechvisionError
 
 
 class ConfigError(SpeechvisionError, ValueError):

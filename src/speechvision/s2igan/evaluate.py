@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.inception import WeightsError
+from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.s2igan.pipeline import S2IGANPipeline
-from speechvision.core.inception import WeightsError
 from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
+from speechvision.s2igan.pipeline import S2IGANPipeline
 from speechvision.s2igan.train_classifier import load_classifier, predict
-from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 
 
 def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str, *,
@@ -121,7 +121,7 @@ def _generate_uint8(pipe: S2IGANPipeline, wavs: list[Path], *, seed: int, batch_
     """One final-stage image per wav, image ``i`` with seed ``seed + i`` -> (N, H, W, 3) uint8."""
     from tqdm import tqdm
 
-    from speechvision.s2igan.pipeline import to_uint8
+    from speechvision.core.images import to_uint8
 
     out = []
     for s in tqdm(range(0, len(wavs), batch_size), desc=desc, unit="batch", disable=not progress):
@@ -205,14 +205,14 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
         CheckpointError / WeightsError: unusable checkpoint or Inception weights.
     """
     from speechvision import __version__
+    from speechvision.core.inception import InceptionFeatures
     from speechvision.metrics import REGISTRY
     from speechvision.metrics.features import inception_features, load_images_uint8
     from speechvision.metrics.fid import feature_statistics, frechet_distance
     from speechvision.metrics.generation_map import generation_map, select_queries
     from speechvision.metrics.inception_score import inception_score
-    from speechvision.core.inception import InceptionFeatures
-    from speechvision.s2igan.train_classifier import probabilities
     from speechvision.s2igan.image_features import image_features, inception_params
+    from speechvision.s2igan.train_classifier import probabilities
 
     metrics = list(metrics)
     ds = load_dataset(data)
@@ -376,10 +376,10 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
     Raises:
         ImageFolderError: a missing or empty folder, or an unreadable image (named).
     """
+    from speechvision.core.inception import InceptionFeatures
     from speechvision.metrics.features import image_files, inception_features, load_images_uint8
     from speechvision.metrics.fid import fid_from_features
     from speechvision.metrics.inception_score import inception_score
-    from speechvision.core.inception import InceptionFeatures
     from speechvision.s2igan.train_classifier import probabilities
 
     model = InceptionFeatures(inception_weights)

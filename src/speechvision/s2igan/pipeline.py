@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
+from speechvision.core.checkpoint import load_checkpoint
 from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.s2igan.dsg import Generator
 from speechvision.s2igan.speech_encoder import SpeechEncoder
-from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "spoken-fashion.pt"
 
@@ -45,7 +44,7 @@ class S2IGANPipeline:
             enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
             gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
-        from speechvision.s2igan.train_sen import load_sen
+        from speechvision.s2igan.sen import load_sen
 
         sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder
@@ -100,30 +99,3 @@ def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConf
     lengths = torch.tensor([len(f) for f in feats])
     batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     return encoder.eval()(batch.to(device), lengths)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_pngs(images: torch.Tensor, paths: list[Path]) -> None:
-    from PIL import Image
-
-    for img, p in zip(to_uint8(images), paths):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(p)
-
-
-def export_bundle(gan_run: str | Path, out: str | Path, *, fp16: bool = True,
-                  sen_checkpoint: str | Path | None = None) -> Path:
-    """Write the deployable bundle: SEN speech encoder + EMA generator + config (weights only)."""
-    pipe = S2IGANPipeline.load(gan_run, sen_checkpoint=sen_checkpoint)
-
-    def cast(sd):
-        return {k: (v.half() if fp16 and v.is_floating_point() else v).cpu().contiguous() for k, v in sd.items()}
-
-    save_checkpoint(out, "s2igan", {"config": pipe.config.to_dict(), "source": str(gan_run),
-                                    "speech_encoder": cast(pipe.speech_encoder.state_dict()),
-                                    "generator": cast(pipe.generator.state_dict())})
-    return Path(out)

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.core.audio import AudioChecks
-from speechvision.data.manifest import DatasetError, Dataset, Record, load_dataset
-from speechvision.s2igan.pipeline import embed_wavs
+from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
 from speechvision.metrics.retrieval import cosine_scores
-from speechvision.s2igan.train_sen import SENInputs, embed_images, load_sen
+from speechvision.s2igan.pipeline import embed_wavs
+from speechvision.s2igan.sen import load_sen
+from speechvision.s2igan.sen_data import SENInputs, embed_images
 
 
 class RetrievalIndex:

@@ -7,9 +7,13 @@ embeddings (the distinctive loss).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from speechvision.core.checkpoint import load_checkpoint
+from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.s2igan.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
 from speechvision.s2igan.speech_encoder import SpeechEncoder, SpeechEncoderConfig
 
@@ -32,3 +36,16 @@ class SEN(nn.Module):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, image_inputs: torch.Tensor):
         """Returns (speech (B, D), image (B, D)) unit-norm embeddings."""
         return self.speech_encoder(feats, lengths), self.image_encoder(image_inputs)
+
+
+def build_sen(cfg: Config, n_classes: int) -> SEN:
+    return SEN(cfg.sen.speech, cfg.sen.image, n_classes)
+
+
+def load_sen(checkpoint: str | Path) -> tuple[SEN, Config, dict]:
+    """Rebuild a SEN from a checkpoint (run folder or file): (model in eval mode, config, checkpoint)."""
+    ckpt = load_checkpoint(checkpoint, "sen")
+    cfg = config_from_dict(ckpt["config"])
+    model = build_sen(cfg, len(ckpt["train_classes"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, ckpt

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.metrics.features import load_images_uint8
 from speechvision.s2igan.classifier import AttributeClassifier, ClassifierConfig
-from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
 
 
 def attribute_targets(ds: Dataset, records) -> dict[str, torch.Tensor]:

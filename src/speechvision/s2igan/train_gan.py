@@ -17,25 +17,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from speechvision.s2igan.config import Config, apply_overrides, config_from_dict
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from speechvision.core.images import save_grid, to_unit_range
+from speechvision.core.inception import InceptionFeatures
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.metrics.features import load_images_uint8
+from speechvision.s2igan.config import Config, apply_overrides, config_from_dict
 from speechvision.s2igan.discriminator import Discriminator
 from speechvision.s2igan.dsg import Generator, init_weights
-from speechvision.core.inception import InceptionFeatures
+from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.s2igan.relation import RelationSupervisor
-from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from speechvision.s2igan.train_sen import SENInputs, embed_speech, load_sen
+from speechvision.s2igan.sen import load_sen
+from speechvision.s2igan.sen_data import SENInputs, embed_speech
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) uint8 -> float in [-1, 1]."""
-    return images_uint8.float() / 127.5 - 1.0
 
 
 def uint8_pyramid(images: torch.Tensor, sizes_px: list[int], chunk: int = 512) -> list[torch.Tensor]:
@@ -135,21 +132,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(p, 1.0 - decay)
     for be, b in zip(ema.buffers(), model.buffers()):
         be.copy_(b)
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
-    """(B, 3, H, W) in [-1, 1] -> one PNG grid."""
-    from einops import rearrange
-    from PIL import Image
-
-    B = images.shape[0]
-    pad = (-B) % nrow
-    x = torch.cat([images, images.new_ones(pad, *images.shape[1:])]) if pad else images
-    grid = rearrange(((x.clamp(-1, 1) + 1) * 127.5).round().byte().cpu(), "(r c) ch h w -> (r h) (c w) ch", c=nrow)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(grid.numpy()).save(tmp)
-    tmp.replace(path)
 
 
 def build_models(cfg: Config, device) -> dict:
@@ -275,7 +257,15 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     """
     from tqdm import tqdm
 
-    from speechvision.core.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across, shard
+    from speechvision.core.distributed import (
+        average_gradients,
+        barrier,
+        convert_sync_batchnorm,
+        init_from_env,
+        local_slice,
+        mean_across,
+        shard,
+    )
 
     info, device = init_from_env(device)
     out = Path(out)
@@ -468,4 +458,3 @@ def apply_ablation(cfg: Config, *, no_dense: bool, no_rs: bool, end_to_end: bool
     if end_to_end:
         overrides.append("gan.end_to_end=true")
     return apply_overrides(cfg, overrides)
-

@@ -10,105 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from speechvision.s2igan.config import Config, config_from_dict
-from speechvision.data.cache import LogMelCache
-from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
-from speechvision.s2igan.losses import sen_loss
-from speechvision.metrics.retrieval import retrieval_report
-from speechvision.s2igan.sen import SEN
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from speechvision.s2igan.image_features import image_features
-
-
-@dataclass
-class SENInputs:
-    """Everything the SEN reads from a dataset: log-mels per audio file and image inputs per record."""
-
-    dataset: Dataset
-    logmels: LogMelCache
-    image_inputs: torch.Tensor  # (N, 2048) features or (N, 3, H, W) images in [-1, 1]; row = record index
-    record_index: dict[str, int]
-
-    @staticmethod
-    def load(ds: Dataset, cfg: Config, *, progress: bool = True) -> "SENInputs":
-        audio = [c.audio for r in ds.records for c in r.captions if c.audio]
-        if not audio:
-            raise DatasetError(f"{ds.root}: the dataset has no caption audio; rebuild it without --no-audio")
-        logmels = LogMelCache.build(ds.root, audio, cfg.audio, progress=progress)
-        images = [r.image for r in ds.records]
-        if cfg.sen.image.kind == "inception":
-            inputs = torch.from_numpy(image_features(ds.root, images, progress=progress))
-        else:
-            from speechvision.metrics.features import load_images_uint8
-
-            inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
-            inputs = inputs.float() / 127.5 - 1.0
-        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)})
-
-    def speech_batch(self, audio_paths: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero-padded (B, T, F) log-mels and (B,) lengths."""
-        feats = [self.logmels.get(p) for p in audio_paths]
-        lengths = torch.tensor([len(f) for f in feats])
-        batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-        for i, f in enumerate(feats):
-            batch[i, :len(f)] = torch.from_numpy(f)
-        return batch, lengths
-
-    def images(self, records: list[Record]) -> torch.Tensor:
-        return self.image_inputs[[self.record_index[r.id] for r in records]]
-
-
-def build_model(cfg: Config, n_classes: int) -> SEN:
-    return SEN(cfg.sen.speech, cfg.sen.image, n_classes)
-
-
-@torch.no_grad()
-def embed_speech(model: SEN, inputs: SENInputs, audio_paths: list[str], batch_size: int = 256) -> np.ndarray:
-    """(N, D) speech embeddings of the given audio files (eval mode)."""
-    model.eval()
-    out = []
-    order = np.argsort([inputs.logmels.length(p) for p in audio_paths])  # similar lengths batch together
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        feats, lengths = inputs.speech_batch([audio_paths[i] for i in idx])
-        out.append((idx, model.speech_encoder(feats, lengths).numpy()))
-    emb = np.zeros((len(audio_paths), model.speech_encoder.config.embedding_dim), np.float32)
-    for idx, e in out:
-        emb[idx] = e
-    return emb
-
-
-@torch.no_grad()
-def embed_images(model: SEN, inputs: SENInputs, records: list[Record], batch_size: int = 512) -> np.ndarray:
-    model.eval()
-    x = inputs.images(records)
-    return torch.cat([model.image_encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]).numpy()
-
-
-def pick_caption(record: Record, heldout: set[str] | None = None):
-    """Caption 0 (the paper's test caption); with ``heldout``, the first caption spoken by a held-out voice."""
-    if heldout is None:
-        return record.captions[0]
-    return next((c for c in record.captions if c.voice in heldout), None)
-
-
-def evaluate_split(model: SEN, inputs: SENInputs, split: str, *, heldout_voices: bool = False) -> dict:
-    """Retrieval metrics for one split: speech queries (caption 0, or held-out voices) vs its images."""
-    records = inputs.dataset.split(split)
-    heldout = inputs.dataset.heldout_voices if heldout_voices else None
-    pairs = [(r, c) for r in records if (c := pick_caption(r, heldout)) is not None and c.audio]
-    if not pairs:
-        return {"queries": 0}
-    recs = [r for r, _ in pairs]
-    speech = embed_speech(model, inputs, [c.audio for _, c in pairs])
-    image = embed_images(model, inputs, recs)
-    return retrieval_report(speech, image, np.array([r.class_id for r in recs]))
+from speechvision.data.manifest import Dataset, DatasetError, load_dataset
+from speechvision.s2igan.config import Config, config_from_dict
+from speechvision.s2igan.evaluate_sen import evaluate_split
+from speechvision.s2igan.losses import sen_loss
+from speechvision.s2igan.sen import build_sen
+from speechvision.s2igan.sen_data import SENInputs
 
 
 def _train_classes(ds: Dataset) -> list[int]:
@@ -135,7 +47,14 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     """
     from tqdm import tqdm
 
-    from speechvision.core.distributed import average_gradients, barrier, convert_sync_batchnorm, init_from_env, local_slice, mean_across
+    from speechvision.core.distributed import (
+        average_gradients,
+        barrier,
+        convert_sync_batchnorm,
+        init_from_env,
+        local_slice,
+        mean_across,
+    )
 
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
@@ -165,7 +84,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     except ValueError as e:
         raise DatasetError(f"sen.batch_size: {e}") from None
     torch.manual_seed(sc.seed)
-    model = build_model(cfg, len(classes))
+    model = build_sen(cfg, len(classes))
     if info.active and sync_batchnorm:
         convert_sync_batchnorm(model)
     opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
@@ -251,28 +170,3 @@ def _gather(t: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t)
     return torch.cat(parts)
-
-
-def load_sen(checkpoint: str | Path) -> tuple[SEN, Config, dict]:
-    """Rebuild a SEN from a checkpoint (run folder or file): (model in eval mode, config, checkpoint)."""
-    ckpt = load_checkpoint(checkpoint, "sen")
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg, len(ckpt["train_classes"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg, ckpt
-
-
-def evaluate_sen(checkpoint: str | Path, data: str | Path, splits=("test", "test_unseen"), *,
-                 progress: bool = True) -> dict:
-    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them."""
-    model, cfg, ckpt = load_sen(checkpoint)
-    ds = load_dataset(data)
-    inputs = SENInputs.load(ds, cfg, progress=progress)
-    results = {"checkpoint": ckpt["path"], "epoch": ckpt["epoch"]}
-    for split in splits:
-        if not ds.split(split):
-            continue
-        results[split] = evaluate_split(model, inputs, split)
-        if ds.heldout_voices:
-            results[f"{split}/heldout_voices"] = evaluate_split(model, inputs, split, heldout_voices=True)
-    return results
