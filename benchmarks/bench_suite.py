@@ -195,7 +195,7 @@ def w_generate(device: str, preset_name: str, quick: bool) -> dict:
     from speechvision.core.images import save_pngs
     from speechvision.demo import EXAMPLES
     from speechvision.s2igan.config import preset
-    from speechvision.s2igan.dsg import Generator
+    from speechvision.s2igan.dsg import DSG
     from speechvision.s2igan.pipeline import S2IGANPipeline
     from speechvision.s2igan.speech_encoder import SpeechEncoder
 
@@ -203,7 +203,7 @@ def w_generate(device: str, preset_name: str, quick: bool) -> dict:
         pipe = S2IGANPipeline.load(device=device)  # the bundled model
     else:  # the paper preset has no trained weights here; speed does not depend on them
         cfg = preset(preset_name)
-        pipe = S2IGANPipeline(SpeechEncoder(cfg.sen.speech).to(device), Generator(cfg.gan.generator).to(device), cfg)
+        pipe = S2IGANPipeline(SpeechEncoder(cfg.sen.speech).to(device), DSG(cfg.gan.generator).to(device), cfg)
     wav = EXAMPLES / "red-sneaker.flac"
     emb = pipe.embed([wav])
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,13 +229,13 @@ def w_inception(device: str, quick: bool) -> dict:
 
 
 def w_scaling_resolution(device: str, quick: bool) -> dict:
-    """Generator forward (paper widths, batch 8) with the final stage at 64, 128 and 256 px."""
-    from speechvision.s2igan.dsg import Generator, GeneratorConfig
+    """DSG forward (paper widths, batch 8) with the final stage at 64, 128 and 256 px."""
+    from speechvision.s2igan.dsg import DSG, DSGConfig
 
     out = {}
     for base in (16, 32, 64):
-        gc = GeneratorConfig(base_size_px=base)
-        G = Generator(gc).to(device).train()
+        gc = DSGConfig(base_size_px=base)
+        G = DSG(gc).to(device).train()
         B = 8
         args = (torch.randn(B, gc.embedding_dim, device=device), torch.randn(B, gc.noise_dim, device=device),
                 torch.randn(B, gc.condition_dim, device=device))

@@ -1,6 +1,6 @@
 """Markdown rows of expressive-dialogue results over seeds: mean ± 95 % t-interval (per seed in brackets).
 
-    python scripts/dialogue_table.py qformer=evals/dialogue-qformer,evals/dialogue-qformer-s1,evals/dialogue-qformer-s2 \
+    python scripts/dialogue_table.py perceiver=evals/dialogue-perceiver,evals/dialogue-perceiver-s1,evals/dialogue-perceiver-s2 \
         speech-only=evals/dialogue-speech-only,evals/dialogue-speech-only-s1,evals/dialogue-speech-only-s2
 
 Each argument is NAME=comma-separated folders of `speechvision avlm evaluate-dialogue`. After the rows it

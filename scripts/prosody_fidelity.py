@@ -15,7 +15,7 @@ import numpy as np
 
 from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.tokens import f0_track
-from speechvision.avlm.vocoder import Speaker
+from speechvision.avlm.vocoder import UnitVocoder
 
 
 def cues(wave: np.ndarray, voice_log2_f0: float) -> dict:
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("-n", type=int, default=80)
     args = ap.parse_args()
-    speaker = Speaker.load(args.tokens, args.vocoder)
+    speaker = UnitVocoder.load(args.tokens, args.vocoder)
     rows = load_encoded(args.tokens, args.split)[:args.n]
     table: dict = {}
     for r in rows:

@@ -19,7 +19,7 @@ import numpy as np
 from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.judges import transcribe, word_error_rate
 from speechvision.avlm.tokens import collapse
-from speechvision.avlm.vocoder import Speaker, world_synthesize, world_targets
+from speechvision.avlm.vocoder import UnitVocoder, world_synthesize, world_targets
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--voice", default=None, help="training voice a voice-conditioned vocoder renders "
                     "(default: the speaker's own, else the one with the nearest mean F0)")
     args = ap.parse_args()
-    speaker = Speaker.load(args.tokens, args.vocoder)
+    speaker = UnitVocoder.load(args.tokens, args.vocoder)
     tok, voc = speaker.tok, speaker.vocoder
     rows = load_encoded(args.tokens, args.split)[:args.n]
     predictor, split_streams = voc.duration, tok.split_streams

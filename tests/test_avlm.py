@@ -1,4 +1,4 @@
-"""AVLM: each fusion's shapes, the qformer prefix layout, speech-token masking, the emotion metrics, and a
+"""AVLM: each fusion's shapes, the perceiver prefix layout, speech-token masking, the emotion metrics, and a
 tiny end-to-end train on a fixture audio-visual set."""
 
 import json
@@ -51,11 +51,11 @@ def test_each_fusion_gives_logits_loss_and_emotion_logits_of_the_right_shape(fus
     ids, am, vis, vm = _batch(encoder)
     labels = torch.where(am.bool(), ids, torch.full_like(ids, -100))
     out = m(ids, am, vis, vm, labels=labels)
-    extra = 2 + 5 if fusion == "qformer" else 0  # ceil(23 / 5) = 5 queries for the longest clip
+    extra = 2 + 5 if fusion == "perceiver" else 0  # ceil(23 / 5) = 5 queries for the longest clip
     assert out["logits"].shape == (2, 9 + extra, V.size) and out["prefix"] == extra
     assert out["emotion_logits"].shape == (2, 4) and torch.isfinite(out["loss"])
     out["loss"].backward()
-    if fusion == "qformer":  # (concat and cross-attention start as the identity: no visual gradient yet)
+    if fusion == "perceiver":  # (concat and cross-attention start as the identity: no visual gradient yet)
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.resampler.parameters())
 
 
@@ -64,7 +64,7 @@ def test_visual_input_changes_the_output_only_where_fusion_reads_it():
     other = vis.flip(0)
     base = _model("speech-only")
     assert torch.equal(base(ids, am)["logits"], base(ids, am, other, vm)["logits"])
-    q = _model("qformer")
+    q = _model("perceiver")
     assert not torch.allclose(q(ids, am, vis, vm)["logits"], q(ids, am, other, vm)["logits"])
     with pytest.raises(ValueError, match="needs visual input"):
         q(ids, am)
@@ -82,7 +82,7 @@ def test_visual_input_changes_the_output_only_where_fusion_reads_it():
 
 
 def test_qformer_prefix_layout_and_query_count():
-    m = _model("qformer")
+    m = _model("perceiver")
     ids, am, vis, vm = _batch()
     x = m.build_inputs(ids, am, vis, vm)
     emb = m.lm.model.embed_tokens
@@ -157,13 +157,21 @@ def test_tiny_train_end_to_end(tmp_path):
     train_speech_lm(tmp_path / "tokens", tmp_path / "lm", SpeechLMConfig(hidden_size=32, num_layers=2, num_heads=2,
                     intermediate_size=64, dropout=0.0), steps=2, batch_size=4, progress=False, eval_every=2)
     m = train_avlm(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / "run",
-                   AVLMConfig(fusion="qformer", heads=2), pretrain_steps=3, finetune_steps=3, batch_size=4,
+                   AVLMConfig(fusion="perceiver", heads=2), pretrain_steps=3, finetune_steps=3, batch_size=4,
                    progress=False)
     assert m["test"]["n"] == 8 and 0 <= m["test"]["macro_f1"] <= 1 and m["test_perplexity_mask0.7"] > 1
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["fusion"] == "qformer"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["fusion"] == "perceiver"
     model = load_avlm(tmp_path / "run" / "avlm.pt", V)
-    assert model.config.fusion == "qformer"
+    assert model.config.fusion == "perceiver"
     control = train_avlm(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / "ctl",
                          AVLMConfig(fusion="concat", heads=2), pretrain_steps=2, finetune_steps=2, batch_size=4,
                          progress=False, shuffle_faces=True)
     assert control["shuffle_faces"] is True
+
+
+def test_the_legacy_fusion_name_of_old_checkpoints_still_loads():
+    """Checkpoints written before the rename store fusion "qformer": it maps to the Perceiver resampler."""
+    from speechvision.avlm.model import AVLMConfig
+
+    assert AVLMConfig(fusion="qformer").fusion == "perceiver"
+    assert AVLMConfig(**AVLMConfig(fusion="qformer").to_dict()).fusion == "perceiver"

@@ -1,4 +1,4 @@
-"""AVLM expressive dialogue: the prompt layout (with the qformer prefix after the instruction token), the
+"""AVLM expressive dialogue: the prompt layout (with the perceiver prefix after the instruction token), the
 loss positions, constrained reply sampling and a tiny dialogue train."""
 
 import json
@@ -18,7 +18,7 @@ Q = [V.style(1), V.pitch(3), V.unit(2), V.unit(5), V.pitch(4), V.unit(1)]
 R = [V.style(0), V.unit(7), V.pitch(9), V.unit(3)]
 
 
-def _model(fusion="qformer", seed=0):
+def _model(fusion="perceiver", seed=0):
     torch.manual_seed(seed)
     lm = build_lm(SpeechLMConfig(vocab_size=V.size, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                                  dropout=0.0))
@@ -46,7 +46,7 @@ def test_dialogue_prompt_layout():
 def test_qformer_prefix_follows_the_instruction_and_loss_starts_at_the_emotion():
     from speechvision.avlm.dialogue import collate_dialogues, dialogue_loss
 
-    m = _model("qformer")
+    m = _model("perceiver")
     b = collate_dialogues([_item(1, 12), _item(3, 23, seed=1)], V)
     first = 3 + len(Q)
     assert (b["labels"][:, :first] == -100).all()
@@ -127,7 +127,7 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
                     intermediate_size=64, dropout=0.0), steps=2, batch_size=4, progress=False, eval_every=2)
     d = load_dialogues(tmp_path / "av", tmp_path / "tokens", "test", "landmark-conv")
     assert d and all(x["question"] and x["response"] and x["response_text"] for x in d)
-    for fusion in ("qformer", "concat", "cross-attention"):
+    for fusion in ("perceiver", "concat", "cross-attention"):
         train_dialogue(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / fusion,
                        AVLMConfig(fusion=fusion, heads=2), pretrain_steps=2, finetune_steps=3, batch_size=4,
                        progress=False)

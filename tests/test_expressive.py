@@ -131,16 +131,16 @@ def _vowel(f0_hz: float, seconds: float = 1.0) -> np.ndarray:
 def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
     """k bins up moves the decoded median F0 by 2 ** (k / 32) (the issue's pitch-control target, here on
     a vocoder whose envelope is pinned to a vowel's, so only the pitch path is tested)."""
-    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig, world_targets
+    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig, world_targets
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
                               np.ones(4, np.float32), {"a": float(np.log2(150.0))}, np.full(4, 3.0))
-    vc = UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=16, unit_dim=8, style_dim=4, duration_hidden=0))
+    vc = EnvelopeNetwork(VocoderConfig(n_units=4, n_styles=2, hidden=16, unit_dim=8, style_dim=4, duration_hidden=0))
     _, coded = world_targets(_vowel(150.0).astype(np.float64), RATE, vc.config)
     vc.target_mean.copy_(torch.from_numpy(coded.mean(0)))
     vc.target_std.fill_(1e-4)
-    speaker = Speaker(tok, vc.eval())
+    speaker = UnitVocoder(tok, vc.eval())
     v = tok.vocab
     tokens = [v.style(0), v.pitch(32)] + [v.unit(k % 4) for k in range(40)]
     base = speaker.decode(tokens, "a")
@@ -160,7 +160,7 @@ def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
     """The duration targets match the frame stream; a few hundred steps learn per-unit run lengths; decode
     lasts the predicted durations and ``rate`` scales them."""
     from speechvision.avlm.train_vocoder import _duration_batch, duration_examples
-    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig
+    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
@@ -178,7 +178,7 @@ def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
     assert all(x is not None for x in items)
     assert items[0][3].tolist() == [true_runs[u] for u in items[0][0]]
     torch.manual_seed(0)
-    vc = UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=8, unit_dim=8, style_dim=4, duration_hidden=16))
+    vc = EnvelopeNetwork(VocoderConfig(n_units=4, n_styles=2, hidden=8, unit_dim=8, style_dim=4, duration_hidden=16))
     opt = torch.optim.Adam(vc.duration.parameters(), lr=1e-2)
     for _ in range(300):
         u, p, s, d, m = _duration_batch(items, rng, 8)
@@ -190,7 +190,7 @@ def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
     u, p, s, d, m = _duration_batch(items, rng, 8)
     pred = torch.expm1(vc.duration(u, p, s)).detach()
     assert (pred[m] - d[m]).abs().mean() < 0.5, (pred[m], d[m])
-    speaker = Speaker(tok, vc)
+    speaker = UnitVocoder(tok, vc)
     tokens = [v.style(0), v.pitch(30)] + [v.unit(1), v.unit(0)] * 5
     n = len(speaker.decode(tokens, "a"))
     assert abs(n / RATE - 5 * (6 + 1) * 0.04) < 0.1
@@ -274,7 +274,7 @@ def test_continuation_prompt_opens_the_next_turn_as_training_sequences_do():
 def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
     """A voice-conditioned vocoder needs a voice, renders the named training voice, and gives a held-out
     speaker the training voice with the nearest mean F0; its config survives the checkpoint round trip."""
-    from speechvision.avlm.vocoder import Speaker, UnitVocoder, VocoderConfig
+    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig
 
     means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(200.0))}
     tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),
@@ -284,15 +284,15 @@ def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
                         speakers=("high", "low"), speaker_dim=4)
     assert VocoderConfig.from_dict(cfg.to_dict()) == cfg
     torch.manual_seed(0)
-    vc = UnitVocoder(cfg).eval()
+    vc = EnvelopeNetwork(cfg).eval()
     assert vc.voice_index("low") == 1 and vc.voice_index("new", means["new"], means) == 0
     assert vc.voice_index(None, float(np.log2(90.0)), means) == 1
-    assert UnitVocoder(VocoderConfig(n_units=4, n_styles=2, hidden=8)).voice_index("low") is None
+    assert EnvelopeNetwork(VocoderConfig(n_units=4, n_styles=2, hidden=8)).voice_index("low") is None
     u, p, s = torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, 3), torch.zeros(1, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="voice-conditioned"):
         vc(u, p, s)
     assert not torch.allclose(vc(u, p, s, torch.tensor([0])), vc(u, p, s, torch.tensor([1])))
-    speaker, v = Speaker(tok, vc), tok.vocab
+    speaker, v = UnitVocoder(tok, vc), tok.vocab
     tokens = [v.style(0), v.pitch(32)] + [v.unit(k % 4) for k in range(20)]
     assert np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="high"))
     assert not np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="low"))
@@ -305,8 +305,8 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
     from speechvision.avlm.train_vocoder import choose_voice
     from speechvision.avlm.vocoder import (
         VOCODER_VERSION,
-        Speaker,
         UnitVocoder,
+        EnvelopeNetwork,
         VocoderConfig,
         VocoderError,
         load_vocoder,
@@ -329,8 +329,8 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
                         speakers=("high", "low"), speaker_dim=4)
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "voc" / "vocoder.pt", "vocoder",
-                    {"model_version": VOCODER_VERSION, "config": cfg.to_dict(), "model": UnitVocoder(cfg).state_dict()})
-    speaker = Speaker.load(tmp_path / "tok", tmp_path / "voc")
+                    {"model_version": VOCODER_VERSION, "config": cfg.to_dict(), "model": EnvelopeNetwork(cfg).state_dict()})
+    speaker = UnitVocoder.load(tmp_path / "tok", tmp_path / "voc")
     assert np.array_equal(speaker.decode(tokens, "new"), speaker.decode(tokens, "new", voice="low"))  # nearest F0
     high = speaker.decode(tokens, "low", voice="high")
     monkeypatch.setattr(ee, "transcribe", lambda w, *a: "a b" if np.array_equal(w, high) else "c")
@@ -339,12 +339,12 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
     assert load_vocoder(tmp_path / "voc").config.default_voice == "high"
     saved = torch.load(tmp_path / "voc" / "vocoder.pt", weights_only=True)
     assert "path" not in saved and saved["kind"] == "vocoder"  # re-saved state, not the loaded envelope
-    assert np.array_equal(Speaker.load(tmp_path / "tok", tmp_path / "voc").decode(tokens, "new"),
+    assert np.array_equal(UnitVocoder.load(tmp_path / "tok", tmp_path / "voc").decode(tokens, "new"),
                           speaker.decode(tokens, "new", voice="high"))
     assert "choose_voice" in (tmp_path / "voc" / "log.jsonl").read_text()
     plain = VocoderConfig(n_units=4, n_styles=2, hidden=8, duration_hidden=0)
     save_checkpoint(tmp_path / "plain" / "vocoder.pt", "vocoder",
-                    {"model_version": VOCODER_VERSION, "config": plain.to_dict(), "model": UnitVocoder(plain).state_dict()})
+                    {"model_version": VOCODER_VERSION, "config": plain.to_dict(), "model": EnvelopeNetwork(plain).state_dict()})
     with pytest.raises(VocoderError, match="not voice-conditioned"):
         choose_voice(tmp_path / "tok", tmp_path / "plain", progress=False)
     from speechvision.cli import main

@@ -98,7 +98,7 @@ def test_avlm_runs_on_collated_fer_features():
     torch.manual_seed(0)
     lm = build_lm(SpeechLMConfig(vocab_size=v.size, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                                  dropout=0.0))
-    m = AVLM(lm, v, AVLMConfig(fusion="qformer", visual_encoder="fer", heads=2)).eval()
+    m = AVLM(lm, v, AVLMConfig(fusion="perceiver", visual_encoder="fer", heads=2)).eval()
     vis = m.encode_visual(b["visual"], b["visual_mask"])
     assert vis.shape == (2, 23, 32) and (vis[1, 11:] == 0).all()
     out = m(b["ids"], b["attention_mask"], b["visual"], b["visual_mask"])

@@ -8,7 +8,7 @@ import torch
 from speechvision.core.checkpoint import load_checkpoint
 from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.discriminator import Discriminator, DiscriminatorConfig
-from speechvision.s2igan.dsg import Generator, GeneratorConfig, init_weights
+from speechvision.s2igan.dsg import DSG, DSGConfig, init_weights
 from speechvision.s2igan.losses import S2IGANLoss, kl_loss
 from speechvision.s2igan.relation import DIFFERENT, SAME, SIMILAR, RelationSupervisor
 from speechvision.s2igan.train_gan import GANBatches, train_gan
@@ -19,7 +19,7 @@ from speechvision.s2igan.train_sen import train_sen
 def test_generator_and_discriminator_shapes(name, sizes):
     gc = preset(name).gan.generator
     assert gc.sizes_px == sizes
-    G = Generator(gc).eval()
+    G = DSG(gc).eval()
     init_weights(G)
     imgs, mu, logvar = G(torch.randn(2, 1024), torch.randn(2, 100))
     assert [tuple(i.shape) for i in imgs] == [(2, 3, s, s) for s in sizes]
@@ -32,8 +32,8 @@ def test_generator_and_discriminator_shapes(name, sizes):
 
 
 def test_dense_switch_changes_the_stacking_only():
-    dense, plain = Generator(GeneratorConfig(ngf=16, base_size_px=16)), Generator(
-        GeneratorConfig(ngf=16, base_size_px=16, dense=False))
+    dense, plain = DSG(DSGConfig(ngf=16, base_size_px=16)), DSG(
+        DSGConfig(ngf=16, base_size_px=16, dense=False))
     assert dense.next_stages[0].up[1].in_channels == 2 * 16 and plain.next_stages[0].up[1].in_channels == 16
     out = plain.eval()(torch.randn(1, 1024), torch.randn(1, 100))[0]
     assert [o.shape[-1] for o in out] == [16, 32, 64]
@@ -50,7 +50,7 @@ def _tiny_loss():
     cfg = apply_overrides(preset("spoken-fashion"), ["gan.generator.ngf=8", "gan.discriminator.ndf=8",
                                                      "gan.generator.embedding_dim=16", "gan.relation.embedding_dim=16"])
     gc = cfg.gan
-    G, Ds = Generator(gc.generator), torch.nn.ModuleList([Discriminator(s, gc.discriminator) for s in gc.generator.sizes_px])
+    G, Ds = DSG(gc.generator), torch.nn.ModuleList([Discriminator(s, gc.discriminator) for s in gc.generator.sizes_px])
     RS = RelationSupervisor(gc.relation)
     head = torch.nn.Linear(3 * 64 * 64, 16)
     loss = S2IGANLoss(G, Ds, RS, lambda x: torch.nn.functional.normalize(head(x.flatten(1)), dim=-1), gc)

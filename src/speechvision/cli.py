@@ -243,9 +243,9 @@ def _add_avlm(sub) -> None:
 
     tr = asub.add_parser("train", help="masked pre-training + emotion fine-tuning of one configuration",
                          epilog="example: speechvision avlm train --av data/av-emotion --tokens runs/tokens "
-                                "--lm runs/speechlm --fusion qformer --out runs/avlm")
+                                "--lm runs/speechlm --fusion perceiver --out runs/avlm")
     common(tr)
-    tr.add_argument("--fusion", default="qformer", choices=("speech-only", "concat", "qformer", "cross-attention"))
+    tr.add_argument("--fusion", default="perceiver", choices=("speech-only", "concat", "perceiver", "cross-attention"))
     tr.add_argument("--visual-encoder", default="landmark-conv", choices=("landmark-conv", "crop-cnn", "fer"),
                     help="fer: frozen pretrained facial-expression CNN features (needs facial-emotion-recognition)")
     tr.add_argument("--seed", type=int, default=0)
@@ -254,7 +254,7 @@ def _add_avlm(sub) -> None:
                     help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
     cp = asub.add_parser("compare", help="every fusion x visual encoder over seeds, plus the shuffled-face control")
     common(cp)
-    cp.add_argument("--fusions", nargs="+", default=["speech-only", "concat", "qformer", "cross-attention"])
+    cp.add_argument("--fusions", nargs="+", default=["speech-only", "concat", "perceiver", "cross-attention"])
     cp.add_argument("--encoders", nargs="+", default=["landmark-conv"], choices=("landmark-conv", "crop-cnn", "fer"))
     cp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     rc = asub.add_parser("recognize", help="emotion of a speaker from a video and its audio")

@@ -187,12 +187,12 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         transcribe,
         word_error_rate,
     )
-    from speechvision.avlm.vocoder import Speaker
+    from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
     vocab, rate = speaker.tok.vocab, speaker.tok.config.sample_rate_hz
     model = load_avlm(model_path, vocab)
     items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)

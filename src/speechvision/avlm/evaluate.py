@@ -47,12 +47,12 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
 
     from speechvision.avlm.corpus import load_encoded, read_wave
     from speechvision.avlm.data.spoken_emotion import load_corpus
-    from speechvision.avlm.vocoder import Speaker
+    from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
     tok, rate = speaker.tok, speaker.tok.config.sample_rate_hz
     enc = {r["id"]: r for r in load_encoded(tokens_dir)}
     _, test = load_corpus(data, "test")

@@ -63,12 +63,12 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
         FaceError, AudioError, AVLMError as ``recognize``; ValueError: an unknown emotion.
     """
     from speechvision.avlm.model import load_avlm, predict_emotion, sample_response
-    from speechvision.avlm.vocoder import Speaker
+    from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
     if emotion is not None and emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
-    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
     tok = speaker.tok
     model = load_avlm(model_path, tok.vocab)
     question, b = _inputs(model, tok, video, audio)
@@ -115,10 +115,10 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
     same utterance), write prompt resynthesis + continuation."""
     from speechvision.avlm.corpus import read_wave
     from speechvision.avlm.lm import load_lm
-    from speechvision.avlm.vocoder import Speaker
+    from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
-    speaker = Speaker.load(tokens_dir, vocoder_dir)
+    speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
     model, config = load_lm(lm_dir)
     wave = read_wave(prompt_wav, speaker.tok.config.sample_rate_hz)
     enc = speaker.tok.encode(wave)

@@ -9,7 +9,7 @@ Fusion strategies (``AVLMConfig.fusion``; the paper's names in brackets):
   to pass the token embedding through, so training starts from the speech LM). In a dialogue sequence the
   video covers the question, so only the speech tokens before ``<response>`` take frames; the response's
   tokens are left as they are, and a growing reply never moves the question's alignment.
-- ``qformer`` [qformer, the paper's best]: a Perceiver resampler turns Tv frames into ceil(Tv / 5) queries
+- ``perceiver`` [the paper's Q-Former row, its best; ``qformer`` before 0.2]: a Perceiver resampler turns Tv frames into ceil(Tv / 5) queries
   (5 Hz at 25 fps, at most 128), placed as a prefix: ``<bos> <start_of_visual> [queries] <start_of_audio>
   [Speech] speech tokens``; in a dialogue prompt (``dialogue_prompt``) after the instruction token:
   ``<bos> <start_of_text> <start_of_visual> [queries] <start_of_audio> [Speech] question ...``.
@@ -45,12 +45,13 @@ from speechvision.avlm.visual import build_visual_encoder
 from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 from speechvision.core.errors import SpeechvisionError
 
-FUSIONS = ("speech-only", "concat", "qformer", "cross-attention")
+FUSIONS = ("speech-only", "concat", "perceiver", "cross-attention")
+LEGACY_FUSIONS = {"qformer": "perceiver"}  # names in checkpoints written before the rename
 
 
 @dataclass
 class AVLMConfig:
-    fusion: str = "qformer"
+    fusion: str = "perceiver"
     visual_encoder: str = "landmark-conv"
     frames_per_query: int = 5  # 25 fps / 5 = 5 Hz queries (AVLM)
     max_queries: int = 128
@@ -61,6 +62,7 @@ class AVLMConfig:
     crop_size_px: int = 32
 
     def __post_init__(self):
+        self.fusion = LEGACY_FUSIONS.get(self.fusion, self.fusion)
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
 
@@ -168,7 +170,7 @@ class AVLM(nn.Module):
         n_layers = len(dec.layers)
         if config.fusion != "speech-only":
             self.visual = build_visual_encoder(config.visual_encoder, dim)
-        if config.fusion == "qformer":
+        if config.fusion == "perceiver":
             self.resampler = PerceiverResampler(dim, config.resampler_layers, config.heads, config.frames_per_query,
                                                 config.max_queries)
         elif config.fusion == "concat":
@@ -197,7 +199,7 @@ class AVLM(nn.Module):
         return self.visual(visual, mask)
 
     def insert_at(self, input_ids: torch.Tensor) -> int:
-        """Where the qformer prefix goes: after ``<bos>``, or after ``<bos> <start_of_text>`` (dialogue prompts)."""
+        """Where the perceiver prefix goes: after ``<bos>``, or after ``<bos> <start_of_text>`` (dialogue prompts)."""
         sot = self.vocab.special("<start_of_text>")
         return 2 if input_ids.shape[1] > 1 and bool((input_ids[:, 1] == sot).all()) else 1
 
@@ -205,7 +207,7 @@ class AVLM(nn.Module):
         """Input embeddings, attention mask and where things are, for ids (B, L) starting with ``<bos>``.
 
         Returns a dict: ``embeds`` (B, L', D), ``attention_mask`` (B, L'), ``prefix`` (positions inserted
-        at ``insert_at``: 0, or Nq + 2 for qformer), ``insert_at``, ``query_mask`` (B, L') bool,
+        at ``insert_at``: 0, or Nq + 2 for perceiver), ``insert_at``, ``query_mask`` (B, L') bool,
         ``prosody_mask`` (B, L') bool (pitch/style token positions, the emotion head's pool), ``speech``
         (B, L') bool (any speech token).
         """
@@ -227,7 +229,7 @@ class AVLM(nn.Module):
             emb = self.concat(emb, speech & before_response, vis, visual_mask)
         elif fusion == "cross-attention":
             self._ctx = {"visual": vis, "visual_mask": visual_mask}
-        elif fusion == "qformer":
+        elif fusion == "perceiver":
             q, q_mask = self.resampler(vis, visual_mask)
             sov = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_visual>"), device=emb.device))
             soa = emb_layer(torch.full((b, 1), self.vocab.special("<start_of_audio>"), device=emb.device))
@@ -303,7 +305,7 @@ def dialogue_prompt(vocab: Vocabulary, question: list[int], emotion: str | None 
     ``<bos> <start_of_text> [Speech] question <emotion:X> <response> [Speech] response <eos>``: the fixed
     instruction ("Perceive the given visual and audio input. Determine the emotion of the speaker and
     continue the dialogue with the same emotion.") is the one learned token ``<start_of_text>``, since the
-    speech LM has no text vocabulary; the visual prefix (qformer) goes right after it. Without ``emotion``
+    speech LM has no text vocabulary; the visual prefix (perceiver) goes right after it. Without ``emotion``
     the prompt ends before the emotion token (the model predicts it); without ``response`` it ends with
     ``<response> [Speech]`` (the model continues).
 

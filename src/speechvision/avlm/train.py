@@ -211,7 +211,7 @@ def _run_dir(out: Path, fusion: str, encoder: str, seed: int, control: bool = Fa
     return out / f"{name}{'-shuffled' if control else ''}-s{seed}"
 
 
-def compare_avlm(av_dir, tokens_dir, lm_dir, out, *, fusions=("speech-only", "concat", "qformer", "cross-attention"),
+def compare_avlm(av_dir, tokens_dir, lm_dir, out, *, fusions=("speech-only", "concat", "perceiver", "cross-attention"),
                  encoders=("landmark-conv",), seeds=(0, 1, 2), control: bool = True, progress: bool = True,
                  **train_kw) -> dict:
     """Train every fusion x visual encoder (speech-only once) for each seed, then the shuffled-face control

@@ -21,8 +21,8 @@ from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.tokens import ExpressiveTokenizer, collapse
 from speechvision.avlm.vocoder import (
     VOCODER_VERSION,
-    Speaker,
     UnitVocoder,
+    EnvelopeNetwork,
     VocoderConfig,
     VocoderError,
     frame_inputs,
@@ -47,7 +47,7 @@ def duration_examples(tok: ExpressiveTokenizer, row: dict) -> tuple[np.ndarray, 
     return (*unit_inputs(tok, streams, tok.speaker_log2_f0[row["speaker"]]), runs.astype(np.float32))
 
 
-def _duration_batch(items: list[tuple], rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, ...]:
+def _duration_batch(items: list[tuple], rng: np.random.DSG, batch_size: int) -> tuple[torch.Tensor, ...]:
     """A padded batch of whole utterances: units (B, K), pitch (B, K, 3), style (B, K), runs (B, K), mask (B, K)."""
     batch = [items[i] for i in rng.integers(0, len(items), batch_size)]
     k = max(len(b[0]) for b in batch)
@@ -92,7 +92,7 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
     allt = np.concatenate([d[3] for d in data])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = UnitVocoder(config)
+    model = EnvelopeNetwork(config)
     model.target_mean.copy_(torch.from_numpy(allt.mean(0)))
     model.target_std.copy_(torch.from_numpy(allt.std(0) + 1e-5))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -154,7 +154,7 @@ def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: s
     from speechvision.avlm.judges import transcribe, word_error_rate
 
     ckpt = vocoder_checkpoint(vocoder_dir)
-    speaker = Speaker(ExpressiveTokenizer.load(tokenizer_dir), vocoder_from_checkpoint(ckpt))
+    speaker = UnitVocoder(ExpressiveTokenizer.load(tokenizer_dir), vocoder_from_checkpoint(ckpt))
     voices = list(speaker.vocoder.config.speakers)
     if not voices:
         raise VocoderError(f"{vocoder_dir}: the vocoder is not voice-conditioned; train it with --voice-conditioned")

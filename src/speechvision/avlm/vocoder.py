@@ -60,7 +60,7 @@ class VocoderConfig:
         return VocoderConfig(**d)
 
 
-class UnitVocoder(nn.Module):
+class EnvelopeNetwork(nn.Module):
     """(units, pitch, style[, voice]) per 10 ms frame -> normalised WORLD features per frame.
 
     With ``config.speakers`` the envelope network also takes a learned embedding of the output voice (the
@@ -145,7 +145,7 @@ class DurationPredictor(nn.Module):
         """
         Args:
             units: (B, K) collapsed unit indices.
-            pitch: (B, K, 3) the pitch features of each unit's pitch token (see ``UnitVocoder.forward``).
+            pitch: (B, K, 3) the pitch features of each unit's pitch token (see ``EnvelopeNetwork.forward``).
             style: (B, K) style index per unit.
         Returns:
             (B, K) predicted log(1 + run length), run length in unit frames (40 ms at 25 Hz).
@@ -158,7 +158,7 @@ class DurationPredictor(nn.Module):
 
 
 def pitch_features(f0_hz: np.ndarray, speaker_log2_f0: float) -> np.ndarray:
-    """(T, 3) vocoder pitch inputs from F0 in Hz (0 = unvoiced); see ``UnitVocoder.forward``."""
+    """(T, 3) vocoder pitch inputs from F0 in Hz (0 = unvoiced); see ``EnvelopeNetwork.forward``."""
     v = f0_hz > 0
     lf = np.zeros_like(f0_hz, dtype=np.float64)
     lf[v] = np.log2(f0_hz[v])
@@ -226,25 +226,26 @@ def vocoder_checkpoint(folder: str | Path) -> dict:
                                  "speechvision speechlm vocoder", "vocoder")
 
 
-def vocoder_from_checkpoint(ckpt: dict) -> UnitVocoder:
-    model = UnitVocoder(VocoderConfig.from_dict(ckpt["config"]))
+def vocoder_from_checkpoint(ckpt: dict) -> EnvelopeNetwork:
+    model = EnvelopeNetwork(VocoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval()
 
 
-def load_vocoder(folder: str | Path) -> UnitVocoder:
+def load_vocoder(folder: str | Path) -> EnvelopeNetwork:
     return vocoder_from_checkpoint(vocoder_checkpoint(folder))
 
 
-class Speaker:
-    """Turns token sequences into speech: tokenizer (clock, F0) + vocoder (timbre) + WORLD."""
+class UnitVocoder:
+    """Expressive tokens -> speech: the tokenizer gives the clock and F0, the envelope network the timbre,
+    WORLD synthesis the waveform (:meth:`decode`)."""
 
-    def __init__(self, tokenizer: ExpressiveTokenizer, vocoder: UnitVocoder):
+    def __init__(self, tokenizer: ExpressiveTokenizer, vocoder: EnvelopeNetwork):
         self.tok, self.vocoder = tokenizer, vocoder
 
     @staticmethod
-    def load(tokenizer_dir: str | Path, vocoder_dir: str | Path) -> "Speaker":
-        return Speaker(ExpressiveTokenizer.load(tokenizer_dir), load_vocoder(vocoder_dir))
+    def load(tokenizer_dir: str | Path, vocoder_dir: str | Path) -> "UnitVocoder":
+        return UnitVocoder(ExpressiveTokenizer.load(tokenizer_dir), load_vocoder(vocoder_dir))
 
     @torch.no_grad()
     def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None,

@@ -88,7 +88,7 @@ def caption(template: int, garment: str, synonym: int, colour: str) -> str:
                                       be="are" if noun.plural else "is", colour=colour)
 
 
-def caption_pool(garment: str, colour: str, size: int, rng: np.random.Generator) -> list[str]:
+def caption_pool(garment: str, colour: str, size: int, rng: np.random.DSG) -> list[str]:
     """``size`` distinct captions for one garment-colour combination, drawn from the grammar."""
     grid = [(t, s) for t in range(len(TEMPLATES)) for s in range(len(SYNONYMS[garment]))]
     if size > len(grid):

@@ -14,7 +14,7 @@ from pathlib import Path
 from speechvision.core.audio import LogMelConfig
 from speechvision.core.errors import SpeechvisionError
 from speechvision.s2igan.discriminator import DiscriminatorConfig
-from speechvision.s2igan.dsg import GeneratorConfig
+from speechvision.s2igan.dsg import DSGConfig
 from speechvision.s2igan.image_encoder import ImageEncoderConfig
 from speechvision.s2igan.relation import RelationConfig
 from speechvision.s2igan.speech_encoder import SpeechEncoderConfig
@@ -74,7 +74,7 @@ class GANConfig:
         seed: random seed; every step's randomness is derived from (seed, step).
     """
 
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    generator: DSGConfig = field(default_factory=DSGConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     relation: RelationConfig = field(default_factory=RelationConfig)
     batch_size: int = 24
@@ -133,7 +133,7 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     "spoken-fashion": lambda: Config(
         preset="spoken-fashion",
         sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=8, lr_step_epochs=6, eval_every_epochs=2),
-        gan=GANConfig(generator=GeneratorConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
+        gan=GANConfig(generator=DSGConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
                       batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500)),
     "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),
     "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256)),

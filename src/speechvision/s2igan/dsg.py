@@ -23,7 +23,7 @@ from torch import nn
 
 
 @dataclass
-class GeneratorConfig:
+class DSGConfig:
     """Attributes:
         embedding_dim: speech embedding size (1024).
         condition_dim: CA output size (128).
@@ -94,10 +94,10 @@ class ConditioningAugmentation(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
 
-class InitStage(nn.Module):
+class DSGFirstStage(nn.Module):
     """[c, z] (B, C + Z) -> h (B, ngf, base, base)."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: DSGConfig):
         super().__init__()
         n_up = int(math.log2(cfg.base_size_px // 4))
         if 4 * 2 ** n_up != cfg.base_size_px:
@@ -112,7 +112,7 @@ class InitStage(nn.Module):
         return self.ups(h)
 
 
-class NextStage(nn.Module):
+class DSGUpStage(nn.Module):
     """h (B, ngf, R, R) and c (B, C) -> h' (B, ngf / 2, 2R, 2R)."""
 
     def __init__(self, ngf: int, condition_dim: int, res_blocks: int, dense: bool):
@@ -128,19 +128,19 @@ class NextStage(nn.Module):
         return self.up(torch.cat([r, h], dim=1) if self.dense else r)
 
 
-class Generator(nn.Module):
+class DSG(nn.Module):
     """CA + DSG. forward(e (B, E), z (B, Z), eps (B, C) or None) -> (images, mu, logvar), where images
     is a list of (B, 3, S, S) tensors in [-1, 1], one per stage, S in ``config.sizes_px``."""
 
-    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+    def __init__(self, config: DSGConfig = DSGConfig()):
         super().__init__()
         self.config = cfg = config
         self.ca = ConditioningAugmentation(cfg.embedding_dim, cfg.condition_dim)
-        self.init_stage = InitStage(cfg)
+        self.init_stage = DSGFirstStage(cfg)
         chans = [cfg.ngf // 2 ** i for i in range(cfg.stages)]
         if chans[-1] < 2:
             raise ValueError(f"ngf {cfg.ngf} is too small for {cfg.stages} stages")
-        self.next_stages = nn.ModuleList([NextStage(chans[i], cfg.condition_dim, cfg.res_blocks, cfg.dense)
+        self.next_stages = nn.ModuleList([DSGUpStage(chans[i], cfg.condition_dim, cfg.res_blocks, cfg.dense)
                                           for i in range(cfg.stages - 1)])
         self.to_image = nn.ModuleList([nn.Sequential(conv3x3(ch, 3), nn.Tanh()) for ch in chans])
 

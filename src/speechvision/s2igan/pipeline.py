@@ -15,14 +15,14 @@ import torch
 from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
 from speechvision.core.checkpoint import load_checkpoint
 from speechvision.s2igan.config import Config, config_from_dict
-from speechvision.s2igan.dsg import Generator
+from speechvision.s2igan.dsg import DSG
 from speechvision.s2igan.speech_encoder import SpeechEncoder
 
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "spoken-fashion.pt"
 
 
 class S2IGANPipeline:
-    def __init__(self, speech_encoder: SpeechEncoder, generator: Generator, config: Config):
+    def __init__(self, speech_encoder: SpeechEncoder, generator: DSG, config: Config):
         # channels_last: 1.3x faster generation on CPU (benchmarks/bench_suite.py, docs/performance.md)
         self.speech_encoder, self.config = speech_encoder.eval(), config
         self.generator = generator.eval().to(memory_format=torch.channels_last)
@@ -40,7 +40,7 @@ class S2IGANPipeline:
         ck = load_checkpoint(path, ("s2igan", "gan"))
         cfg = config_from_dict(ck["config"])
         if ck["kind"] == "s2igan":
-            enc, gen = SpeechEncoder(cfg.sen.speech), Generator(cfg.gan.generator)
+            enc, gen = SpeechEncoder(cfg.sen.speech), DSG(cfg.gan.generator)
             enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
             gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
@@ -51,7 +51,7 @@ class S2IGANPipeline:
         if "speech_encoder" in ck:  # end-to-end runs train the speech encoder too
             enc.load_state_dict(ck["speech_encoder"])
         cfg.sen, cfg.audio = sen_cfg.sen, sen_cfg.audio
-        gen = Generator(cfg.gan.generator)
+        gen = DSG(cfg.gan.generator)
         gen.load_state_dict(ck["G_ema"])
         return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
 

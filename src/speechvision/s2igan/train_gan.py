@@ -24,7 +24,7 @@ from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.metrics.features import load_images_uint8
 from speechvision.s2igan.config import Config, apply_overrides, config_from_dict
 from speechvision.s2igan.discriminator import Discriminator
-from speechvision.s2igan.dsg import Generator, init_weights
+from speechvision.s2igan.dsg import DSG, init_weights
 from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.s2igan.relation import RelationSupervisor
 from speechvision.s2igan.sen import load_sen
@@ -137,7 +137,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def build_models(cfg: Config, device) -> dict:
     gc = cfg.gan
     torch.manual_seed(gc.seed)
-    G = Generator(gc.generator)
+    G = DSG(gc.generator)
     Ds = torch.nn.ModuleList([Discriminator(s, gc.discriminator) for s in gc.generator.sizes_px])
     RS = RelationSupervisor(gc.relation) if gc.rs else None
     for m in (G, Ds, RS):

@@ -95,7 +95,7 @@ def speech_energy(wave: np.ndarray, sample_rate_hz: int, n_frames: int, fps: flo
     return np.clip(rms / max(np.percentile(rms, 95), 1e-6), 0, 1.5).astype(np.float32)
 
 
-def _walk(rng: np.random.Generator, n: int, step: float, limit: float) -> np.ndarray:
+def _walk(rng: np.random.DSG, n: int, step: float, limit: float) -> np.ndarray:
     x, out = 0.0, np.empty(n)
     for i in range(n):
         x = float(np.clip(0.95 * x + rng.normal(0, step), -limit, limit))
@@ -112,7 +112,7 @@ def identity(voice: str) -> tuple[np.ndarray, float]:
     return offsets, float(rng.uniform(17.0, 22.0))
 
 
-def face_sequence(emotion: str, intensity: float, energy: np.ndarray, voice: str, rng: np.random.Generator,
+def face_sequence(emotion: str, intensity: float, energy: np.ndarray, voice: str, rng: np.random.DSG,
                   config: AVBuildConfig = AVBuildConfig()) -> np.ndarray:
     """(T, 68, 2) float32 landmark pixels in a 96 x 96 frame for one clip (T = len(energy))."""
     n = len(energy)
