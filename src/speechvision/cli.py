@@ -537,7 +537,8 @@ def _cmd_evaluate(args) -> None:
             if args.real is None or args.fake is None:
                 _usage("evaluate: --real and --fake go together")
             report = evaluate_folders(args.real, args.fake, classifier=args.classifier,
-                                      classifier_head=args.classifier_head, inception_weights=args.inception_weights)
+                                      classifier_head=args.classifier_head, inception_weights=args.inception_weights,
+                                      out=args.out)
         else:
             if args.data is None:
                 _usage("evaluate: give --data DIR (or --real DIR --fake DIR)")
@@ -552,11 +553,7 @@ def _cmd_evaluate(args) -> None:
                               classifier=args.classifier, classifier_head=args.classifier_head,
                               inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
                               save_images=args.save_images, is_model=args.is_model)
-        text = json.dumps(report, indent=2)
-        if args.out and args.real is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "metrics.json").write_text(text)
-        print(text)
+        print(json.dumps(report, indent=2))
         return
     if args.model == "gan":
         from speechvision.s2igan.evaluate import evaluate_generator, write_report

@@ -369,9 +369,9 @@ def table1_markdown(rows: list[tuple[str, str, dict]], *, with_paper: bool = Tru
 
 def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Path | None = None,
                      classifier_head: str | None = None, inception_weights: str | Path | None = None,
-                     batch_size: int = 32, progress: bool = True) -> dict:
+                     batch_size: int = 32, progress: bool = True, out: str | Path | None = None) -> dict:
     """FID between two image folders (any sizes; each image resized to 299 bilinearly), and the IS of
-    the ``fake`` folder when a classifier is given.
+    the ``fake`` folder when a classifier is given; with ``out``, also written to ``out/metrics.json``.
 
     Raises:
         ImageFolderError: a missing or empty folder, or an unreadable image (named).
@@ -402,4 +402,7 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
                 for im in load_images_uint8(files["fake"], same_size=False)]
         m, s = inception_score(probabilities(cls, torch.cat(imgs))[head], min(10, len(imgs)))
         report["is"] = {"mean": m, "std": s, "head": head}
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
