@@ -15,7 +15,7 @@ from speechvision.avlm.tokens import (
     TokenizerError,
     fit_tokenizer,
 )
-from speechvision.data.manifest import _atomic_write_text
+from speechvision.core.atomic import atomic_write_text
 
 
 def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
@@ -56,7 +56,7 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
                                  "audio": str((corpus / r["audio"]).resolve()), "tokens": e.tokens,
                                  "unit_frames": e.unit_frames.tolist(), "pitch_frames": e.pitch_frames.tolist(),
                                  "style_frames": e.style_frames.tolist()}) + "\n")
-    _atomic_write_text(out / "encoded.jsonl", "".join(lines))
+    atomic_write_text(out / "encoded.jsonl", "".join(lines))
     return out
 
 

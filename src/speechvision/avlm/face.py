@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.core.errors import SpeechvisionError
+from speechvision.core.images import to_unit_range
 
 FPS = 25.0
 
@@ -203,7 +204,7 @@ def fer_forward(crops: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, n
     feats, scores = [], []
     with torch.inference_mode():
         for i in range(0, len(crops), batch_size):
-            x = torch.from_numpy(crops[i:i + batch_size].astype(np.float32))[:, None] / 127.5 - 1.0  # (p/255-0.5)/0.5
+            x = to_unit_range(torch.from_numpy(crops[i:i + batch_size]))[:, None]  # (p/255-0.5)/0.5
             for weight, bias, stride in blocks:
                 x = F.relu(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias, stride=stride))
             h = F.relu(F.linear(x.flatten(1), w1, b1))

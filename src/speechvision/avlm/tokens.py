@@ -28,13 +28,13 @@ Source: SpiritLM (Nguyen et al., 2024) section 3.2; AVLM (Tan et al., 2025) uses
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.atomic import atomic_path, atomic_write_text
 from speechvision.core.errors import SpeechvisionError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "[Speech]", "<start_of_audio>", "<start_of_visual>", "<start_of_av>",
@@ -342,19 +342,16 @@ class ExpressiveTokenizer:
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
-        from speechvision.data.manifest import _atomic_write_text
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"unit_centroids": self.unit_centroids, "style_centroids": self.style_centroids,
                   "style_mean": self.style_mean, "style_std": self.style_std}
         if self.unit_durations is not None:
             arrays["unit_durations"] = self.unit_durations
-        save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()},
-                  str(folder / "tokenizer.safetensors.tmp"))
-        os.replace(folder / "tokenizer.safetensors.tmp", folder / "tokenizer.safetensors")
+        with atomic_path(folder / "tokenizer.safetensors") as tmp:
+            save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(tmp))
         meta = {"version": TOKENIZER_VERSION, "config": asdict(self.config), "speaker_log2_f0": self.speaker_log2_f0}
-        _atomic_write_text(folder / "tokenizer.json", json.dumps(meta, indent=2))
+        atomic_write_text(folder / "tokenizer.json", json.dumps(meta, indent=2))
 
     @staticmethod
     def load(folder: str | Path) -> "ExpressiveTokenizer":

@@ -6,14 +6,12 @@ read with ``torch.load(weights_only=True)``: no arbitrary pickle is ever execute
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from speechvision import __version__
+from speechvision.core.atomic import atomic_path
 from speechvision.core.errors import SpeechvisionError
 
 FORMAT = "speechvision-checkpoint"
@@ -22,30 +20,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(SpeechvisionError, ValueError):
     """Missing, corrupt, foreign or incompatible checkpoint."""
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """The one write-to-temporary-then-rename: yields a temporary path beside ``path`` (same suffix, so
-    writers that read the format from the extension work); when the block ends it is fsynced and renamed
-    over ``path``, so a kill never leaves a half-written file. On an error the temporary file is removed
-    and ``path`` is untouched. Creates the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """``path`` holds ``text`` (UTF-8) in full or is unchanged (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:

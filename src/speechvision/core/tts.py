@@ -25,6 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
+from speechvision.core.atomic import atomic_path
 from speechvision.core.errors import SpeechvisionError
 
 
@@ -148,10 +149,8 @@ def write_wav_atomic(path: Path, wave: np.ndarray, sample_rate_hz: int) -> None:
     """Write 16-bit PCM WAV through a temporary file and a rename, so a kill leaves no half file."""
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate_hz, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate_hz, subtype="PCM_16", format="WAV")
 
 
 @dataclass(frozen=True)

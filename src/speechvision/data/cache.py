@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from speechvision.core.atomic import atomic_path
 from speechvision.core.audio import LogMelConfig, file_log_mel
 
 
@@ -31,11 +32,10 @@ def content_key(paths: list[Path], params: dict) -> str:
 def _save_atomic(tensors: dict, path: Path, metadata: dict | None = None) -> None:
     from safetensors.numpy import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
     # safetensors writes raw memory: Fortran-ordered arrays (e.g. transposed spectrograms) must be made C-ordered.
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
 
 
 def _logmel_job(args: tuple[str, LogMelConfig]) -> np.ndarray:

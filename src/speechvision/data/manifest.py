@@ -18,10 +18,10 @@ Paths are relative to the dataset folder. Never pickle.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from speechvision.core.atomic import atomic_write_text
 from speechvision.core.errors import SpeechvisionError
 
 FORMAT_VERSION = 1
@@ -59,20 +59,14 @@ class Record:
                       captions=[Caption(**c) for c in d.get("captions", [])])
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_dataset(root: str | Path, meta: dict, records: list[Record]) -> None:
     """Write ``dataset.json`` and ``manifest.jsonl`` atomically."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     meta = {"format_version": FORMAT_VERSION, **meta}
     meta["splits"] = {s: sum(r.split == s for r in records) for s in SPLITS if any(r.split == s for r in records)}
-    _atomic_write_text(root / "manifest.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in records))
-    _atomic_write_text(root / "dataset.json", json.dumps(meta, indent=2))
+    atomic_write_text(root / "manifest.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in records))
+    atomic_write_text(root / "dataset.json", json.dumps(meta, indent=2))
 
 
 @dataclass

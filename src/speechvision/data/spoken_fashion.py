@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.images import save_png
 from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
@@ -127,7 +128,6 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         DatasetError: Fashion-MNIST missing or unreadable, or a size that cannot be honoured.
         speechvision.core.tts.TTSError: a synthesis engine is missing.
     """
-    from PIL import Image
     from tqdm import tqdm
 
     out = Path(out)
@@ -176,10 +176,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
     for n, (split, src, i, g, c) in enumerate(tqdm(plan, desc="rendering images", unit="img", disable=not progress)):
         rel = f"images/{n:06d}.png"
         if not (out / rel).is_file():
-            img = colourise(fm[src][0][i], PALETTE[COLOURS[c]])
-            tmp = out / (rel + ".tmp.png")
-            Image.fromarray(img).save(tmp)
-            tmp.replace(out / rel)
+            save_png(colourise(fm[src][0][i], PALETTE[COLOURS[c]]), out / rel)
         voices = all_voices if split.startswith("test") else train_voices
         texts = rng.choice(pools[(g, c)], size=CAPTIONS_PER_IMAGE, replace=False)
         caps = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from speechvision.core.images import to_unit_range
 from speechvision.data.cache import LogMelCache
 from speechvision.data.manifest import Dataset, DatasetError, Record
 from speechvision.s2igan.config import Config
@@ -36,7 +37,7 @@ class SENInputs:
             from speechvision.metrics.features import load_images_uint8
 
             inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
-            inputs = inputs.float() / 127.5 - 1.0
+            inputs = to_unit_range(inputs)
         return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)})
 
     def speech_batch(self, audio_paths: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

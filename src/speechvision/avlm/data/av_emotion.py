@@ -39,7 +39,8 @@ import numpy as np
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS, load_corpus
 from speechvision.avlm.face import CANONICAL_68, FPS, PARTS
-from speechvision.data.manifest import DatasetError, _atomic_write_text
+from speechvision.core.atomic import atomic_write_text
+from speechvision.data.manifest import DatasetError
 
 FORMAT_VERSION = 1
 FRAME_SIZE_PX = 96
@@ -191,8 +192,8 @@ def build_av_emotion(speech: str | Path, out: str | Path, config: AVBuildConfig 
             "config": asdict(config),
             "splits": {s: sum(c["split"] == s for c in clips) for s in ("train", "val", "test")},
             "ambiguous": {s: sum(c["ambiguous"] for c in clips if c["split"] == s) for s in ("train", "val", "test")}}
-    _atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(c) + "\n" for c in clips))
-    _atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(c) + "\n" for c in clips))
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
     return out
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.atomic import atomic_write_text
 from speechvision.core.errors import SpeechvisionError
 from speechvision.core.tts import (
     HELDOUT_VOICES,
@@ -41,7 +42,6 @@ from speechvision.core.tts import (
     synthesize,
     write_wav_atomic,
 )
-from speechvision.data.manifest import _atomic_write_text
 
 EMOTIONS = ("neutral", "happy", "angry", "sad")
 SAMPLE_RATE_HZ = 16000
@@ -248,8 +248,8 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
             "splits": {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")},
             "build": {"dialogues": config.dialogues, "seed": config.seed,
                       "plan_sha1": hashlib.sha1(json.dumps(rows).encode()).hexdigest()}}
-    _atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    _atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
     return out
 
 
