@@ -18,7 +18,7 @@ import numpy as np
 
 from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.judges import transcribe, word_error_rate
-from speechvision.avlm.tokens import collapse
+from speechvision.avlm.vocabulary import collapse
 from speechvision.avlm.vocoder import UnitVocoder, world_synthesize, world_targets
 
 

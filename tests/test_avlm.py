@@ -20,7 +20,7 @@ from speechvision.avlm.model import (  # noqa: E402
     mask_speech_tokens,
     n_queries,
 )
-from speechvision.avlm.tokens import Vocabulary  # noqa: E402
+from speechvision.avlm.vocabulary import Vocabulary
 
 V = Vocabulary(n_units=8, n_styles=4)
 

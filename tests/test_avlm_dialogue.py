@@ -11,7 +11,7 @@ pytest.importorskip("transformers", reason="the expressive extra is not installe
 
 from speechvision.avlm.lm import SpeechLMConfig, build_lm  # noqa: E402
 from speechvision.avlm.model import AVLM, AVLMConfig, dialogue_prompt  # noqa: E402
-from speechvision.avlm.tokens import Vocabulary  # noqa: E402
+from speechvision.avlm.vocabulary import Vocabulary
 
 V = Vocabulary(n_units=8, n_styles=4)
 Q = [V.style(1), V.pitch(3), V.unit(2), V.unit(5), V.pitch(4), V.unit(1)]

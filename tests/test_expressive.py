@@ -11,7 +11,8 @@ pytest.importorskip("pyworld", reason="the expressive extra is not installed (pi
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS, EmotionBuildConfig, plan  # noqa: E402
 from speechvision.avlm.lm import SpeechLMConfig, allowed_next, build_lm, sample, top_p_filter  # noqa: E402
-from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig, Vocabulary, f0_track, fit_tokenizer  # noqa: E402
+from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig, f0_track, fit_tokenizer
+from speechvision.avlm.vocabulary import Vocabulary
 
 RATE = 16000
 
@@ -131,7 +132,7 @@ def _vowel(f0_hz: float, seconds: float = 1.0) -> np.ndarray:
 def test_vocoder_decode_follows_the_pitch_tokens(tmp_path):
     """k bins up moves the decoded median F0 by 2 ** (k / 32) (the issue's pitch-control target, here on
     a vocoder whose envelope is pinned to a vowel's, so only the pitch path is tested)."""
-    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig, world_targets
+    from speechvision.avlm.vocoder import EnvelopeNetwork, UnitVocoder, VocoderConfig, world_targets
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
@@ -160,7 +161,7 @@ def test_duration_predictor_learns_run_lengths_and_sets_the_decoded_length():
     """The duration targets match the frame stream; a few hundred steps learn per-unit run lengths; decode
     lasts the predicted durations and ``rate`` scales them."""
     from speechvision.avlm.train_vocoder import _duration_batch, duration_examples
-    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig
+    from speechvision.avlm.vocoder import EnvelopeNetwork, UnitVocoder, VocoderConfig
 
     cfg = TokenizerConfig(n_units=4, n_styles=2)
     tok = ExpressiveTokenizer(cfg, np.zeros((4, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros(4, np.float32),
@@ -274,7 +275,7 @@ def test_continuation_prompt_opens_the_next_turn_as_training_sequences_do():
 def test_voice_conditioned_vocoder_picks_the_named_or_nearest_training_voice():
     """A voice-conditioned vocoder needs a voice, renders the named training voice, and gives a held-out
     speaker the training voice with the nearest mean F0; its config survives the checkpoint round trip."""
-    from speechvision.avlm.vocoder import UnitVocoder, EnvelopeNetwork, VocoderConfig
+    from speechvision.avlm.vocoder import EnvelopeNetwork, UnitVocoder, VocoderConfig
 
     means = {"low": float(np.log2(100.0)), "high": float(np.log2(220.0)), "new": float(np.log2(200.0))}
     tok = ExpressiveTokenizer(TokenizerConfig(n_units=4, n_styles=2), np.zeros((4, 4), np.float32),
@@ -305,8 +306,8 @@ def test_choose_voice_sets_the_lowest_wer_voice_in_the_checkpoint(tmp_path, monk
     from speechvision.avlm.train_vocoder import choose_voice
     from speechvision.avlm.vocoder import (
         VOCODER_VERSION,
-        UnitVocoder,
         EnvelopeNetwork,
+        UnitVocoder,
         VocoderConfig,
         VocoderError,
         load_vocoder,

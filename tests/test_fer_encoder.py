@@ -86,7 +86,7 @@ def test_avlm_runs_on_collated_fer_features():
     pytest.importorskip("transformers", reason="the expressive extra is not installed")
     from speechvision.avlm.lm import SpeechLMConfig, build_lm
     from speechvision.avlm.model import AVLM, AVLMConfig, collate
-    from speechvision.avlm.tokens import Vocabulary
+    from speechvision.avlm.vocabulary import Vocabulary
 
     v = Vocabulary(n_units=8, n_styles=4)
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from speechvision.avlm.tokens import N_SPECIAL, Vocabulary, collapse, interleave, pitch_bin_centre, quantize_pitch
+from speechvision.avlm.vocabulary import N_SPECIAL, Vocabulary, collapse, interleave, pitch_bin_centre, quantize_pitch
 
 
 def test_collapse_removes_consecutive_duplicates_and_keeps_starts():

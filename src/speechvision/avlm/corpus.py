@@ -9,12 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.avlm.data.spoken_emotion import load_corpus
-from speechvision.avlm.tokens import (
-    ExpressiveTokenizer,
-    TokenizerConfig,
-    TokenizerError,
-    fit_tokenizer,
-)
+from speechvision.avlm.tokens import ExpressiveTokenizer, TokenizerConfig, fit_tokenizer
+from speechvision.avlm.vocabulary import TokenizerError
 from speechvision.core.atomic import atomic_write_text
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.avlm.tokens import Vocabulary
+from speechvision.avlm.vocabulary import Vocabulary
 from speechvision.core.checkpoint import load_model_checkpoint
 from speechvision.core.errors import SpeechvisionError
 
@@ -39,6 +39,21 @@ class SpeechLMConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def speech_lm_config(hidden_size: int = 256, num_layers: int = 4,
+                     backbone: str | Path | None = None) -> SpeechLMConfig:
+    """The config of a speech LM to train: from scratch, ``num_layers`` decoder layers of ``hidden_size``
+    with feed-forward size ``hidden_size * 11 // 4`` (704 for 256); or, with ``backbone`` (a local Hugging
+    Face causal-LM folder), LoRA on it, our tokens placed after its vocabulary (``offset``: its vocabulary
+    size, read from its config.json, no download)."""
+    config = SpeechLMConfig(hidden_size=hidden_size, num_layers=num_layers, intermediate_size=hidden_size * 11 // 4,
+                            backbone=str(backbone) if backbone else None)
+    if backbone:
+        from transformers import AutoConfig
+
+        config.offset = AutoConfig.from_pretrained(str(backbone), local_files_only=True).vocab_size
+    return config
 
 
 def build_lm(config: SpeechLMConfig):

@@ -40,13 +40,18 @@ from torch import nn
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
 from speechvision.avlm.lm import SpeechLMConfig, allowed_next, build_lm, top_p_filter
-from speechvision.avlm.tokens import SPECIALS, Vocabulary
 from speechvision.avlm.visual import build_visual_encoder
+from speechvision.avlm.vocabulary import SPECIALS, Vocabulary
 from speechvision.core.checkpoint import load_model_checkpoint, save_checkpoint
 from speechvision.core.errors import SpeechvisionError
 
 FUSIONS = ("speech-only", "concat", "perceiver", "cross-attention")
 LEGACY_FUSIONS = {"qformer": "perceiver"}  # names in checkpoints written before the rename
+
+
+def fusion_name(name: str) -> str:
+    """The current name of a fusion: a legacy name (``qformer``) becomes its new one; others are unchanged."""
+    return LEGACY_FUSIONS.get(name, name)
 
 
 @dataclass

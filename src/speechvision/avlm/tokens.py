@@ -34,19 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.avlm.vocabulary import (
+    N_PITCH_BINS,
+    Encoded,
+    TokenizerError,
+    Vocabulary,
+    collapse,
+    interleave,
+    pitch_bin_centre,
+    quantize_pitch,
+)
 from speechvision.core.atomic import atomic_path, atomic_write_text
-from speechvision.core.errors import SpeechvisionError
 
-SPECIALS = ("<pad>", "<bos>", "<eos>", "[Speech]", "<start_of_audio>", "<start_of_visual>", "<start_of_av>",
-            "<speech_mask>", "<start_of_text>", "<emotion:neutral>", "<emotion:happy>", "<emotion:angry>",
-            "<emotion:sad>", "<response>", "<reserved14>", "<reserved15>")
-N_SPECIAL = 16
-N_PITCH_BINS = 64
 TOKENIZER_VERSION = 1
-
-
-class TokenizerError(SpeechvisionError, ValueError):
-    """Bad audio, a malformed token sequence, or a tokenizer folder from another version."""
 
 
 @dataclass
@@ -65,101 +65,7 @@ class TokenizerConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """Token id layout for ``n_units`` units and ``n_styles`` styles (see the module docstring)."""
-
-    n_units: int
-    n_styles: int
-    n_pitch: int = N_PITCH_BINS + 1
-
-    @property
-    def unit0(self) -> int:
-        return N_SPECIAL
-
-    @property
-    def pitch0(self) -> int:
-        return N_SPECIAL + self.n_units
-
-    @property
-    def style0(self) -> int:
-        return self.pitch0 + self.n_pitch
-
-    @property
-    def size(self) -> int:
-        return self.style0 + self.n_styles
-
-    def special(self, name: str) -> int:
-        return SPECIALS.index(name)
-
-    def unit(self, k: int) -> int:
-        return self.unit0 + int(k)
-
-    def pitch(self, b: int | None) -> int:
-        """Pitch token of bin ``b`` (0..63), or the unvoiced token for ``None``."""
-        return self.pitch0 if b is None else self.pitch0 + 1 + int(b)
-
-    def style(self, s: int) -> int:
-        return self.style0 + int(s)
-
-    def kind(self, tok: int) -> str:
-        """"special", "unit", "pitch" or "style"."""
-        if tok < N_SPECIAL:
-            return "special"
-        if tok < self.pitch0:
-            return "unit"
-        if tok < self.style0:
-            return "pitch"
-        if tok < self.size:
-            return "style"
-        raise TokenizerError(f"token id {tok} is outside the vocabulary of {self.size}")
-
-    def kinds(self) -> np.ndarray:
-        """(V,) int8 array: 0 special, 1 unit, 2 pitch, 3 style."""
-        k = np.zeros(self.size, np.int8)
-        k[self.unit0:self.pitch0], k[self.pitch0:self.style0], k[self.style0:] = 1, 2, 3
-        return k
-
-    def to_str(self, tok: int) -> str:
-        kind = self.kind(tok)
-        if kind == "special":
-            return SPECIALS[tok]
-        if kind == "unit":
-            return f"[Hu{tok - self.unit0}]"
-        if kind == "pitch":
-            return "[Pi-unvoiced]" if tok == self.pitch0 else f"[Pi{tok - self.pitch0 - 1}]"
-        return f"[St{tok - self.style0}]"
-
-
 # --- stream helpers (pure functions) ----------------------------------------------------------------------
-
-def collapse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Consecutive duplicates collapsed.
-
-    Args:
-        values: (T,) integer sequence.
-    Returns:
-        (kept values (K,), start frame of each kept value (K,), run lengths are the differences).
-    """
-    values = np.asarray(values)
-    if values.size == 0:
-        return values, np.zeros(0, np.int64)
-    keep = np.ones(values.size, bool)
-    keep[1:] = values[1:] != values[:-1]
-    return values[keep], np.flatnonzero(keep)
-
-
-def quantize_pitch(log2_ratio: np.ndarray, n_bins: int = N_PITCH_BINS, range_octaves: float = 1.0) -> np.ndarray:
-    """Bin index (0..n_bins-1) of log2(F0 / speaker mean F0); monotonic non-decreasing; clipped at the ends."""
-    width = 2 * range_octaves / n_bins
-    return np.clip(np.floor((np.asarray(log2_ratio) + range_octaves) / width), 0, n_bins - 1).astype(np.int64)
-
-
-def pitch_bin_centre(bins: np.ndarray, n_bins: int = N_PITCH_BINS, range_octaves: float = 1.0) -> np.ndarray:
-    """log2(F0 / speaker mean) at the centre of each bin; one bin is 2 * range / n_bins octaves."""
-    width = 2 * range_octaves / n_bins
-    return -range_octaves + (np.asarray(bins, np.float64) + 0.5) * width
-
 
 def f0_track(wave: np.ndarray, sample_rate_hz: int, frame_ms: float = 10.0) -> np.ndarray:
     """(T,) F0 in Hz per ``frame_ms`` frame, 0 where unvoiced (pyworld DIO + StoneMask, 60-600 Hz)."""
@@ -182,46 +88,7 @@ def pool_f0(f0_10ms: np.ndarray, factor: int = 8) -> np.ndarray:
     return out
 
 
-def interleave(streams: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, str, int]]:
-    """Merge deduplicated streams by time, in the canonical layout.
-
-    Args:
-        streams: name -> (token ids (K,), start times in seconds (K,)); names "style", "pitch", "unit".
-    Returns:
-        [(time_s, name, token id)] sorted by time (style < pitch < unit at equal times), where every
-        pitch or style token is followed by a unit: before each unit comes at most one style token and then
-        at most one pitch token (the latest of each since the previous unit; the ones they replace could
-        never take effect, as each unit is spoken with the latest pitch and style), and tokens after the last
-        unit are dropped. So no two pitch and no two style tokens are ever adjacent, which is the constraint
-        the LM's sampler enforces.
-    """
-    order = {"style": 0, "pitch": 1, "unit": 2}
-    items = sorted(((float(t), order[name], name, int(tok)) for name, (toks, times) in streams.items()
-                    for tok, t in zip(toks, times)), key=lambda x: (x[0], x[1]))
-    out, pending = [], {}
-    for t, _, name, tok in items:
-        if name != "unit":
-            pending[name] = (t, name, tok)
-            continue
-        out.extend(pending[k] for k in ("style", "pitch") if k in pending)
-        pending = {}
-        out.append((t, name, tok))
-    return out
-
-
 # --- the tokenizer -----------------------------------------------------------------------------------------
-
-@dataclass
-class Encoded:
-    """One utterance in tokens: the interleaved sequence and, for the vocoder's training, frame-level streams."""
-
-    tokens: list[int]
-    speaker: str | None
-    unit_frames: np.ndarray  # (T_u,) unit index per 40 ms frame (before collapsing)
-    pitch_frames: np.ndarray  # (T_p,) pitch token id per 80 ms frame
-    style_frames: np.ndarray  # (T_s,) style index per 1 s window
-    duration_s: float
-
 
 @dataclass
 class ExpressiveTokenizer:

@@ -26,7 +26,7 @@ from speechvision.avlm.lm import (
     build_lm,
     load_lm_checkpoint,
 )
-from speechvision.avlm.tokens import Vocabulary
+from speechvision.avlm.vocabulary import Vocabulary
 from speechvision.core.checkpoint import save_checkpoint
 
 

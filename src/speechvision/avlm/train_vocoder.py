@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from speechvision.avlm.corpus import load_encoded, read_wave
-from speechvision.avlm.tokens import ExpressiveTokenizer, collapse
+from speechvision.avlm.tokens import ExpressiveTokenizer
+from speechvision.avlm.vocabulary import collapse
 from speechvision.avlm.vocoder import (
     VOCODER_VERSION,
-    UnitVocoder,
     EnvelopeNetwork,
+    UnitVocoder,
     VocoderConfig,
     VocoderError,
     frame_inputs,
