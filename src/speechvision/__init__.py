@@ -1,3 +1,3 @@
 """speechvision: cross-modal learning between speech and vision (S2IGAN, AVLM)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
