@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-import numpy as np
+import pytest
 import soundfile as sf
 from conftest import sine
 
@@ -9,7 +9,8 @@ from speechvision.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "speechvision.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "speechvision.cli", *args], check=False, capture_output=True,
+                          text=True)
 
 
 def test_help_has_examples():
@@ -47,3 +48,72 @@ def test_data_build_cli(tmp_path, fake_fashion_mnist, capsys):
     assert "train 10" in capsys.readouterr().out
     assert main(["data", "spoken-fashion", "--out", str(tmp_path / "x"), "--fashion-mnist", str(tmp_path)]) == 1
     assert "dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_help_imports_no_torch():
+    """The option lists live in modules that import torch: they are read only for the command in use."""
+    code = ("import sys; from speechvision.cli import build_parser; build_parser().format_help(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+AV = ["--av", "a", "--tokens", "t", "--lm", "l", "--out", "o"]
+
+
+def test_option_lists_come_from_the_library(capsys):
+    from speechvision.avlm.data.spoken_emotion import EMOTIONS
+    from speechvision.avlm.model import FUSIONS, AVLMConfig
+    from speechvision.avlm.visual import ENCODERS
+    from speechvision.cli import build_parser
+    from speechvision.metrics import GENERATOR_METRICS
+    from speechvision.s2igan.config import PRESETS
+
+    parser = build_parser()
+    args = parser.parse_args(["avlm", "train", *AV])
+    assert (args.fusion, args.visual_encoder) == (AVLMConfig.fusion, AVLMConfig.visual_encoder)
+    assert parser.parse_args(["avlm", "train", *AV, "--fusion", "qformer"]).fusion == "perceiver"  # legacy name
+    assert tuple(parser.parse_args(["avlm", "compare", *AV, "--fusions", "qformer", "concat"]).fusions) == (
+        "perceiver", "concat")
+    assert tuple(parser.parse_args(["avlm", "compare", *AV]).fusions) == FUSIONS
+    respond = ["avlm", "respond", "--model", "m", "--tokens", "t", "--vocoder", "v", "--video", "v", "--audio", "a",
+               "--out", "o", "--emotion"]
+    assert [parser.parse_args([*respond, e]).emotion for e in EMOTIONS] == list(EMOTIONS)
+    assert parser.parse_args(["evaluate", "--data", "d"]).metrics == ",".join(GENERATOR_METRICS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["avlm", "train", "--help"])
+    text = capsys.readouterr().out
+    assert "{" + ",".join(FUSIONS) + "}" in text and "{" + ",".join(ENCODERS) + "}" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["config", "--help"])
+    assert f"({', '.join(PRESETS)})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_train_gan_save_inputs_is_one_library_call(tmp_path, monkeypatch, capsys):
+    from speechvision.s2igan import export
+
+    calls = []
+
+    def fake_save(data, sen, cfg, out):
+        calls.append((data, sen, cfg))
+        out.write_bytes(b"x" * 2_000_000)
+        return out
+
+    monkeypatch.setattr(export, "save_gan_inputs", fake_save)
+    out = tmp_path / "inputs.safetensors"
+    assert main(["train", "gan", "--data", "d", "--sen", "s", "--out", "o", "--save-inputs", str(out), "--no-rs",
+                 "--set", "gan.iterations=3"]) == 0
+    (data, sen, cfg), = calls
+    assert (str(data), str(sen), cfg.gan.rs, cfg.gan.iterations) == ("d", "s", False, 3)
+    assert capsys.readouterr().out.strip() == f"wrote {out} (2.0 MB)"
+
+
+def test_speech_lm_config(tmp_path):
+    from speechvision.avlm.lm import SpeechLMConfig, speech_lm_config
+
+    assert speech_lm_config() == SpeechLMConfig()
+    cfg = speech_lm_config(hidden_size=128, num_layers=2)
+    assert (cfg.hidden_size, cfg.num_layers, cfg.intermediate_size, cfg.backbone, cfg.offset) == (128, 2, 352, None, 0)
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "vocab_size": 1000}')
+    cfg = speech_lm_config(backbone=tmp_path)
+    assert (cfg.backbone, cfg.offset) == (str(tmp_path), 1000)

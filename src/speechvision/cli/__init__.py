@@ -1,0 +1,72 @@
+"""The ``speechvision`` command: thin argument parsing over the library; errors as one line.
+
+The commands of each system are declared in their own module: :mod:`speechvision.cli.s2igan` and
+:mod:`speechvision.cli.s2igan_evaluate` (speech-to-image), :mod:`speechvision.cli.avlm` (the audio-visual LM),
+over :mod:`speechvision.cli.common`. Here: the parser's root and :func:`main`, the one error policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from speechvision.cli import avlm, s2igan
+from speechvision.cli.common import Parser, add_command, add_commands
+from speechvision.cli.s2igan_evaluate import add_evaluate_command
+
+__all__ = ["build_parser", "main"]
+
+EPILOG = """examples:
+  speechvision data spoken-fashion --images 200 --out /tmp/sf      # small built-in dataset (about 1 minute)
+  speechvision synth "a red sneaker" --voice espeak-f1 --out red.wav
+  speechvision features red.wav                                    # log-mel shape (T, 40)
+  speechvision train sen --data /tmp/sf --out runs/sen             # speech embedding network
+  speechvision retrieve --checkpoint runs/sen --speech red.wav --data /tmp/sf -k 5
+  speechvision config --preset cub --set sen.epochs=10              # print a resolved config
+  speechvision demo
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; each command's options are added when it is used (see ``common.Parser``)."""
+    from speechvision import __version__
+
+    parser = Parser(prog="speechvision", description="Speech-to-image generation (S2IGAN) and audio-visual "
+                    "speech modelling.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"speechvision {__version__}")
+    sub = add_commands(parser, "command")
+    dsub = add_commands(add_command(sub, "data", help="build a dataset folder (manifest + audio)"), "dataset")
+    s2igan.add_data_commands(dsub)
+    avlm.add_data_commands(dsub)
+    s2igan.add_tool_commands(sub)
+    s2igan.add_train_commands(sub)
+    s2igan.add_inference_commands(sub)
+    add_evaluate_command(sub)
+    s2igan.add_app_commands(sub)
+    avlm.add_speechlm_commands(sub)
+    avlm.add_avlm_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. Usage errors exit 2 (from the parser); any other error is one line
+    ``speechvision: error: ...`` on stderr and exit code 1 (SPEECHVISION_DEBUG=1 re-raises it instead);
+    Ctrl+C is exit code 130."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        print("speechvision: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # every error becomes one line, never a traceback
+        from speechvision.core.errors import is_user_error
+
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if not is_user_error(e):
+            msg = f"{type(e).__name__}: {msg} (this looks like a bug; rerun with SPEECHVISION_DEBUG=1 for a traceback)"
+        if os.environ.get("SPEECHVISION_DEBUG"):
+            raise
+        print(f"speechvision: error: {msg}", file=sys.stderr)
+        return 1
+    return 0

