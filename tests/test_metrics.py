@@ -10,7 +10,7 @@ import scipy.linalg
 import torch
 
 from speechvision.metrics import parse_metrics
-from speechvision.metrics.fid import Statistics, feature_statistics, fid_from_features, frechet_distance
+from speechvision.metrics.fid import Statistics, feature_statistics, fid_from_features
 from speechvision.metrics.generation_map import generation_map, select_queries
 from speechvision.metrics.inception_score import inception_score
 
@@ -78,6 +78,108 @@ def test_select_queries_two_per_class_deterministic():
     assert counts.tolist() == [2, 2, 2, 1]  # class 3 has a single image
     with pytest.raises(ValueError, match="unknown metric"):
         parse_metrics("fid,bleu")
+
+
+# ---- the registry: one callable per name over one context --------------------------------------
+
+def test_registry_holds_a_callable_for_every_generator_metric():
+    from speechvision.metrics import GENERATOR_METRICS, REGISTRY, Metric
+
+    for name in (*GENERATOR_METRICS, "sen"):
+        metric = REGISTRY[name]
+        assert isinstance(metric, Metric) and callable(metric) and callable(metric.fn), name
+        assert metric.name == name and metric.protocol and metric.needs, name
+
+
+def test_an_unknown_metric_is_refused_in_one_line(tmp_path):
+    from speechvision.metrics import check_metric_names, compute_metrics, get_metric
+    from speechvision.s2igan.evaluate import evaluate
+
+    for call in (lambda: parse_metrics("fid,bleu"), lambda: get_metric("bleu"),
+                 lambda: compute_metrics(["fid", "bleu"], object()),  # refused before any metric runs
+                 lambda: check_metric_names(["sen"]),  # registered, but not a generator metric
+                 lambda: evaluate(None, tmp_path / "no-such-data", metrics=["bleu"], progress=False)):
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith("unknown metric") and "choose from fid, is, map" in msg, msg
+    with pytest.raises(ValueError, match=r"\(none given\)"):
+        parse_metrics(" , ")
+    assert parse_metrics("map, fid,map") == ["map", "fid"]
+
+
+def test_register_metric_refuses_a_second_registration():
+    from speechvision.metrics import REGISTRY, register_metric
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_metric("fid")(lambda ctx: {})
+    try:
+        register_metric("test-only", protocol="x")(lambda ctx: {"test-only": ctx})
+        assert REGISTRY["test-only"](42) == {"test-only": 42}
+    finally:
+        REGISTRY.pop("test-only", None)
+
+
+def _stub_context(seed=0, baseline=True):
+    """Any object with the contract's attributes will do; here synthetic features and posteriors."""
+    from types import SimpleNamespace
+
+    from speechvision.metrics import AttributeJudgement, ClassPosteriors, RetrievalSet
+
+    rng = np.random.default_rng(seed)
+    real, fake, base = rng.normal(size=(40, 6)), rng.normal(0.4, size=(30, 6)), rng.normal(size=(25, 6))
+    pred, truth = {"colour": rng.integers(0, 3, 30)}, {"colour": rng.integers(0, 3, 30)}
+    return SimpleNamespace(
+        split="test", fake_features=fake, real_statistics=feature_statistics(real), real=real,
+        baseline_features=base if baseline else None,
+        posteriors=ClassPosteriors(rng.dirichlet(np.ones(5), 30), rng.dirichlet(np.ones(5), 40), "stub", "colour"),
+        judgement=AttributeJudgement(pred, truth, {"first": np.arange(30) < 10, "none": np.zeros(30, bool)},
+                                     pred, pred),
+        retrieval_set=RetrievalSet(real[:6], np.arange(6) % 3, fake[:12], np.arange(12) % 3, per_query=2))
+
+
+def test_registered_metrics_read_only_the_context_contract():
+    from speechvision.metrics import GENERATOR_METRICS, compute_metrics
+    from speechvision.metrics.semantic import attribute_accuracy
+
+    ctx = _stub_context()
+    out = compute_metrics(GENERATOR_METRICS, ctx)
+    assert list(out) == ["fid", "fid_real_train_baseline", "is", "is_real", "map", "semantic"]  # requested order
+    assert out["fid"] == {"value": fid_from_features(ctx.real, ctx.fake_features), "real_images": 40,
+                          "fake_images": 30}
+    assert out["fid_real_train_baseline"]["value"] == fid_from_features(ctx.real, ctx.baseline_features)
+    assert out["fid_real_train_baseline"]["train_images"] == 25
+    mean, std = inception_score(ctx.posteriors.fake, 10)
+    assert out["is"] == {"mean": mean, "std": std, "splits": 10, "images": 30, "classifier": "stub",
+                         "head": "colour", "classes": 5}
+    assert out["is_real"]["images"] == 40
+    r = ctx.retrieval_set
+    assert out["map"] == {**generation_map(r.query_features, r.query_labels, r.gallery_features, r.gallery_labels),
+                          "captions_per_query": 2}
+    j = ctx.judgement
+    assert out["semantic"]["all"] == attribute_accuracy(j.pred, j.truth)
+    assert out["semantic"]["first"]["images"] == 10 and "none" not in out["semantic"]  # empty groups left out
+    assert out["semantic"]["real_images"]["all_accuracy"] == 1.0
+    assert "fid_real_train_baseline" not in compute_metrics(["fid"], _stub_context(baseline=False))
+
+
+def test_metrics_package_stands_alone():
+    """metrics/ takes arrays, never imports speechvision.s2igan, and its registry costs no torch import."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import speechvision.metrics
+
+    for path in Path(speechvision.metrics.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(n.startswith("speechvision.s2igan") for n in names), path.name
+    code = "import sys, speechvision.metrics as m; assert m.REGISTRY['fid']; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
 
 
 # ---- FID with the real Inception on images (the disturbance tests of Heusel et al. 2017) --------

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
-from speechvision.s2igan.train_classifier import load_classifier, predict, train_classifier
+from speechvision.s2igan.classifier import load_classifier, predict
+from speechvision.s2igan.train_classifier import train_classifier
 
 
 def test_attribute_accuracy_known_values():

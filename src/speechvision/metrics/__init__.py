@@ -1,52 +1,48 @@
-"""Metrics as staged pure functions: images -> features -> statistics -> score.
+"""Metrics as staged pure functions: images -> features -> statistics -> score, and a registry of them.
 
-One file per metric; :data:`REGISTRY` names them for ``speechvision evaluate --metrics``:
+One file per metric (the stages); :data:`REGISTRY` maps each name of ``speechvision evaluate
+--metrics`` to a callable ``fn(ctx) -> {report key: entry}`` (:mod:`.registry`, :mod:`.suite`):
 
 ========== ============================================ =====================================
-name       what                                          module
+name       what                                          stages in
 ========== ============================================ =====================================
-fid        Frechet Inception Distance, real vs generated :mod:`.fid`
+fid        Frechet Inception Distance, real vs generated :mod:`.features`, :mod:`.fid`
 is         Inception Score (domain classifier), 10 splits :mod:`.inception_score`
-map        mAP + R@k, real queries vs generated gallery  :mod:`.generation_map`
+map        mAP + R@k, real queries vs generated gallery  :mod:`.generation_map`, :mod:`.retrieval`
 semantic   class/attribute accuracy of generated images  :mod:`.semantic`
 sen        SEN speech->image retrieval (mAP, R@k, rank)  :mod:`.retrieval`
 ========== ============================================ =====================================
+
+Layering: this package takes tensors, arrays or image folders and never imports
+``speechvision.s2igan``. The registered callables read an evaluation context through the input
+contract documented in :mod:`.suite` (generated-image features, real statistics, posteriors, ...);
+the context that knows datasets, checkpoints and the generator,
+:class:`speechvision.s2igan.eval_context.EvaluationContext`, lives beside the generator and is
+built once by :func:`speechvision.s2igan.evaluate.evaluate`, which then runs
+:func:`compute_metrics` over the requested names. Importing this package imports neither numpy
+nor torch (the CLI reads :data:`GENERATOR_METRICS` to build its parser).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from speechvision.metrics.registry import (
+    GENERATOR_METRICS,
+    REGISTRY,
+    Metric,
+    check_metric_names,
+    compute_metrics,
+    get_metric,
+    parse_metrics,
+    register_metric,
+)
+from speechvision.metrics.suite import (  # importing the suite registers its metrics
+    AttributeJudgement,
+    ClassPosteriors,
+    GeneratorContext,
+    PairedEmbeddings,
+    RetrievalSet,
+)
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A registered metric: its name, what it reads, and one line on the protocol."""
-
-    name: str
-    needs: tuple[str, ...]
-    protocol: str
-
-
-REGISTRY: dict[str, MetricInfo] = {m.name: m for m in (
-    MetricInfo("fid", ("inception",), "FID between Inception pool features of the real split images and of one "
-               "generated image per evaluated caption (pytorch-fid formula, float64)"),
-    MetricInfo("is", ("classifier",), "exp(E KL(p(y|x) || p(y))) over 10 splits of the generated images; p(y|x) from "
-               "the domain classifier's class head"),
-    MetricInfo("map", ("inception",), "official S2IGAN mAP: 2 real test images per class as queries, gallery = images "
-               "generated from their captions, Inception pool features, cosine, class relevance; R@1/2/3/5/10"),
-    MetricInfo("semantic", ("classifier",), "accuracy of the domain classifiers on generated images against the "
-               "spoken attributes, overall and per voice group (train / held-out voices)"),
-    MetricInfo("sen", ("sen",), "speech->image retrieval of the SEN: class mAP, R@k, median rank (evaluate sen)"),
-)}
-
-
-GENERATOR_METRICS = ("fid", "is", "map", "semantic")
-
-
-def parse_metrics(text: str, allowed=GENERATOR_METRICS) -> list[str]:
-    """``"fid,is"`` -> ``["fid", "is"]``; raises ValueError naming an unknown metric."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in allowed]
-    if unknown or not names:
-        raise ValueError(f"unknown metric {', '.join(unknown) or '(none given)'}; choose from {', '.join(allowed)}")
-    return names
+__all__ = ["GENERATOR_METRICS", "REGISTRY", "AttributeJudgement", "ClassPosteriors", "GeneratorContext", "Metric",
+           "PairedEmbeddings", "RetrievalSet", "check_metric_names", "compute_metrics", "get_metric", "parse_metrics",
+           "register_metric"]

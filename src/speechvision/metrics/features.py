@@ -10,8 +10,8 @@ sizes; each image is resized to 299x299 bilinearly without antialias
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -39,7 +39,8 @@ class Statistics:
         tmp.replace(path)
 
     @staticmethod
-    def load(path: str | Path) -> "Statistics":
+    def load(path: str | Path) -> Statistics:
+        """Read what :meth:`save` wrote. Raises OSError / safetensors errors for a missing or bad file."""
         from safetensors import safe_open
 
         with safe_open(str(path), "np") as f:

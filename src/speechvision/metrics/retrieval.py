@@ -50,6 +50,7 @@ def median_rank(scores: np.ndarray, target: np.ndarray) -> float:
 
 
 def class_relevance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:
+    """(Q,), (G,) class labels -> (Q, G) bool: gallery item j is relevant to query i when their classes match."""
     return np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]
 
 

@@ -1,7 +1,8 @@
 """Semantic accuracy of generated images: does the image show what was said?
 
 Pure functions over predicted and intended attribute indices (from domain classifiers trained on
-real images, never the SEN).
+real images, never the SEN). Stages: images -> classifier posteriors -> argmax indices (N,) per
+attribute -> accuracy.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import numpy as np
 
 
 def attribute_accuracy(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per attribute, the fraction of images whose predicted value is the spoken one; plus ``all``
-    (every attribute right)."""
+    """(N,) predicted and spoken value indices per attribute -> per attribute, the fraction of images
+    whose predicted value is the spoken one (``<attribute>_accuracy``), ``all_accuracy`` (every
+    attribute right) and ``images`` (N)."""
     out = {f"{k}_accuracy": float(np.mean(pred[k] == truth[k])) for k in truth}
     out["all_accuracy"] = float(np.mean(np.all([pred[k] == truth[k] for k in truth], axis=0)))
     out["images"] = int(len(next(iter(truth.values()))))
@@ -21,3 +23,15 @@ def attribute_accuracy(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]
 def keyword_follow_rate(pred: np.ndarray, spoken: np.ndarray) -> float:
     """Colour-keyword swap: fraction of (sentence, colour word) items whose image has the spoken colour."""
     return float(np.mean(np.asarray(pred) == np.asarray(spoken)))
+
+
+def grouped_accuracy(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                     groups: dict[str, np.ndarray]) -> dict[str, dict]:
+    """:func:`attribute_accuracy` over all images (``all``) and over each group's (N,) bool mask
+    (groups without an image are left out)."""
+    out = {"all": attribute_accuracy(pred, truth)}
+    for name, mask in groups.items():
+        if mask.any():
+            out[name] = attribute_accuracy({k: v[mask] for k, v in pred.items()},
+                                           {k: v[mask] for k, v in truth.items()})
+    return out

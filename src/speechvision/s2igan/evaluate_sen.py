@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.data.manifest import Record, load_dataset
-from speechvision.metrics.retrieval import retrieval_report
+from speechvision.metrics import PairedEmbeddings, compute_metrics
 from speechvision.s2igan.sen import SEN, load_sen
 from speechvision.s2igan.sen_data import SENInputs, embed_images, embed_speech
 
@@ -21,7 +21,9 @@ def pick_caption(record: Record, heldout: set[str] | None = None):
 
 
 def evaluate_split(model: SEN, inputs: SENInputs, split: str, *, heldout_voices: bool = False) -> dict:
-    """Retrieval metrics for one split: speech queries (caption 0, or held-out voices) vs its images."""
+    """Retrieval metrics for one split (the registered ``sen`` metric): speech queries (caption 0, or
+    held-out voices) vs its images -> ``{"mAP", "class_R@k", "s2i_R@k", "i2s_R@k", "*_median_rank",
+    "queries"}``; ``{"queries": 0}`` when no record has such a caption with audio."""
     records = inputs.dataset.split(split)
     heldout = inputs.dataset.heldout_voices if heldout_voices else None
     pairs = [(r, c) for r in records if (c := pick_caption(r, heldout)) is not None and c.audio]
@@ -30,12 +32,18 @@ def evaluate_split(model: SEN, inputs: SENInputs, split: str, *, heldout_voices:
     recs = [r for r, _ in pairs]
     speech = embed_speech(model, inputs, [c.audio for _, c in pairs])
     image = embed_images(model, inputs, recs)
-    return retrieval_report(speech, image, np.array([r.class_id for r in recs]))
+    return compute_metrics(["sen"], PairedEmbeddings(speech, image, np.array([r.class_id for r in recs])))["sen"]
 
 
 def evaluate_sen(checkpoint: str | Path, data: str | Path, splits=("test", "test_unseen"), *,
                  progress: bool = True) -> dict:
-    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them."""
+    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them.
+
+    Returns ``{"checkpoint", "epoch", split: metrics, "<split>/heldout_voices": metrics}`` (empty splits skipped).
+
+    Raises:
+        CheckpointError: an unusable SEN checkpoint. DatasetError: an unreadable dataset.
+    """
     model, cfg, ckpt = load_sen(checkpoint)
     ds = load_dataset(data)
     inputs = SENInputs.load(ds, cfg, progress=progress)

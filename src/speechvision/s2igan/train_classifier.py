@@ -1,4 +1,8 @@
-"""Training of the attribute classifiers on real images (``speechvision train classifier``)."""
+"""Training of the attribute classifiers on real images (``speechvision train classifier``).
+
+Loading and inference (``load_classifier``, ``probabilities``, ``predict``) are in
+:mod:`speechvision.s2igan.classifier`; they are imported here for the training loop's test accuracy.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,35 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from speechvision.core.checkpoint import load_checkpoint, save_checkpoint
+from speechvision.core.checkpoint import save_checkpoint
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.metrics.features import load_images_uint8
-from speechvision.s2igan.classifier import AttributeClassifier, ClassifierConfig
+from speechvision.s2igan.classifier import (
+    AttributeClassifier,
+    ClassifierConfig,
+    classifier_input,
+    predict,
+    resize_images,
+)
 
 
 def attribute_targets(ds: Dataset, records) -> dict[str, torch.Tensor]:
+    """{attribute: (N,) int64 value indices} of ``records`` in the dataset's attribute vocabulary.
+
+    Raises:
+        DatasetError: the dataset lists no attributes.
+    """
     vocab = ds.meta.get("attributes", {})
     if not vocab:
         raise DatasetError(f"{ds.root}: dataset.json lists no attributes to classify")
     return {name: torch.tensor([values.index(r.attributes[name]) for r in records]) for name, values in vocab.items()}
 
 
-def _resize(images: torch.Tensor, size_px: int) -> torch.Tensor:
-    if images.shape[-1] == size_px:
-        return images
-    return F.interpolate(images, size=(size_px, size_px), mode="bilinear", antialias=True, align_corners=False)
-
-
 def _images(ds: Dataset, records) -> torch.Tensor:
-    x = torch.from_numpy(load_images_uint8([ds.path(r.image) for r in records])).permute(0, 3, 1, 2)
-    return x.float() / 127.5 - 1.0
-
-
-@torch.no_grad()
-def probabilities(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """images (B, 3, H, W) in [-1, 1] (resized to the classifier's size, bilinear with antialias) ->
-    {attribute: (B, K) softmax probabilities, float64}."""
-    model.eval()
-    out: dict[str, list] = {}
-    for s in range(0, len(images), batch_size):
-        for k, v in model(_resize(images[s:s + batch_size].float(), model.config.size_px)).items():
-            out.setdefault(k, []).append(torch.softmax(v.double(), dim=1).numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def predict(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """images (B, 3, H, W) in [-1, 1] -> {attribute: (B,) predicted index}."""
-    return {k: v.argmax(1) for k, v in probabilities(model, images, batch_size).items()}
+    return classifier_input(load_images_uint8([ds.path(r.image) for r in records]))
 
 
 def train_classifier(data: str | Path, out: str | Path, *, epochs: int = 10, batch_size: int = 128, lr: float = 2e-3,
@@ -61,7 +51,7 @@ def train_classifier(data: str | Path, out: str | Path, *, epochs: int = 10, bat
     train, test = ds.split("train"), ds.split("test")
     if not train or not test:
         raise DatasetError(f"{ds.root}: need train and test splits")
-    x, y = _resize(_images(ds, train), size_px), attribute_targets(ds, train)
+    x, y = resize_images(_images(ds, train), size_px), attribute_targets(ds, train)
     torch.manual_seed(seed)
     cfg = ClassifierConfig(heads={k: len(v) for k, v in ds.meta["attributes"].items()}, size_px=size_px)
     model = AttributeClassifier(cfg)
@@ -91,13 +81,7 @@ def train_classifier(data: str | Path, out: str | Path, *, epochs: int = 10, bat
     save_checkpoint(out / "classifier.pt", "classifier", {"config": asdict(cfg),
                                                            "attributes": ds.meta["attributes"],
                                                            "model": model.state_dict(), "test": acc})
-    (out / "metrics.json").write_text(json.dumps({"real_test": acc, "epochs": epochs, "test_images": len(test)}, indent=2))
+    summary = {"real_test": acc, "epochs": epochs, "test_images": len(test)}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     return acc
 
-
-def load_classifier(path: str | Path) -> tuple[AttributeClassifier, dict]:
-    ck = load_checkpoint(Path(path) / "classifier.pt" if Path(path).is_dir() else path, "classifier")
-    cfg = ClassifierConfig(**ck["config"])
-    model = AttributeClassifier(cfg)
-    model.load_state_dict(ck["model"])
-    return model.eval(), ck
