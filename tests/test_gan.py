@@ -7,7 +7,7 @@ import torch
 
 from speechvision.core.checkpoint import load_checkpoint
 from speechvision.s2igan.config import apply_overrides, preset
-from speechvision.s2igan.discriminator import Discriminator, DiscriminatorConfig
+from speechvision.s2igan.discriminator import Discriminator
 from speechvision.s2igan.dsg import DSG, DSGConfig, init_weights
 from speechvision.s2igan.losses import S2IGANLoss, kl_loss
 from speechvision.s2igan.relation import DIFFERENT, SAME, SIMILAR, RelationSupervisor

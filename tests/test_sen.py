@@ -12,7 +12,6 @@ from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.evaluate_sen import evaluate_sen
 from speechvision.s2igan.image_encoder import ImageEncoder, ImageEncoderConfig, SmallCNNEncoder
 from speechvision.s2igan.losses import distinctive_loss, matching_loss
-from speechvision.s2igan.sen import SEN
 from speechvision.s2igan.speech_encoder import SpeechEncoder, SpeechEncoderConfig
 from speechvision.s2igan.train_sen import train_sen
 
@@ -115,6 +114,33 @@ def _tiny_cfg(**over):
         "sen.image.embedding_dim=32", "sen.image.kind=cnn", "sen.batch_size=8", "sen.epochs=2",
         "sen.eval_every_epochs=1", "sen.lr_step_epochs=1"] + [f"{k}={v}" for k, v in over.items()])
     return cfg
+
+
+def test_run_folder(tmp_path):
+    """The run folder both trainings share: resume or refuse, config.json, log.jsonl, checkpoints; only
+    the main process writes."""
+    from speechvision.core.run import RunFolder
+
+    run = RunFolder(tmp_path / "r", "sen")
+    assert run.start(resume=False) is None
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        run.start(resume=True)
+    run.write_config({"a": 1})
+    run.append_log({"epoch": 1})
+    run.append_log({"epoch": 2})
+    run.save_checkpoint({"epoch": 2})
+    assert json.loads((tmp_path / "r" / "config.json").read_text()) == {"a": 1}
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()] == [1, 2]
+    assert run.start(resume=True)["epoch"] == 2
+    with pytest.raises(CheckpointError, match="already exists"):
+        run.start(resume=False)
+    with pytest.raises(CheckpointError, match="a 'sen' checkpoint"):
+        RunFolder(tmp_path / "r", "gan").start(resume=True)
+    other = RunFolder(tmp_path / "o", "sen", main=False)
+    other.write_config({"a": 1})
+    other.append_log({"epoch": 1})
+    other.save_checkpoint({"epoch": 1})
+    assert not (tmp_path / "o").exists()
 
 
 def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, tiny_spoken_fashion):

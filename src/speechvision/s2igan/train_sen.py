@@ -8,23 +8,73 @@ from its last checkpoint gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from speechvision.data.manifest import Dataset, DatasetError, load_dataset
+from speechvision.core.distributed import (
+    DistInfo,
+    average_gradients,
+    barrier,
+    convert_sync_batchnorm,
+    init_from_env,
+    local_slice,
+    mean_across,
+)
+from speechvision.core.run import RunFolder
+from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
 from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.s2igan.evaluate_sen import evaluate_split
 from speechvision.s2igan.losses import sen_loss
-from speechvision.s2igan.sen import build_sen
+from speechvision.s2igan.sen import SEN, build_sen
 from speechvision.s2igan.sen_data import SENInputs
 
 
 def _train_classes(ds: Dataset) -> list[int]:
     return sorted({r.class_id for r in ds.split("train")})
+
+
+@dataclass
+class SENTraining:
+    """What a SEN run trains and checkpoints: the model over the training ``classes``, its Adam optimiser and
+    step schedule, the epochs done (``epoch``) and the best val metrics so far (``best``, with its epoch).
+
+    Checkpoint keys: ``config``, ``epoch``, ``model``, ``optimizer``, ``scheduler``, ``best``, ``train_classes``.
+    """
+
+    cfg: Config
+    model: SEN
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.StepLR
+    classes: list[int]
+    epoch: int = 0
+    best: dict = field(default_factory=lambda: {"mAP": -1.0})
+
+    @staticmethod
+    def build(cfg: Config, classes: list[int], *, sync_batchnorm: bool = False) -> SENTraining:
+        """A fresh model (seeded with ``sen.seed``; batch norms synced across processes with ``sync_batchnorm``)."""
+        sc = cfg.sen
+        torch.manual_seed(sc.seed)
+        model = build_sen(cfg, len(classes))
+        if sync_batchnorm:
+            convert_sync_batchnorm(model)
+        opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sc.lr_step_epochs, gamma=sc.lr_gamma)
+        return SENTraining(cfg, model, opt, sched, classes)
+
+    def state(self) -> dict:
+        return {"config": self.cfg.to_dict(), "epoch": self.epoch, "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "best": self.best,
+                "train_classes": self.classes}
+
+    def load_state(self, ckpt: dict) -> None:
+        """Resume from a checkpoint of :meth:`state`."""
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.best = ckpt["epoch"], ckpt["best"]
 
 
 def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
@@ -45,26 +95,12 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         DatasetError: the dataset is invalid. CheckpointError: ``--resume`` without a checkpoint,
         or an existing run in ``out`` without ``--resume``.
     """
-    from tqdm import tqdm
-
-    from speechvision.core.distributed import (
-        average_gradients,
-        barrier,
-        convert_sync_batchnorm,
-        init_from_env,
-        local_slice,
-        mean_across,
-    )
-
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
-    out = Path(out)
-    ckpt_path = out / "checkpoint.pt"
-    if resume:
-        ckpt = load_checkpoint(ckpt_path, "sen")
+    folder = RunFolder(out, "sen", main=info.is_main)
+    ckpt = folder.start(resume)
+    if ckpt is not None:
         cfg = config_from_dict(ckpt["config"])  # the run's own config wins
-    elif ckpt_path.exists():
-        raise CheckpointError(f"{ckpt_path}: a run already exists here; pass --resume or choose another --out")
     if inception_weights is not None:
         from speechvision.core.inception import InceptionFeatures
 
@@ -72,88 +108,87 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     ds = load_dataset(data)
     inputs = SENInputs.load(ds, cfg, progress=progress)
     classes = _train_classes(ds)
-    class_to_target = {c: i for i, c in enumerate(classes)}
     train = [r for r in ds.split("train") if r.captions]
     sc = cfg.sen
     if len(train) < sc.batch_size:
         raise DatasetError(f"{ds.root}: {len(train)} training images is fewer than one batch "
                               f"({sc.batch_size}); use --set sen.batch_size=N")
-
     try:
         local = local_slice(sc.batch_size, info)
     except ValueError as e:
         raise DatasetError(f"sen.batch_size: {e}") from None
-    torch.manual_seed(sc.seed)
-    model = build_sen(cfg, len(classes))
-    if info.active and sync_batchnorm:
-        convert_sync_batchnorm(model)
-    opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sc.lr_step_epochs, gamma=sc.lr_gamma)
-    start_epoch, best = 0, {"mAP": -1.0}
-    if resume:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, best = ckpt["epoch"], ckpt["best"]
-    run_info = {"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes,
-                "processes": info.world_size}
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(run_info, indent=2))
-
-    def state(epoch: int) -> dict:
-        return {"config": cfg.to_dict(), "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "best": best, "train_classes": classes}
-
+    t = SENTraining.build(cfg, classes, sync_batchnorm=info.active and sync_batchnorm)
+    if ckpt is not None:
+        t.load_state(ckpt)
+    folder.write_config({"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes,
+                         "processes": info.world_size})
     steps_per_epoch = len(train) // sc.batch_size
-    for epoch in range(start_epoch, sc.epochs):
-        model.train()
-        gen = torch.Generator().manual_seed(sc.seed * 100003 + epoch)
-        perm = torch.randperm(len(train), generator=gen)
-        choice = torch.randint(0, 1 << 30, (len(train),), generator=gen)
-        sums = {"loss": 0.0, "matching": 0.0, "distinctive": 0.0}
-        t0 = time.time()
-        for s in tqdm(range(steps_per_epoch), desc=f"SEN epoch {epoch + 1}/{sc.epochs}", unit="step",
-                      disable=not progress, leave=False):
-            idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size][local].tolist()
-            recs = [train[i] for i in idx]
-            audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
-            feats, lengths = inputs.speech_batch(audio)
-            labels = torch.tensor([class_to_target[r.class_id] for r in recs])
-            speech, image = model(feats, lengths, inputs.images(recs))
-            if info.active:  # the whole global batch, with gradients flowing back to each process's slice
-                speech, image, labels = (_gather(t) for t in (speech, image, labels))
-            losses = sen_loss(model, speech, image, labels, sc)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            average_gradients(list(model.parameters()), info)
-            opt.step()
-            for k in sums:
-                sums[k] += float(losses[k].detach())
-        sched.step()
-        seconds = time.time() - t0
+    for epoch in range(t.epoch, sc.epochs):
+        sums, seconds = _train_epoch(t, inputs, train, epoch, local, info, progress=progress)
+        t.epoch = epoch + 1
         sums = mean_across(sums, info)
         entry = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
-                 "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
+                 "lr": t.opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
                  "utterances_per_second": round(steps_per_epoch * sc.batch_size / max(seconds, 1e-9), 1)}
-        if info.is_main and ((epoch + 1) % sc.eval_every_epochs == 0 or epoch + 1 == sc.epochs):
-            val = evaluate_split(model, inputs, "val")
-            entry["val"] = val
-            if val.get("mAP", -1) > best["mAP"]:
-                best = {**val, "epoch": epoch + 1}
-                save_checkpoint(out / "best.pt", "sen", state(epoch + 1))
-        if info.is_main:
-            save_checkpoint(ckpt_path, "sen", state(epoch + 1))
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
-        barrier(info)
+        _evaluate_and_save(t, inputs, entry, folder, info)
         if progress:
             val_txt = f" val mAP {entry['val']['mAP']:.3f}" if "val" in entry else ""
             print(f"epoch {epoch + 1}: loss {entry['loss']:.3f}{val_txt} ({seconds:.0f} s, "
                   f"{entry['utterances_per_second']} utt/s)", flush=True)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
-    return best
+    return t.best
+
+
+def _train_epoch(t: SENTraining, inputs: SENInputs, train: list[Record], epoch: int, local: slice, info: DistInfo,
+                 *, progress: bool) -> tuple[dict[str, float], float]:
+    """One epoch (order and caption choice seeded with ``(sen.seed, epoch)``) over this process's ``local``
+    slice of each global batch, then the lr schedule's step; returns this process's summed loss terms
+    (``loss``, ``matching``, ``distinctive``) and the seconds it took."""
+    from tqdm import tqdm
+
+    sc, model = t.cfg.sen, t.model
+    class_to_target = {c: i for i, c in enumerate(t.classes)}
+    model.train()
+    gen = torch.Generator().manual_seed(sc.seed * 100003 + epoch)
+    perm = torch.randperm(len(train), generator=gen)
+    choice = torch.randint(0, 1 << 30, (len(train),), generator=gen)
+    sums = {"loss": 0.0, "matching": 0.0, "distinctive": 0.0}
+    t0 = time.time()
+    for s in tqdm(range(len(train) // sc.batch_size), desc=f"SEN epoch {epoch + 1}/{sc.epochs}", unit="step",
+                  disable=not progress, leave=False):
+        idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size][local].tolist()
+        recs = [train[i] for i in idx]
+        audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
+        feats, lengths = inputs.speech_batch(audio)
+        labels = torch.tensor([class_to_target[r.class_id] for r in recs])
+        speech, image = model(feats, lengths, inputs.images(recs))
+        if info.active:  # the whole global batch, with gradients flowing back to each process's slice
+            speech, image, labels = (_gather(x) for x in (speech, image, labels))
+        losses = sen_loss(model, speech, image, labels, sc)
+        t.opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        average_gradients(list(model.parameters()), info)
+        t.opt.step()
+        for k in sums:
+            sums[k] += float(losses[k].detach())
+    t.sched.step()
+    return sums, time.time() - t0
+
+
+def _evaluate_and_save(t: SENTraining, inputs: SENInputs, entry: dict, folder: RunFolder, info: DistInfo) -> None:
+    """After epoch ``t.epoch``, on rank 0: val metrics into ``entry`` (every ``sen.eval_every_epochs`` epochs and
+    at the end), ``best.pt`` on a new best val mAP, ``checkpoint.pt`` and the log line; then all processes meet."""
+    sc = t.cfg.sen
+    if info.is_main and (t.epoch % sc.eval_every_epochs == 0 or t.epoch == sc.epochs):
+        val = evaluate_split(t.model, inputs, "val")
+        entry["val"] = val
+        if val.get("mAP", -1) > t.best["mAP"]:
+            t.best = {**val, "epoch": t.epoch}
+            folder.save_checkpoint(t.state(), "best.pt")
+    folder.save_checkpoint(t.state())
+    folder.append_log(entry)
+    barrier(info)
 
 
 def _gather(t: torch.Tensor) -> torch.Tensor:

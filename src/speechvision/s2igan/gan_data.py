@@ -1,0 +1,244 @@
+"""What the GAN stage reads: :class:`GANData` (images, captions and their frozen SEN embeddings, computed
+once by :func:`prepare_gan_data` or loaded from a safetensors file), the deterministic per-step
+:class:`GANBatches`, and the caption embeddings the generator is conditioned on (:class:`CaptionEmbedder`).
+
+Every step's randomness (batch order, caption choice, noise, mismatched and same-class pairs) is a
+function of ``(seed, step)``, so ``--resume`` after a kill continues exactly where the checkpoint was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from speechvision.core.images import to_unit_range
+from speechvision.data.manifest import Dataset, DatasetError, load_dataset
+from speechvision.metrics.features import load_images_uint8
+from speechvision.s2igan.config import Config
+from speechvision.s2igan.sen_data import SENInputs, embed_speech
+
+
+def uint8_pyramid(images: torch.Tensor, sizes_px: list[int], chunk: int = 512) -> list[torch.Tensor]:
+    """(N, 3, S, S) uint8 -> per scale (N, 3, s, s) uint8, resized once (bilinear with antialias) and
+    rounded, as the official code resizes each PIL image per scale. Built once per run, so the loader
+    only indexes (the data pipeline is not the bottleneck, docs/performance.md)."""
+    out = []
+    for size in sizes_px:
+        if size == images.shape[-1]:
+            out.append(images)
+            continue
+        parts = [F.interpolate(images[i:i + chunk].float(), size=(size, size), mode="bilinear", antialias=True,
+                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
+                 for i in range(0, len(images), chunk)]
+        out.append(torch.cat(parts).contiguous())
+    return out
+
+
+class GANBatches:
+    """Deterministic per-step batches for the GAN phases (see module docstring).
+
+    Args:
+        images: (N, 3, S, S) uint8 training images; labels: (N,) classes;
+        caption_audio: per image, the indices of its captions in ``embeddings`` (N lists);
+        embeddings: (A, E) speech embeddings (None in end-to-end mode, see ``caption_choice``);
+        image_emb: (N, D) frozen image embeddings of the real images (for the RS).
+    """
+
+    def __init__(self, images, labels, caption_audio, embeddings, image_emb, cfg, device):
+        self.images, self.labels = images, torch.as_tensor(labels)
+        self.caption_audio, self.embeddings, self.image_emb = caption_audio, embeddings, image_emb
+        self.cfg, self.device = cfg, device
+        self.B = cfg.batch_size
+        self.steps_per_epoch = len(images) // self.B
+        if self.steps_per_epoch == 0:
+            raise DatasetError(f"{len(images)} training images is fewer than one batch ({self.B})")
+        self._perm_epoch, self._perm = -1, None
+        self.by_class = {int(c): torch.nonzero(self.labels == c).flatten() for c in torch.unique(self.labels)}
+        self.scales = uint8_pyramid(images, cfg.generator.sizes_px)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=g), epoch
+        return self._perm
+
+    def _pick_same_class(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        out = idx.clone()
+        for j, i in enumerate(idx.tolist()):
+            pool = self.by_class[int(self.labels[i])]
+            if len(pool) > 1:
+                k = int(torch.randint(len(pool) - 1, (1,), generator=g))
+                cand = pool[k]
+                out[j] = pool[-1] if cand == i else cand  # uniform over the others
+        return out
+
+    def _pick_other_class(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        out = torch.randint(len(self.images), (len(idx),), generator=g)
+        for _ in range(100):
+            clash = self.labels[out] == self.labels[idx]
+            if not clash.any():
+                break
+            out[clash] = torch.randint(len(self.images), (int(clash.sum()),), generator=g)
+        return out
+
+    def get(self, step: int) -> dict:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        idx = self._permutation(epoch)[k * self.B:(k + 1) * self.B]
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+        gc = self.cfg.generator
+        choice = torch.randint(1 << 30, (self.B,), generator=g)
+        audio = torch.tensor([self.caption_audio[i][int(c) % len(self.caption_audio[i])]
+                              for i, c in zip(idx.tolist(), choice)])
+        wrong, similar = self._pick_other_class(idx, g), self._pick_same_class(idx, g)
+        different = self._pick_other_class(idx, g)
+        z, eps = torch.randn(self.B, gc.noise_dim, generator=g), torch.randn(self.B, gc.condition_dim, generator=g)
+        dev = self.device
+        batch = {"real": [to_unit_range(s[idx].to(dev)) for s in self.scales],
+                 "wrong": [to_unit_range(s[wrong].to(dev)) for s in self.scales],
+                 "audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
+                 "anchor": self.image_emb[idx].to(dev), "similar": self.image_emb[similar].to(dev),
+                 "different": self.image_emb[different].to(dev)}
+        if self.embeddings is not None:
+            batch["embedding"] = self.embeddings[audio].to(dev)
+        return batch
+
+
+@dataclass
+class GANData:
+    """Everything the GAN stage reads, precomputed once from a dataset and a frozen SEN.
+
+    Attributes:
+        images: (N, 3, S, S) uint8 training images at the last stage's size.
+        labels: (N,) class ids.
+        caption_offsets: (N + 1,) and caption_audio: (M,): image i's captions are rows
+            ``caption_audio[caption_offsets[i]:caption_offsets[i + 1]]`` of ``embeddings``.
+        embeddings: (A, E) float32 SEN speech embeddings.
+        image_features: (N, 2048) Inception pool features of the images, or None (computed on use).
+        snapshot_audio: (K,) rows of ``embeddings`` used for snapshot grids (val caption 0).
+        audio_paths: the A audio files (relative to the dataset), for end-to-end training.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    caption_offsets: torch.Tensor
+    caption_audio: torch.Tensor
+    embeddings: torch.Tensor
+    image_features: torch.Tensor | None
+    snapshot_audio: torch.Tensor
+    audio_paths: list[str]
+
+    def captions_of(self) -> list[list[int]]:
+        o, a = self.caption_offsets.tolist(), self.caption_audio.tolist()
+        return [a[o[i]:o[i + 1]] for i in range(len(o) - 1)]
+
+    def compact(self) -> GANData:
+        """Keep only the embedding rows that captions or snapshots use (indices remapped)."""
+        used = torch.unique(torch.cat([self.caption_audio, self.snapshot_audio]))
+        remap = torch.full((len(self.embeddings),), -1, dtype=torch.long)
+        remap[used] = torch.arange(len(used))
+        return GANData(self.images, self.labels, self.caption_offsets, remap[self.caption_audio],
+                       self.embeddings[used], self.image_features, remap[self.snapshot_audio],
+                       [self.audio_paths[i] for i in used.tolist()])
+
+    def save(self, path: str | Path, *, fp16: bool = True) -> None:
+        """One safetensors file (for moving the GAN stage to another machine)."""
+        from safetensors.torch import save_file
+
+        t = {k: getattr(self, k) for k in ("images", "labels", "caption_offsets", "caption_audio",
+                                            "embeddings", "snapshot_audio")}
+        if self.image_features is not None:
+            t["image_features"] = self.image_features
+        t = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous() for k, v in t.items()}
+        save_file(t, str(path), metadata={"audio_paths": json.dumps(self.audio_paths)})
+
+    @staticmethod
+    def load(path: str | Path) -> GANData:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        t = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            audio_paths = json.loads(f.metadata()["audio_paths"])
+        f32 = {k: v.float() if v.is_floating_point() else v for k, v in t.items()}
+        return GANData(f32["images"], f32["labels"], f32["caption_offsets"], f32["caption_audio"], f32["embeddings"],
+                       f32.get("image_features"), f32["snapshot_audio"], audio_paths)
+
+
+def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progress: bool = True,
+                     inputs: SENInputs | None = None) -> GANData:
+    """Embed every caption with the frozen SEN and collect the training images (train split)."""
+    inputs = inputs or SENInputs.load(ds, sen_cfg, progress=progress)
+    audio = sorted(inputs.logmels.index)
+    audio_index = {p: i for i, p in enumerate(audio)}
+    emb = torch.from_numpy(embed_speech(sen, inputs, audio))
+    train = [i for i, r in enumerate(ds.records) if r.split == "train" and r.captions]
+    if not train:
+        raise DatasetError(f"{ds.root}: no training images with captions")
+    images = torch.from_numpy(load_images_uint8([ds.path(ds.records[i].image) for i in train])).permute(0, 3, 1, 2)
+    if images.shape[-1] != size_px:
+        images = F.interpolate(images.float(), size=(size_px, size_px), mode="bilinear", antialias=True).round().byte()
+    caps = [[audio_index[c.audio] for c in ds.records[i].captions] for i in train]
+    offsets = torch.tensor([0] + [len(c) for c in caps]).cumsum(0)
+    feats = inputs.image_inputs[train] if sen_cfg.sen.image.kind == "inception" else None
+    snap = torch.tensor([audio_index[r.captions[0].audio] for r in (ds.split("val") or ds.split("test"))[:16]])
+    return GANData(images.contiguous(), torch.tensor([ds.records[i].class_id for i in train]), offsets,
+                   torch.tensor([a for c in caps for a in c]), emb, feats, snap, audio)
+
+
+def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *,
+                  progress: bool = True) -> tuple[GANData, SENInputs | None]:
+    """``data``, a dataset folder (embedded now with the frozen ``sen``, see :func:`prepare_gan_data`) or a
+    ``GANData`` safetensors file; also the folder's SEN inputs (log-mels), None for a file.
+    ``gc`` is the run's :class:`~speechvision.s2igan.config.GANConfig`.
+
+    Raises:
+        DatasetError: bad dataset, or end-to-end training (``gc.end_to_end``) from a GANData file.
+    """
+    if Path(data).is_file():
+        if gc.end_to_end:
+            raise DatasetError(f"{data}: end-to-end training needs the dataset folder (log-mels), not a GANData file")
+        return GANData.load(data), None
+    ds = load_dataset(data)
+    inputs = SENInputs.load(ds, sen_cfg, progress=progress)
+    return prepare_gan_data(ds, sen, sen_cfg, gc.generator.sizes_px[-1], progress=progress, inputs=inputs), inputs
+
+
+def relation_embeddings(gd: GANData, image_head: torch.nn.Module, inception, device: torch.device, *,
+                        progress: bool = True) -> torch.Tensor:
+    """(N, D) frozen image embeddings of the N training images, the real anchors of the relation supervisor:
+    the SEN's ``image_head`` over their (N, 2048) Inception pool features (``gd.image_features``, or
+    computed here with ``inception``), in chunks of 1024, returned on the CPU."""
+    feats = gd.image_features
+    if feats is None:
+        from speechvision.metrics.features import inception_features
+
+        feats = torch.from_numpy(inception_features(
+            lambda a, b: gd.images[a:b].permute(0, 2, 3, 1).numpy(), len(gd.images), model=inception,
+            device=str(device), progress=progress))
+    with torch.no_grad():
+        return torch.cat([image_head(feats[s:s + 1024].to(device)).cpu() for s in range(0, len(feats), 1024)])
+
+
+@dataclass
+class CaptionEmbedder:
+    """The (B, E) speech embeddings of captions given as (B,) rows of ``GANData.embeddings``: those rows,
+    precomputed by the frozen SEN, or, in end-to-end training (``speech_encoder`` set), the trained speech
+    encoder over the captions' log-mels from ``inputs`` (with gradients when ``train_mode``)."""
+
+    embeddings: torch.Tensor
+    audio_paths: list[str]
+    device: torch.device
+    speech_encoder: torch.nn.Module | None = None
+    inputs: SENInputs | None = None
+
+    def __call__(self, audio_idx: torch.Tensor, train_mode: bool) -> torch.Tensor:
+        if self.speech_encoder is None:
+            return self.embeddings[audio_idx].to(self.device)
+        feats, lengths = self.inputs.speech_batch([self.audio_paths[i] for i in audio_idx.tolist()])
+        self.speech_encoder.train(train_mode)
+        with torch.set_grad_enabled(train_mode):
+            return self.speech_encoder(feats.to(self.device), lengths)
