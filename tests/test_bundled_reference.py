@@ -8,7 +8,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bundled_reference.py"
