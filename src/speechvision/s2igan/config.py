@@ -96,6 +96,33 @@ class GANConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Real-image augmentation of the SEN's image encoder and of the GAN's real and wrong images.
+
+    The official S2IGAN code, every epoch: resize to 76/64 of the final size, random crop back to the
+    final size, random horizontal flip (``transforms.Resize(int(imsize * 76 / 64))``, ``RandomCrop``,
+    ``RandomHorizontalFlip``). On CPU the Inception features of ``views`` augmented views per image are
+    cached once and each epoch draws one view per image (seeded).
+
+    Attributes:
+        enabled: augment at all (the paper presets: on; spoken-fashion: off unless measured better).
+        resize_ratio: resize factor before the crop (76 / 64).
+        hflip: random horizontal flips.
+        max_shift_px: instead of the resize+crop, a random shift of at most this many pixels (0 = the
+            official resize+crop; the spoken-fashion option).
+        views: K cached augmented views per image (view 0 is the plain image).
+        seed: seeds the views and the per-epoch draws.
+    """
+
+    enabled: bool = False
+    resize_ratio: float = 76 / 64
+    hflip: bool = True
+    max_shift_px: int = 0
+    views: int = 4
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     """Dataset-level settings.
 
@@ -104,12 +131,14 @@ class DataConfig:
         image_size_px: side of the largest generated image (64 for spoken-fashion, 256 for the paper).
         captions_per_image: 10 (CUB, Oxford, spoken-fashion) or 5 (Flickr8k).
         class_relevance: retrieval relevance is "same class" (False for Flickr8k: each image its own class).
+        augment: real-image augmentation (:class:`AugmentConfig`).
     """
 
     name: str = "spoken-fashion"
     image_size_px: int = 64
     captions_per_image: int = 10
     class_relevance: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -135,11 +164,14 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
         sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=8, lr_step_epochs=6, eval_every_epochs=2),
         gan=GANConfig(generator=DSGConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
                       batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500)),
-    "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256)),
-    "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256)),
+    # the paper presets: the official real-image augmentation (resize 76/64, random crop, flip)
+    "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256,
+                                                        augment=AugmentConfig(enabled=True))),
+    "oxford": lambda: Config(preset="oxford", data=DataConfig(name="oxford", image_size_px=256,
+                                                              augment=AugmentConfig(enabled=True))),
     "flickr8k": lambda: Config(preset="flickr8k",
                                data=DataConfig(name="flickr8k", image_size_px=256, captions_per_image=5,
-                                               class_relevance=False),
+                                               class_relevance=False, augment=AugmentConfig(enabled=True)),
                                sen=SENConfig(lr=1e-4, batch_size=32, epochs=120, distinctive_loss=False)),
 }
 
