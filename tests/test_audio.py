@@ -43,6 +43,8 @@ def test_load_downmixes_and_resamples(tmp_path):
     (lambda p: sf.write(p, np.zeros(22050, np.float32), 22050), "silent"),
     (lambda p: sf.write(p, np.full(22050, np.nan, np.float32), 22050, subtype="FLOAT"), "NaN"),
     (lambda p: sf.write(p, sine(31.0), 22050), "too long"),
+    (lambda p: p.write_bytes(open(p.with_name("good.wav"), "rb").read()[:20000]), "truncated"),
+    (lambda p: sf.write(p, np.full(22050, 0.5, np.float32), 22050), "constant (DC-only)"),
 ])
 def test_bad_input_errors_name_the_file(tmp_path, make, problem):
     sf.write(tmp_path / "good.wav", sine(1.0), 22050)
@@ -58,3 +60,12 @@ def test_missing_file_and_duration_cap(tmp_path):
     with pytest.raises(AudioError, match="no such audio file"):
         load_audio(tmp_path / "nope.wav")
     check_waveform(sine(31.0), 22050, checks=AudioChecks(max_duration_s=40))
+
+
+def test_a_text_file_named_mp3_gives_one_line_and_no_decoder_chatter(tmp_path, capfd):
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("hello, this is not audio\n" * 40)
+    with pytest.raises(AudioError, match="not a readable audio file") as err:
+        load_audio(bad)
+    assert "does not exist" not in str(err.value)
+    assert capfd.readouterr().err == ""  # libmpg123's resync notes go to /dev/null

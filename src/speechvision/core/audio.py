@@ -10,6 +10,10 @@ Source: S2IGAN official code (xinshengwang/S2IGAN), ``audio_processing``: libros
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +87,7 @@ def check_waveform(wave: np.ndarray, sample_rate_hz: int, *, source: str | Path 
 
     Raises:
         AudioError: NaN/Inf samples, empty or too short, longer than ``checks.max_duration_s``,
-            or all-silent (RMS below ``checks.silence_rms``).
+            or all-silent or constant (RMS about the mean below ``checks.silence_rms``).
     """
     name = _name(source)
     wave = np.asarray(wave)
@@ -100,10 +104,54 @@ def check_waveform(wave: np.ndarray, sample_rate_hz: int, *, source: str | Path 
     if duration_s > checks.max_duration_s:
         raise AudioError(f"{name}: the audio is too long ({duration_s:.1f} s > {checks.max_duration_s:.1f} s cap; "
                          f"raise it with --max-duration-s)")
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    # RMS about the mean: a constant (DC-only) signal carries no sound however large its offset.
+    rms = float(np.std(wave, dtype=np.float64))
     if rms < checks.silence_rms:
-        raise AudioError(f"{name}: the audio is silent (RMS {rms:.2e} below {checks.silence_rms:.0e})")
+        what = "a constant (DC-only) signal" if abs(float(wave.mean())) >= checks.silence_rms else "silent"
+        raise AudioError(f"{name}: the audio is {what} (RMS about the mean {rms:.2e} below "
+                         f"{checks.silence_rms:.0e}); record or choose a file with speech in it")
     return wave.astype(np.float32, copy=False)
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null for the block: C libraries' diagnostics (not
+    Python's) stay off the terminal, so a bad file gives one line, not decoder chatter."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_wav_complete(path: Path) -> None:
+    """For a RIFF/WAVE file, check that its ``data`` chunk holds as many bytes as its header declares
+    (libsndfile silently reads a cut file up to where it ends).
+
+    Raises:
+        AudioError: the data chunk is cut short (names the file and both sizes).
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            declared = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                have = size - f.tell()
+                if declared != 0xFFFFFFFF and have < declared:
+                    raise AudioError(f"{path}: the WAV file is truncated ({have} of {declared} data bytes); "
+                                     "re-export or re-record it")
+                return
+            f.seek(declared + (declared & 1), 1)
 
 
 def load_audio(path: str | Path, *, sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ,
@@ -114,28 +162,31 @@ def load_audio(path: str | Path, *, sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ,
         (N,) float32 waveform at ``sample_rate_hz``.
 
     Raises:
-        AudioError: missing file, undecodable or truncated file, or any failure of :func:`check_waveform`.
+        AudioError: missing file, undecodable or truncated file (WAV: checked against its header), or any
+            failure of :func:`check_waveform`.
     """
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
+    check_wav_complete(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with quiet_stderr():  # the C decoders (libmpg123) print resync notes on bad input
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         wave = data.mean(axis=1)
-    except Exception as sf_error:  # soundfile cannot read it (e.g. MP3 on old libsndfile): try librosa
+    except Exception:  # soundfile cannot read it (e.g. MP3 on old libsndfile): try librosa
         try:
             import warnings
 
             import librosa
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_stderr():
                 warnings.simplefilter("ignore")
                 wave, rate = librosa.load(str(path), sr=None, mono=True)
         except Exception:
-            first = str(sf_error).splitlines()[0] if str(sf_error) else type(sf_error).__name__
-            raise AudioError(f"{path}: not a readable audio file ({first})") from None
+            raise AudioError(f"{path}: not a readable audio file (not WAV, FLAC, OGG or MP3, or corrupt); "
+                             "convert it to WAV or FLAC") from None
     # Downmix happened above; checks run on the file's own rate so durations are exact.
     wave = check_waveform(wave, int(rate), source=path, checks=checks)
     if int(rate) != sample_rate_hz:

@@ -6,6 +6,8 @@ read with ``torch.load(weights_only=True)``: no arbitrary pickle is ever execute
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -52,10 +54,19 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
             raise CheckpointError(f"{path}: no best.pt or checkpoint.pt in this run folder")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint file is empty (0 bytes); copy or export it again")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - corrupt, truncated or unsafe pickle
-        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({str(e).splitlines()[0][:120]})") from None
+        with warnings.catch_warnings():  # torch's pickle-protocol notes: the error below says it in one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = ("a pickle that is not weights-only, which is never loaded"
+               if "weights only" in str(e).lower() else "corrupt or truncated")
+        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({why})") from None
+    except Exception:  # noqa: BLE001 - truncated zip, not a torch file at all
+        raise CheckpointError(f"{path}: not a readable weights-only checkpoint (corrupt, truncated or not a "
+                              "checkpoint)") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a speechvision checkpoint")
     if ckpt.get("format_version") != FORMAT_VERSION:
