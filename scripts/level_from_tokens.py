@@ -8,12 +8,12 @@ histogram, the mean and spread of the pitch bins and the units per unit frame. F
 test (held-out voices). Prints R^2 and the per-emotion mean level, true and predicted.
 """
 
-import argparse
 import collections
 import json
 
 import numpy as np
 import soundfile as sf
+from common_args import script_parser
 from sklearn.linear_model import RidgeCV
 
 from speechvision.avlm.corpus import load_encoded
@@ -28,7 +28,7 @@ def active_level_db(path: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = script_parser(__doc__)
     ap.add_argument("--tokens", required=True)
     args = ap.parse_args()
     tok = ExpressiveTokenizer.load(args.tokens)

@@ -8,10 +8,10 @@ F0 range (std of log2 F0 over voiced frames, semitones), loudness (RMS level, dB
 (seconds). An emotion cue survives when the spread across emotions is kept.
 """
 
-import argparse
 import json
 
 import numpy as np
+from common_args import resynthesis_parser
 
 from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.tokens import f0_track
@@ -26,12 +26,7 @@ def cues(wave: np.ndarray, voice_log2_f0: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", required=True)
-    ap.add_argument("--vocoder", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("-n", type=int, default=80)
-    args = ap.parse_args()
+    args = resynthesis_parser(__doc__, n=80).parse_args()
     speaker = UnitVocoder.load(args.tokens, args.vocoder)
     rows = load_encoded(args.tokens, args.split)[:args.n]
     table: dict = {}

@@ -11,10 +11,10 @@ Prints the offline Whisper's WER on the first N utterances of a split for
   corpus-mean run length, the duration predictor's, or the true run lengths of the encoded frames.
 """
 
-import argparse
 import json
 
 import numpy as np
+from common_args import resynthesis_parser
 
 from speechvision.avlm.corpus import load_encoded, read_wave
 from speechvision.avlm.judges import transcribe, word_error_rate
@@ -23,11 +23,7 @@ from speechvision.avlm.vocoder import UnitVocoder, world_synthesize, world_targe
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", required=True)
-    ap.add_argument("--vocoder", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("-n", type=int, default=30)
+    ap = resynthesis_parser(__doc__, n=30)
     ap.add_argument("--voice", default=None, help="training voice a voice-conditioned vocoder renders "
                     "(default: the speaker's own, else the one with the nearest mean F0)")
     args = ap.parse_args()

@@ -117,3 +117,17 @@ def test_speech_lm_config(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "llama", "vocab_size": 1000}')
     cfg = speech_lm_config(backbone=tmp_path)
     assert (cfg.backbone, cfg.offset) == (str(tmp_path), 1000)
+
+
+def test_every_declared_command_builds_its_help(capsys):
+    """Each command declared with ``@command``/``declare`` is reachable: its options and sub-commands build and
+    its ``--help`` names it (an ``order`` that misses a declared sub-command would raise here)."""
+    from speechvision.cli import build_parser
+    from speechvision.cli.common import COMMANDS
+
+    assert len(COMMANDS) > 30
+    for path in COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([*path, "--help"])
+        assert exit_.value.code == 0, path
+        assert f"usage: {' '.join(('speechvision', *path))} " in capsys.readouterr().out, path

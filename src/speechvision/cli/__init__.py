@@ -1,8 +1,9 @@
 """The ``speechvision`` command: thin argument parsing over the library; errors as one line.
 
-The commands of each system are declared in their own module: :mod:`speechvision.cli.s2igan` and
-:mod:`speechvision.cli.s2igan_evaluate` (speech-to-image), :mod:`speechvision.cli.avlm` (the audio-visual LM),
-over :mod:`speechvision.cli.common`. Here: the parser's root and :func:`main`, the one error policy.
+The commands of each system are declared on their handlers (``@command``) in their own module:
+:mod:`speechvision.cli.s2igan` and :mod:`speechvision.cli.s2igan_evaluate` (speech-to-image),
+:mod:`speechvision.cli.avlm` (the audio-visual LM), over :mod:`speechvision.cli.common`. Here: the root and
+the ``data`` group the two systems share, the order of ``--help``, and :func:`main`, the one error policy.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 
-from speechvision.cli import avlm, s2igan
-from speechvision.cli.common import Parser, add_command, add_commands
-from speechvision.cli.s2igan_evaluate import add_evaluate_command
+from speechvision.cli import avlm, s2igan, s2igan_evaluate
+from speechvision.cli.common import COMMANDS, Parser, add_arguments, declare
 
 __all__ = ["build_parser", "main"]
 
@@ -28,24 +29,22 @@ EPILOG = """examples:
 """
 
 
+SYSTEMS = (s2igan, s2igan_evaluate, avlm)  # the modules whose declarations make up the command tree
+
+declare(dest="command", order=("data", "synth", "voices", "features", "config", "train", "generate", "say", "export",
+                               "retrieve", "evaluate", "serve", "demo", "speechlm", "avlm"))
+declare("data", dest="dataset", order=("spoken-fashion", "cub", "oxford", "flickr8k", "spoken-emotion", "av-emotion"),
+        help="build a dataset folder (manifest + audio)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each command's options are added when it is used (see ``common.Parser``)."""
     from speechvision import __version__
 
     parser = Parser(prog="speechvision", description="Speech-to-image generation (S2IGAN) and audio-visual "
-                    "speech modelling.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "speech modelling.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    arguments=partial(add_arguments, cmd=COMMANDS[()]))
     parser.add_argument("--version", action="version", version=f"speechvision {__version__}")
-    sub = add_commands(parser, "command")
-    dsub = add_commands(add_command(sub, "data", help="build a dataset folder (manifest + audio)"), "dataset")
-    s2igan.add_data_commands(dsub)
-    avlm.add_data_commands(dsub)
-    s2igan.add_tool_commands(sub)
-    s2igan.add_train_commands(sub)
-    s2igan.add_inference_commands(sub)
-    add_evaluate_command(sub)
-    s2igan.add_app_commands(sub)
-    avlm.add_speechlm_commands(sub)
-    avlm.add_avlm_commands(sub)
     return parser
 
 

@@ -1,9 +1,10 @@
 """The AVLM commands: ``data spoken-emotion|av-emotion``, ``speechlm tokenize|vocoder|choose-voice|train|
 continue|evaluate`` and ``avlm train|compare|recognize|respond|evaluate-dialogue``.
 
-Each ``add_*`` function declares commands; each ``cmd_*`` handler takes the parsed arguments, makes one
-library call and prints its result. The option lists (fusions, visual encoders, emotions) are the library's
-own and, like the rest of the library, imported inside the functions.
+Each command is declared on its handler (``@command``) after the function that adds its options; each
+``cmd_*`` handler takes the parsed arguments, makes one library call and prints its result. The option lists
+(fusions, visual encoders, emotions) are the library's own and, like the rest of the library, imported
+inside the functions.
 """
 
 from __future__ import annotations
@@ -12,19 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-from speechvision.cli.common import add_command, add_commands, print_json
+from speechvision.cli.common import command, declare, print_json
 
 # ---- data ---------------------------------------------------------------------------------------------
-
-
-def add_data_commands(dsub) -> None:
-    """The AVLM's synthetic corpora under ``speechvision data``."""
-    add_command(dsub, "spoken-emotion", cmd_data_spoken_emotion, add_spoken_emotion_arguments,
-                help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
-                epilog="example: speechvision data spoken-emotion --out data/spoken-emotion")
-    add_command(dsub, "av-emotion", cmd_data_av_emotion, add_av_emotion_arguments,
-                help="SYNTHETIC audio-visual emotion set: spoken-emotion speech + synthetic face landmarks",
-                epilog="example: speechvision data av-emotion --speech data/spoken-emotion --out data/av-emotion")
 
 
 def add_spoken_emotion_arguments(p) -> None:
@@ -35,14 +26,9 @@ def add_spoken_emotion_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
 
 
-def add_av_emotion_arguments(p) -> None:
-    p.add_argument("--speech", required=True, type=Path, help="a built spoken-emotion corpus")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--ambiguous-fraction", type=float, default=0.3,
-                   help="clips whose audio is the neutral recording of the sentence (default 0.3)")
-    p.add_argument("--seed", type=int, default=0)
-
-
+@command("data", "spoken-emotion", arguments=add_spoken_emotion_arguments,
+         help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
+         example="--out data/spoken-emotion")
 def cmd_data_spoken_emotion(args) -> None:
     from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
@@ -52,6 +38,17 @@ def cmd_data_spoken_emotion(args) -> None:
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
 
 
+def add_av_emotion_arguments(p) -> None:
+    p.add_argument("--speech", required=True, type=Path, help="a built spoken-emotion corpus")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--ambiguous-fraction", type=float, default=0.3,
+                   help="clips whose audio is the neutral recording of the sentence (default 0.3)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("data", "av-emotion", arguments=add_av_emotion_arguments,
+         help="SYNTHETIC audio-visual emotion set: spoken-emotion speech + synthetic face landmarks",
+         example="--speech data/spoken-emotion --out data/av-emotion")
 def cmd_data_av_emotion(args) -> None:
     from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
 
@@ -62,32 +59,10 @@ def cmd_data_av_emotion(args) -> None:
                                        for k, v in meta["splits"].items()) + " clips")
 
 
-# ---- speechlm -------------------------------------------------------------------------------------------
+# ---- speechlm: tokenizer, unit vocoder and speech LM ----------------------------------------------------
 
-
-def add_speechlm_commands(sub) -> None:
-    """``speechvision speechlm ...``: tokenizer, unit vocoder and speech LM."""
-    lsub = add_commands(add_command(sub, "speechlm", help="expressive speech tokens, unit vocoder and speech "
-                                                          "language model"), "speechlm_command")
-    add_command(lsub, "tokenize", cmd_tokenize, add_tokenize_arguments,
-                help="fit the tokenizer on a corpus's train split and encode every utterance",
-                epilog="example: speechvision speechlm tokenize --data data/spoken-emotion --out runs/tokens")
-    add_command(lsub, "vocoder", cmd_vocoder, add_vocoder_arguments,
-                help="train the unit vocoder (WORLD envelope network)")
-    add_command(lsub, "choose-voice", cmd_choose_voice, add_choose_voice_arguments,
-                help="set the voice a voice-conditioned vocoder renders held-out speakers in: the train voice "
-                     "with the lowest validation WER",
-                epilog="example: speechvision speechlm choose-voice --tokens runs/tokens --vocoder runs/vocoder")
-    add_command(lsub, "train", cmd_train_speech_lm, add_train_speech_lm_arguments,
-                help="train the speech LM on the encoded train split",
-                epilog="example: speechvision speechlm train --tokens runs/tokens --out runs/speechlm")
-    add_command(lsub, "continue", cmd_continue, add_continue_arguments,
-                help="continue a prompt wav in speech and write the wav",
-                epilog="example: speechvision speechlm continue --lm runs/speechlm --tokens runs/tokens "
-                       "--vocoder runs/vocoder --prompt q.wav --out cont.wav")
-    add_command(lsub, "evaluate", cmd_evaluate_speech, add_evaluate_speech_arguments,
-                help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and emotion of "
-                     "continuations on the test split")
+declare("speechlm", dest="speechlm_command",
+        help="expressive speech tokens, unit vocoder and speech language model")
 
 
 def add_tokenize_arguments(p) -> None:
@@ -99,6 +74,18 @@ def add_tokenize_arguments(p) -> None:
                    help="frame features the content units cluster: MFCC (default), the offline Whisper encoder, "
                         "or a local HuBERT")
     p.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
+
+
+@command("speechlm", "tokenize", arguments=add_tokenize_arguments,
+         help="fit the tokenizer on a corpus's train split and encode every utterance",
+         example="--data data/spoken-emotion --out runs/tokens")
+def cmd_tokenize(args) -> None:
+    from speechvision.avlm.corpus import tokenize_corpus
+    from speechvision.avlm.tokens import TokenizerConfig
+
+    cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
+                          hubert_path=str(args.hubert) if args.hubert else None)
+    print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
 
 
 def add_vocoder_arguments(p) -> None:
@@ -113,11 +100,32 @@ def add_vocoder_arguments(p) -> None:
                    help="after training, run `choose-voice` on this many validation utterances (default 80; 0 skips)")
 
 
+@command("speechlm", "vocoder", arguments=add_vocoder_arguments, help="train the unit vocoder (WORLD envelope network)")
+def cmd_vocoder(args) -> None:
+    """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
+    from speechvision.avlm.train_vocoder import choose_voice, train_vocoder, vocoder_config
+
+    cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
+    print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
+    if cfg.speakers and args.choose_voice_n > 0:
+        print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
+
+
 def add_choose_voice_arguments(p) -> None:
     p.add_argument("--tokens", required=True, type=Path)
     p.add_argument("--vocoder", required=True, type=Path)
     p.add_argument("--split", default="val", help="split the WER is measured on (default val; never test)")
     p.add_argument("-n", type=int, default=24, help="utterances per voice (default 24)")
+
+
+@command("speechlm", "choose-voice", arguments=add_choose_voice_arguments,
+         help="set the voice a voice-conditioned vocoder renders held-out speakers in: the train voice "
+              "with the lowest validation WER",
+         example="--tokens runs/tokens --vocoder runs/vocoder")
+def cmd_choose_voice(args) -> None:
+    from speechvision.avlm.train_vocoder import choose_voice
+
+    print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
 
 
 def add_train_speech_lm_arguments(p) -> None:
@@ -135,6 +143,19 @@ def add_train_speech_lm_arguments(p) -> None:
     p.add_argument("--resume", action="store_true")
 
 
+@command("speechlm", "train", arguments=add_train_speech_lm_arguments,
+         help="train the speech LM on the encoded train split",
+         example="--tokens runs/tokens --out runs/speechlm")
+def cmd_train_speech_lm(args) -> None:
+    from speechvision.avlm.lm import speech_lm_config
+    from speechvision.avlm.train_lm import train_speech_lm
+
+    cfg = speech_lm_config(hidden_size=args.hidden, num_layers=args.layers, backbone=args.backbone)
+    out = train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          resume=args.resume, eval_every=args.eval_every)
+    print(f"wrote {out}")
+
+
 def add_continue_arguments(p) -> None:
     p.add_argument("--lm", required=True, type=Path)
     p.add_argument("--tokens", required=True, type=Path, help="tokenizer folder")
@@ -149,6 +170,19 @@ def add_continue_arguments(p) -> None:
                    help="continue the prompt utterance itself instead of answering it with the next turn")
 
 
+@command("speechlm", "continue", arguments=add_continue_arguments,
+         help="continue a prompt wav in speech and write the wav",
+         example="--lm runs/speechlm --tokens runs/tokens --vocoder runs/vocoder --prompt q.wav --out cont.wav")
+def cmd_continue(args) -> None:
+    from speechvision.avlm.infer import continue_speech
+
+    info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
+                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                           next_turn=not args.same_utterance)
+    print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
+          f"({info['new_tokens']} tokens)")
+
+
 def add_evaluate_speech_arguments(p) -> None:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--tokens", required=True, type=Path)
@@ -160,51 +194,9 @@ def add_evaluate_speech_arguments(p) -> None:
                    help="skip the resynthesis measures (WER, F0, DNSMOS, pitch control)")
 
 
-def cmd_tokenize(args) -> None:
-    from speechvision.avlm.corpus import tokenize_corpus
-    from speechvision.avlm.tokens import TokenizerConfig
-
-    cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
-                          hubert_path=str(args.hubert) if args.hubert else None)
-    print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
-
-
-def cmd_vocoder(args) -> None:
-    """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
-    from speechvision.avlm.train_vocoder import choose_voice, train_vocoder, vocoder_config
-
-    cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
-    print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
-    if cfg.speakers and args.choose_voice_n > 0:
-        print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
-
-
-def cmd_choose_voice(args) -> None:
-    from speechvision.avlm.train_vocoder import choose_voice
-
-    print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
-
-
-def cmd_train_speech_lm(args) -> None:
-    from speechvision.avlm.lm import speech_lm_config
-    from speechvision.avlm.train_lm import train_speech_lm
-
-    cfg = speech_lm_config(hidden_size=args.hidden, num_layers=args.layers, backbone=args.backbone)
-    out = train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          resume=args.resume, eval_every=args.eval_every)
-    print(f"wrote {out}")
-
-
-def cmd_continue(args) -> None:
-    from speechvision.avlm.infer import continue_speech
-
-    info = continue_speech(args.lm, args.tokens, args.vocoder, args.prompt, args.out, max_new_tokens=args.max_tokens,
-                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-                           next_turn=not args.same_utterance)
-    print(f"wrote {args.out}: prompt {info['prompt_s']:.2f} s + continuation {info['continuation_s']:.2f} s "
-          f"({info['new_tokens']} tokens)")
-
-
+@command("speechlm", "evaluate", arguments=add_evaluate_speech_arguments,
+         help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and emotion of "
+              "continuations on the test split")
 def cmd_evaluate_speech(args) -> None:
     from speechvision.avlm.evaluate import evaluate_expressive
 
@@ -212,27 +204,10 @@ def cmd_evaluate_speech(args) -> None:
                                    resynthesis=not args.lm_only))
 
 
-# ---- avlm -----------------------------------------------------------------------------------------------
+# ---- avlm: training, comparison, recognition and spoken replies -------------------------------------------
 
-
-def add_avlm_commands(sub) -> None:
-    """``speechvision avlm ...``: training, comparison, recognition and spoken replies."""
-    asub = add_commands(add_command(sub, "avlm", help="audio-visual LM: face cues fused into the speech LM, "
-                                                      "emotion recognition"), "avlm_command")
-    add_command(asub, "train", cmd_avlm_train, add_avlm_train_arguments,
-                help="masked pre-training + emotion fine-tuning of one configuration",
-                epilog="example: speechvision avlm train --av data/av-emotion --tokens runs/tokens "
-                       "--lm runs/speechlm --fusion perceiver --out runs/avlm")
-    add_command(asub, "compare", cmd_avlm_compare, add_avlm_compare_arguments,
-                help="every fusion x visual encoder over seeds, plus the shuffled-face control")
-    add_command(asub, "recognize", cmd_recognize, add_recognize_arguments,
-                help="emotion of a speaker from a video and its audio")
-    add_command(asub, "respond", cmd_respond, add_respond_arguments,
-                help="a spoken reply in the emotion perceived from a face video and a question",
-                epilog="example: speechvision avlm respond --model runs/dialogue/dialogue.pt --tokens runs/tokens "
-                       "--vocoder runs/vocoder --video face.mp4 --audio question.wav --out reply.wav")
-    add_command(asub, "evaluate-dialogue", cmd_evaluate_dialogue, add_evaluate_dialogue_arguments,
-                help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
+declare("avlm", dest="avlm_command",
+        help="audio-visual LM: face cues fused into the speech LM, emotion recognition")
 
 
 def add_avlm_run_arguments(p) -> None:
@@ -245,6 +220,12 @@ def add_avlm_run_arguments(p) -> None:
     p.add_argument("--finetune-steps", type=int, default=250, help="emotion fine-tuning steps (default 250)")
     p.add_argument("--mask-ratio", type=float, default=0.3, choices=(0.3, 0.5, 0.7))
     p.add_argument("--batch-size", type=int, default=16)
+
+
+def schedule(args) -> dict:
+    """The training schedule options shared by ``avlm train`` and ``avlm compare``, as keyword arguments."""
+    return {"pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
+            "mask_ratio": args.mask_ratio, "batch_size": args.batch_size}
 
 
 def add_avlm_train_arguments(p) -> None:
@@ -261,6 +242,25 @@ def add_avlm_train_arguments(p) -> None:
                    help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
 
 
+@command("avlm", "train", arguments=add_avlm_train_arguments,
+         help="masked pre-training + emotion fine-tuning of one configuration",
+         example="--av data/av-emotion --tokens runs/tokens --lm runs/speechlm --fusion perceiver --out runs/avlm")
+def cmd_avlm_train(args) -> None:
+    from speechvision.avlm.model import AVLMConfig
+
+    cfg = AVLMConfig(fusion=args.fusion, visual_encoder=args.visual_encoder)
+    if args.task == "dialogue":
+        from speechvision.avlm.dialogue import train_dialogue
+
+        out = train_dialogue(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed, **schedule(args))
+        print(f"wrote {out / 'dialogue.pt'}")
+        return
+    from speechvision.avlm.train import train_avlm
+
+    print_json(train_avlm(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed,
+                          shuffle_faces=args.shuffle_faces, **schedule(args)))
+
+
 def add_avlm_compare_arguments(p) -> None:
     from speechvision.avlm.model import FUSIONS, AVLMConfig, fusion_name
     from speechvision.avlm.visual import ENCODERS
@@ -271,11 +271,28 @@ def add_avlm_compare_arguments(p) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
 
 
+@command("avlm", "compare", arguments=add_avlm_compare_arguments,
+         help="every fusion x visual encoder over seeds, plus the shuffled-face control")
+def cmd_avlm_compare(args) -> None:
+    from speechvision.avlm.train import compare_avlm, summary_table
+
+    print(summary_table(compare_avlm(args.av, args.tokens, args.lm, args.out, fusions=args.fusions,
+                                     encoders=args.encoders, seeds=args.seeds, **schedule(args))))
+
+
 def add_recognize_arguments(p) -> None:
     p.add_argument("--model", required=True, type=Path, help="avlm.pt of `speechvision avlm train`")
     p.add_argument("--tokens", required=True, type=Path, help="the tokenizer folder the model was trained with")
     p.add_argument("--video", required=True, type=Path)
     p.add_argument("--audio", required=True, type=Path)
+
+
+@command("avlm", "recognize", arguments=add_recognize_arguments, help="emotion of a speaker from a video and its audio")
+def cmd_recognize(args) -> None:
+    from speechvision.avlm.infer import recognize
+
+    for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
+        print(f"{emotion:8s} {p:.3f}")
 
 
 def add_respond_arguments(p) -> None:
@@ -295,6 +312,18 @@ def add_respond_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+@command("avlm", "respond", arguments=add_respond_arguments,
+         help="a spoken reply in the emotion perceived from a face video and a question",
+         example="--model runs/dialogue/dialogue.pt --tokens runs/tokens --vocoder runs/vocoder --video face.mp4 "
+                 "--audio question.wav --out reply.wav")
+def cmd_respond(args) -> None:
+    from speechvision.avlm.infer import respond
+
+    print_json(respond(args.model, args.tokens, args.vocoder, args.video, args.audio, args.out, emotion=args.emotion,
+                       voice=args.voice, temperature=args.temperature, top_p=args.top_p,
+                       max_tokens=args.max_tokens, seed=args.seed))
+
+
 def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--model", required=True, type=Path, help="dialogue.pt of `speechvision avlm train --task dialogue`")
     p.add_argument("--av", required=True, type=Path)
@@ -309,50 +338,8 @@ def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def schedule(args) -> dict:
-    """The training schedule options shared by ``avlm train`` and ``avlm compare``, as keyword arguments."""
-    return {"pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
-            "mask_ratio": args.mask_ratio, "batch_size": args.batch_size}
-
-
-def cmd_avlm_train(args) -> None:
-    from speechvision.avlm.model import AVLMConfig
-
-    cfg = AVLMConfig(fusion=args.fusion, visual_encoder=args.visual_encoder)
-    if args.task == "dialogue":
-        from speechvision.avlm.dialogue import train_dialogue
-
-        out = train_dialogue(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed, **schedule(args))
-        print(f"wrote {out / 'dialogue.pt'}")
-        return
-    from speechvision.avlm.train import train_avlm
-
-    print_json(train_avlm(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed,
-                          shuffle_faces=args.shuffle_faces, **schedule(args)))
-
-
-def cmd_avlm_compare(args) -> None:
-    from speechvision.avlm.train import compare_avlm, summary_table
-
-    print(summary_table(compare_avlm(args.av, args.tokens, args.lm, args.out, fusions=args.fusions,
-                                     encoders=args.encoders, seeds=args.seeds, **schedule(args))))
-
-
-def cmd_recognize(args) -> None:
-    from speechvision.avlm.infer import recognize
-
-    for emotion, p in recognize(args.model, args.tokens, args.video, args.audio).items():
-        print(f"{emotion:8s} {p:.3f}")
-
-
-def cmd_respond(args) -> None:
-    from speechvision.avlm.infer import respond
-
-    print_json(respond(args.model, args.tokens, args.vocoder, args.video, args.audio, args.out, emotion=args.emotion,
-                       voice=args.voice, temperature=args.temperature, top_p=args.top_p,
-                       max_tokens=args.max_tokens, seed=args.seed))
-
-
+@command("avlm", "evaluate-dialogue", arguments=add_evaluate_dialogue_arguments,
+         help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
 def cmd_evaluate_dialogue(args) -> None:
     from speechvision.avlm.dialogue import evaluate_dialogue
 

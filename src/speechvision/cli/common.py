@@ -1,4 +1,5 @@
-"""What every ``speechvision`` command shares: the parser class, declaring a command, the config options."""
+"""What every ``speechvision`` command shares: the parser class, the declared commands (``@command``) that
+``build_parser`` turns into parsers, the config options."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,19 +45,60 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"speechvision: usage error: {message} (see `{self.prog} --help`)\n")
 
 
-def add_commands(parser: argparse.ArgumentParser, dest: str, required: bool = True) -> argparse.Action:
-    """The sub-commands of ``parser``; the name of the one given is stored in ``args.<dest>``."""
-    return parser.add_subparsers(dest=dest, required=required, parser_class=Parser)
+@dataclass
+class Command:
+    """One declared command, ``speechvision <path>``: its handler, its options and, for a group, how its
+    sub-commands are parsed. ``parser_options`` go to ``add_parser`` (help, epilog, description, ...)."""
+
+    path: tuple[str, ...]
+    handler: Callable | None = None  # runs the command: ``args.handler(args)``
+    arguments: Callable[[Parser], None] | None = None  # adds its options, when the command is used
+    dest: str | None = None  # with sub-commands: the name of the one given is stored in ``args.<dest>``
+    required: bool = True  # whether a sub-command must be given
+    order: tuple[str, ...] = ()  # the sub-commands in the order of ``--help`` (default: declaration order)
+    parser_options: dict = field(default_factory=dict)
 
 
-def add_command(sub: argparse.Action, name: str, handler: Callable | None = None,
-                arguments: Callable[[Parser], None] | None = None, **kwargs) -> Parser:
-    """Declare the command ``name``: ``arguments(parser)`` adds its options (when it is used), and
-    ``handler(args)`` runs it (``args.handler``); ``kwargs`` go to ``add_parser`` (help, epilog, ...)."""
-    p = sub.add_parser(name, arguments=arguments, **kwargs)
-    if handler is not None:
-        p.set_defaults(handler=handler)
-    return p
+COMMANDS: dict[tuple[str, ...], Command] = {}  # every declared command, by path; the root is ``()``
+
+
+def declare(*path: str, handler: Callable | None = None, arguments: Callable[[Parser], None] | None = None,
+            dest: str | None = None, required: bool = True, order: tuple[str, ...] = (), example: str | None = None,
+            **parser_options) -> None:
+    """Declare the command ``speechvision <path>`` (see :class:`Command`); ``example``, the arguments of an
+    example call, becomes its epilog ``example: speechvision <path> <example>``."""
+    if path in COMMANDS:
+        raise ValueError(f"speechvision {' '.join(path)}: declared twice")
+    if example is not None:
+        parser_options["epilog"] = f"example: speechvision {' '.join(path)} {example}"
+    COMMANDS[path] = Command(path, handler, arguments, dest, required, tuple(order), parser_options)
+
+
+def command(*path: str, **kwargs) -> Callable:
+    """The decorator form of :func:`declare`: the decorated function is the command's handler."""
+    def decorate(handler: Callable) -> Callable:
+        declare(*path, handler=handler, **kwargs)
+        return handler
+    return decorate
+
+
+def add_arguments(parser: Parser, cmd: Command) -> None:
+    """The options of ``cmd``, then its sub-commands (each one's options are added when it is used)."""
+    if cmd.arguments is not None:
+        cmd.arguments(parser)
+    children = [c for c in COMMANDS.values() if c.path and c.path[:-1] == cmd.path]
+    if not children:
+        return
+    names = [c.path[-1] for c in children]
+    if cmd.order and sorted(cmd.order) != sorted(names):
+        raise ValueError(f"speechvision {' '.join(cmd.path)}: the order {cmd.order} is not the declared "
+                         f"sub-commands {names}")
+    children.sort(key=lambda c: cmd.order.index(c.path[-1]) if cmd.order else 0)
+    sub = parser.add_subparsers(dest=cmd.dest, required=cmd.required, parser_class=Parser)
+    for child in children:
+        p = sub.add_parser(child.path[-1], arguments=partial(add_arguments, cmd=child), **child.parser_options)
+        if child.handler is not None:
+            p.set_defaults(handler=child.handler)
 
 
 def usage_error(message: str) -> None:

