@@ -31,28 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from speechvision.core.hardware import matmul_peak_flops, sync
+
 PRESETS = {"spoken-fashion": "spoken-fashion", "paper": "cub"}  # name in the report -> config preset
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def matmul_peak_flops(device: str, n: int = 2048, seconds: float = 1.0) -> float:
-    """Best dense fp32 matmul rate (FLOP/s) over a short burst: the hardware limit of this run."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    best, t_end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        sync(device)
-        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t))
-    return best
 
 
 def timed(fn, device: str, repeats: int, warmup: int = 1) -> float:
