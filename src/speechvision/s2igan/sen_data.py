@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -10,35 +10,60 @@ import torch
 from speechvision.core.images import to_unit_range
 from speechvision.data.cache import LogMelCache
 from speechvision.data.manifest import Dataset, DatasetError, Record
-from speechvision.s2igan.config import Config
-from speechvision.s2igan.image_features import image_features
+from speechvision.s2igan.augment import augment_views, view_for_epoch
+from speechvision.s2igan.config import AugmentConfig, Config
+from speechvision.s2igan.image_features import image_features, load_images, view_features
 from speechvision.s2igan.sen import SEN
 
 
 @dataclass
 class SENInputs:
-    """Everything the SEN reads from a dataset: log-mels per audio file and image inputs per record."""
+    """Everything the SEN reads from a dataset: log-mels per audio file and image inputs per record.
+
+    ``image_inputs``: row = record index; (N, 2048) Inception features or (N, 3, H, W) images in [-1, 1], or,
+    with ``augment`` set, the same per view: (N, K, 2048) or (N, K, 3, S, S) (view 0 = the plain image,
+    :mod:`speechvision.s2igan.augment`).
+    """
 
     dataset: Dataset
     logmels: LogMelCache
-    image_inputs: torch.Tensor  # (N, 2048) features or (N, 3, H, W) images in [-1, 1]; row = record index
+    image_inputs: torch.Tensor
     record_index: dict[str, int]
+    augment: AugmentConfig | None = None
+    _epoch_views: tuple[int, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @staticmethod
-    def load(ds: Dataset, cfg: Config, *, progress: bool = True) -> "SENInputs":
+    def load(ds: Dataset, cfg: Config, *, progress: bool = True, views: bool = False) -> SENInputs:
+        """Log-mels of every caption and the image inputs of every record (cached on disk). ``views``: also
+        the augmented views of ``cfg.data.augment`` when it is enabled (for training; evaluation and
+        retrieval read view 0 only, so they leave it False and compute no views)."""
         audio = [c.audio for r in ds.records for c in r.captions if c.audio]
         if not audio:
             raise DatasetError(f"{ds.root}: the dataset has no caption audio; rebuild it without --no-audio")
         logmels = LogMelCache.build(ds.root, audio, cfg.audio, progress=progress)
         images = [r.image for r in ds.records]
-        if cfg.sen.image.kind == "inception":
+        aug = cfg.data.augment if views and cfg.data.augment.enabled else None
+        if cfg.sen.image.kind == "inception" and aug is not None:
+            inputs = torch.from_numpy(view_features(ds.root, images, aug, cfg.data.image_size_px, progress=progress))
+        elif cfg.sen.image.kind == "inception":
             inputs = torch.from_numpy(image_features(ds.root, images, progress=progress))
+        elif aug is not None:
+            files = load_images([ds.path(p) for p in images])
+            inputs = to_unit_range(augment_views([torch.from_numpy(im).permute(2, 0, 1) for im in files], aug,
+                                                 cfg.data.image_size_px))
         else:
             from speechvision.metrics.features import load_images_uint8
 
             inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
             inputs = to_unit_range(inputs)
-        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)})
+        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)}, aug)
+
+    def views_of_epoch(self, epoch: int) -> torch.Tensor:
+        """(N,) the view each record's image shows in training ``epoch`` (seeded with ``augment.seed``)."""
+        if self._epoch_views is None or self._epoch_views[0] != epoch:
+            n, k = self.image_inputs.shape[:2]
+            self._epoch_views = (epoch, view_for_epoch(self.augment.seed, epoch, n, k))
+        return self._epoch_views[1]
 
     def speech_batch(self, audio_paths: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero-padded (B, T, F) log-mels and (B,) lengths."""
@@ -49,8 +74,14 @@ class SENInputs:
             batch[i, :len(f)] = torch.from_numpy(f)
         return batch, lengths
 
-    def images(self, records: list[Record]) -> torch.Tensor:
-        return self.image_inputs[[self.record_index[r.id] for r in records]]
+    def images(self, records: list[Record], epoch: int | None = None) -> torch.Tensor:
+        """(B, 2048) features or (B, 3, H, W) images of ``records``: with augmentation, each record's view of
+        training ``epoch`` (:meth:`views_of_epoch`), or view 0 (the plain image) when ``epoch`` is None."""
+        rows = [self.record_index[r.id] for r in records]
+        if self.augment is None:
+            return self.image_inputs[rows]
+        view = self.views_of_epoch(epoch)[rows] if epoch is not None else torch.zeros(len(rows), dtype=torch.long)
+        return self.image_inputs[torch.tensor(rows, dtype=torch.long), view]
 
 
 @torch.no_grad()

@@ -106,7 +106,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
 
         InceptionFeatures(inception_weights)  # raises a clear error for unsupported weights
     ds = load_dataset(data)
-    inputs = SENInputs.load(ds, cfg, progress=progress)
+    inputs = SENInputs.load(ds, cfg, progress=progress, views=True)  # the augmented views, if data.augment is on
     classes = _train_classes(ds)
     train = [r for r in ds.split("train") if r.captions]
     sc = cfg.sen
@@ -162,7 +162,7 @@ def _train_epoch(t: SENTraining, inputs: SENInputs, train: list[Record], epoch: 
         audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
         feats, lengths = inputs.speech_batch(audio)
         labels = torch.tensor([class_to_target[r.class_id] for r in recs])
-        speech, image = model(feats, lengths, inputs.images(recs))
+        speech, image = model(feats, lengths, inputs.images(recs, epoch=epoch))  # this epoch's view of each image
         if info.active:  # the whole global batch, with gradients flowing back to each process's slice
             speech, image, labels = (_gather(x) for x in (speech, image, labels))
         losses = sen_loss(model, speech, image, labels, sc)
