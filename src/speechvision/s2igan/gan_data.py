@@ -4,6 +4,11 @@ once by :func:`prepare_gan_data` or loaded from a safetensors file), the determi
 
 Every step's randomness (batch order, caption choice, noise, mismatched and same-class pairs) is a
 function of ``(seed, step)``, so ``--resume`` after a kill continues exactly where the checkpoint was.
+
+Real-image augmentation (``data.augment``, :mod:`speechvision.s2igan.augment`): when the SEN's config has it
+on, :class:`GANData` holds K views per image, (N, K, 3, S, S) uint8, with their Inception features
+(N, K, 2048); :class:`GANBatches` shows each real and wrong image in the view drawn for the epoch (the RS's
+anchor, similar and different embeddings in the same view) and builds the smaller scales per batch.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import torch.nn.functional as F
 
 from speechvision.core.images import to_unit_range
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.metrics.features import load_images_uint8
-from speechvision.s2igan.config import Config
+from speechvision.s2igan.augment import augment_views, resize_uint8, view_for_epoch
+from speechvision.s2igan.config import AugmentConfig, Config
+from speechvision.s2igan.image_features import load_images
 from speechvision.s2igan.sen_data import SENInputs, embed_speech
 
 
@@ -42,13 +48,19 @@ class GANBatches:
     """Deterministic per-step batches for the GAN phases (see module docstring).
 
     Args:
-        images: (N, 3, S, S) uint8 training images; labels: (N,) classes;
-        caption_audio: per image, the indices of its captions in ``embeddings`` (N lists);
+        images: (N, 3, S, S) uint8 training images, or (N, K, 3, S, S) their K views (view 0 plain);
+        labels: (N,) classes; caption_audio: per image, the indices of its captions in ``embeddings`` (N lists);
         embeddings: (A, E) speech embeddings (None in end-to-end mode, see ``caption_choice``);
-        image_emb: (N, D) frozen image embeddings of the real images (for the RS).
+        image_emb: (N, D) frozen image embeddings of the real images (for the RS), or (N, K, D) per view;
+        cfg: the :class:`~speechvision.s2igan.config.GANConfig`; augment: see :meth:`use_augment`.
+
+    Without views the image pyramid is built once ((1 + 1/4 + 1/16) x the images' bytes); with views the
+    smaller scales are resized per batch on ``device`` (a pyramid of all K views of CUB at 256 px would
+    take 9 GB).
     """
 
-    def __init__(self, images, labels, caption_audio, embeddings, image_emb, cfg, device):
+    def __init__(self, images, labels, caption_audio, embeddings, image_emb, cfg, device,
+                 augment: AugmentConfig | None = None):
         self.images, self.labels = images, torch.as_tensor(labels)
         self.caption_audio, self.embeddings, self.image_emb = caption_audio, embeddings, image_emb
         self.cfg, self.device = cfg, device
@@ -58,7 +70,45 @@ class GANBatches:
             raise DatasetError(f"{len(images)} training images is fewer than one batch ({self.B})")
         self._perm_epoch, self._perm = -1, None
         self.by_class = {int(c): torch.nonzero(self.labels == c).flatten() for c in torch.unique(self.labels)}
-        self.scales = uint8_pyramid(images, cfg.generator.sizes_px)
+        self.has_views = images.dim() == 5
+        self.scales = None if self.has_views else uint8_pyramid(images, cfg.generator.sizes_px)
+        self.augment, self._view_epoch, self._views = None, -1, None
+        if augment is not None:
+            self.use_augment(augment)
+
+    def use_augment(self, augment: AugmentConfig) -> None:
+        """Draw each image's view per epoch (``augment.enabled``: uniform over views 1 .. K-1, seeded with
+        ``augment.seed``; the views themselves are the SEN config's) or show view 0, the plain image (off).
+
+        Raises:
+            DatasetError: augmentation is on but the images have no views (the SEN's ``data.augment`` was
+                off, or the GANData file was made without it).
+        """
+        if augment.enabled and not self.has_views:
+            raise DatasetError("data.augment is on but the GAN data has no augmented views (the SEN run's "
+                               "data.augment was off): train the SEN with it, or --set data.augment.enabled=false")
+        self.augment, self._view_epoch = (augment if augment.enabled else None), -1
+
+    def views_of_epoch(self, epoch: int) -> torch.Tensor:
+        """(N,) the view each image shows in ``epoch`` (all 0 without views or with augmentation off)."""
+        if epoch != self._view_epoch:
+            n = len(self.images)
+            self._views = (view_for_epoch(self.augment.seed, epoch, n, self.images.shape[1])
+                           if self.augment is not None else torch.zeros(n, dtype=torch.long))
+            self._view_epoch = epoch
+        return self._views
+
+    def real_images(self, rows: torch.Tensor, views: torch.Tensor) -> list[torch.Tensor]:
+        """Per scale (B, 3, s, s) in [-1, 1] on the device: images ``rows``, each in its view of ``views``."""
+        if not self.has_views:
+            return [to_unit_range(s[rows].to(self.device)) for s in self.scales]
+        x = self.images[rows, views[rows]].to(self.device)
+        return [to_unit_range(s) for s in uint8_pyramid(x, self.cfg.generator.sizes_px)]
+
+    def embeddings_of(self, rows: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """(B, D) frozen image embeddings of images ``rows`` (in their view when ``image_emb`` has views)."""
+        e = self.image_emb[rows, views[rows]] if self.image_emb.dim() == 3 else self.image_emb[rows]
+        return e.to(self.device)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
@@ -96,12 +146,11 @@ class GANBatches:
         wrong, similar = self._pick_other_class(idx, g), self._pick_same_class(idx, g)
         different = self._pick_other_class(idx, g)
         z, eps = torch.randn(self.B, gc.noise_dim, generator=g), torch.randn(self.B, gc.condition_dim, generator=g)
-        dev = self.device
-        batch = {"real": [to_unit_range(s[idx].to(dev)) for s in self.scales],
-                 "wrong": [to_unit_range(s[wrong].to(dev)) for s in self.scales],
+        dev, v = self.device, self.views_of_epoch(epoch)
+        batch = {"real": self.real_images(idx, v), "wrong": self.real_images(wrong, v),
                  "audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
-                 "anchor": self.image_emb[idx].to(dev), "similar": self.image_emb[similar].to(dev),
-                 "different": self.image_emb[different].to(dev)}
+                 "anchor": self.embeddings_of(idx, v), "similar": self.embeddings_of(similar, v),
+                 "different": self.embeddings_of(different, v)}
         if self.embeddings is not None:
             batch["embedding"] = self.embeddings[audio].to(dev)
         return batch
@@ -112,12 +161,14 @@ class GANData:
     """Everything the GAN stage reads, precomputed once from a dataset and a frozen SEN.
 
     Attributes:
-        images: (N, 3, S, S) uint8 training images at the last stage's size.
+        images: (N, 3, S, S) uint8 training images at the last stage's size, or (N, K, 3, S, S) their K
+            augmented views (view 0 plain) when the SEN's ``data.augment`` is on.
         labels: (N,) class ids.
         caption_offsets: (N + 1,) and caption_audio: (M,): image i's captions are rows
             ``caption_audio[caption_offsets[i]:caption_offsets[i + 1]]`` of ``embeddings``.
         embeddings: (A, E) float32 SEN speech embeddings.
-        image_features: (N, 2048) Inception pool features of the images, or None (computed on use).
+        image_features: (N, 2048) Inception pool features of the images ((N, K, 2048) with views), or None
+            (computed on use).
         snapshot_audio: (K,) rows of ``embeddings`` used for snapshot grids (val caption 0).
         audio_paths: the A audio files (relative to the dataset), for end-to-end training.
     """
@@ -168,9 +219,31 @@ class GANData:
                        f32.get("image_features"), f32["snapshot_audio"], audio_paths)
 
 
+def training_images(ds: Dataset, rows: list[int], size_px: int, augment: AugmentConfig | None = None,
+                    chunk: int = 256) -> torch.Tensor:
+    """(N, 3, S, S) uint8 images of records ``rows`` resized to S = ``size_px`` (bilinear, antialias), or with
+    ``augment`` their (N, K, 3, S, S) views (:func:`speechvision.s2igan.augment.augment_views`; seed key =
+    the record's position in the dataset, as for the SEN's view features), read ``chunk`` files at a time."""
+    files = [ds.path(ds.records[i].image) for i in rows]
+    if augment is not None:
+        out = torch.empty(len(rows), augment.views, 3, size_px, size_px, dtype=torch.uint8)
+        for s in range(0, len(rows), chunk):
+            imgs = [torch.from_numpy(im).permute(2, 0, 1) for im in load_images(files[s:s + chunk])]
+            out[s:s + chunk] = augment_views(imgs, augment, size_px, keys=rows[s:s + chunk])
+        return out
+    loaded = load_images(files)
+    if isinstance(loaded, list):  # sizes differ (CUB's bounding-box crops): resize each
+        return torch.stack([resize_uint8(torch.from_numpy(im).permute(2, 0, 1), (size_px, size_px)) for im in loaded])
+    images = torch.from_numpy(loaded).permute(0, 3, 1, 2)
+    if images.shape[-1] != size_px:
+        images = F.interpolate(images.float(), size=(size_px, size_px), mode="bilinear", antialias=True).round().byte()
+    return images
+
+
 def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progress: bool = True,
                      inputs: SENInputs | None = None) -> GANData:
-    """Embed every caption with the frozen SEN and collect the training images (train split)."""
+    """Embed every caption with the frozen SEN and collect the training images (train split), as K views
+    each when the SEN's ``data.augment`` is on (their features only if ``inputs`` were loaded with views)."""
     inputs = inputs or SENInputs.load(ds, sen_cfg, progress=progress)
     audio = sorted(inputs.logmels.index)
     audio_index = {p: i for i, p in enumerate(audio)}
@@ -178,12 +251,12 @@ def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progres
     train = [i for i, r in enumerate(ds.records) if r.split == "train" and r.captions]
     if not train:
         raise DatasetError(f"{ds.root}: no training images with captions")
-    images = torch.from_numpy(load_images_uint8([ds.path(ds.records[i].image) for i in train])).permute(0, 3, 1, 2)
-    if images.shape[-1] != size_px:
-        images = F.interpolate(images.float(), size=(size_px, size_px), mode="bilinear", antialias=True).round().byte()
+    augment = sen_cfg.data.augment if sen_cfg.data.augment.enabled else None
+    images = training_images(ds, train, size_px, augment)
     caps = [[audio_index[c.audio] for c in ds.records[i].captions] for i in train]
     offsets = torch.tensor([0] + [len(c) for c in caps]).cumsum(0)
-    feats = inputs.image_inputs[train] if sen_cfg.sen.image.kind == "inception" else None
+    same_views = (augment is None) == (inputs.augment is None)
+    feats = inputs.image_inputs[train] if sen_cfg.sen.image.kind == "inception" and same_views else None
     snap = torch.tensor([audio_index[r.captions[0].audio] for r in (ds.split("val") or ds.split("test"))[:16]])
     return GANData(images.contiguous(), torch.tensor([ds.records[i].class_id for i in train]), offsets,
                    torch.tensor([a for c in caps for a in c]), emb, feats, snap, audio)
@@ -203,7 +276,7 @@ def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *,
             raise DatasetError(f"{data}: end-to-end training needs the dataset folder (log-mels), not a GANData file")
         return GANData.load(data), None
     ds = load_dataset(data)
-    inputs = SENInputs.load(ds, sen_cfg, progress=progress)
+    inputs = SENInputs.load(ds, sen_cfg, progress=progress, views=True)  # the views' features, cached by the SEN
     return prepare_gan_data(ds, sen, sen_cfg, gc.generator.sizes_px[-1], progress=progress, inputs=inputs), inputs
 
 
@@ -211,14 +284,16 @@ def relation_embeddings(gd: GANData, image_head: torch.nn.Module, inception, dev
                         progress: bool = True) -> torch.Tensor:
     """(N, D) frozen image embeddings of the N training images, the real anchors of the relation supervisor:
     the SEN's ``image_head`` over their (N, 2048) Inception pool features (``gd.image_features``, or
-    computed here with ``inception``), in chunks of 1024, returned on the CPU."""
+    computed here with ``inception``), in chunks of 1024, returned on the CPU. With views ((N, K, 3, S, S)
+    images): (N, K, D), one per view."""
     feats = gd.image_features
     if feats is None:
         from speechvision.metrics.features import inception_features
 
+        flat = gd.images.flatten(0, 1) if gd.images.dim() == 5 else gd.images
         feats = torch.from_numpy(inception_features(
-            lambda a, b: gd.images[a:b].permute(0, 2, 3, 1).numpy(), len(gd.images), model=inception,
-            device=str(device), progress=progress))
+            lambda a, b: flat[a:b].permute(0, 2, 3, 1).numpy(), len(flat), model=inception,
+            device=str(device), progress=progress)).reshape(*gd.images.shape[:-3], -1)
     with torch.no_grad():
         return torch.cat([image_head(feats[s:s + 1024].to(device)).cpu() for s in range(0, len(feats), 1024)])
 

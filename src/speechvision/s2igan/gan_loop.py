@@ -208,6 +208,10 @@ class GANLoop:
     sen_checkpoint: str
     means: LossMeans = field(default_factory=LossMeans, init=False)
 
+    def __post_init__(self):
+        """The per-epoch view draw of the run's ``data.augment`` (raises DatasetError if on without views)."""
+        self.batches.use_augment(self.training.cfg.data.augment)
+
     def training_step(self, step: int) -> None:
         """The batch of ``step`` (this process's slice), the loss's phases in order, then the EMA update."""
         t, gc = self.training, self.training.cfg.gan
