@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechvision.core.audio import LogMelConfig
-from speechvision.core.errors import SpeechvisionError
+from speechvision.core.errors import MAX_SEED, SpeechvisionError
 from speechvision.s2igan.discriminator import DiscriminatorConfig
 from speechvision.s2igan.dsg import DSGConfig
 from speechvision.s2igan.image_encoder import ImageEncoderConfig
@@ -222,7 +223,51 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if dataclasses.is_dataclass(obj) and getattr(type(obj), "__dataclass_params__").frozen:
             raise ConfigError(f"override '{item}': section is read-only")
         setattr(obj, parts[-1], new)
+    check_config(cfg)
     return cfg
+
+
+# Numbers that may be 0 (weights, seeds, a shift); every other number of a config must be above 0.
+MAY_BE_ZERO = ("matching_weight", "distinctive_weight", "weight_decay", "kl_weight", "uncond_weight", "rs_weight",
+               "max_shift_px", "seed")
+UNIT_INTERVAL = ("betas", "ema_decay")  # in [0, 1)
+AT_LEAST_ONE = ("resize_ratio",)  # resize, then crop back: never below the final size
+
+
+def _check_number(key: str, name: str, value, shown) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}={shown}: not a finite number")
+    if name in UNIT_INTERVAL:
+        ok, want = 0 <= value < 1, "in [0, 1)"
+    elif name in AT_LEAST_ONE:
+        ok, want = value >= 1, "at least 1"
+    elif name == "seed":
+        ok, want = 0 <= value <= MAX_SEED, f"in 0..{MAX_SEED}"
+    elif name in MAY_BE_ZERO:
+        ok, want = value >= 0, "0 or more"
+    else:
+        ok, want = value > 0, "above 0"
+    if not ok:
+        raise ConfigError(f"{key}={shown}: must be {want}" + (" (each value)" if shown != value else ""))
+
+
+def check_config(cfg, prefix: str = "") -> None:
+    """Check every number of a config (a dataclass, walked recursively): finite; counts, sizes, epochs,
+    iterations, batch sizes, periods and learning rates above 0; weights and seeds 0 or more; ``betas`` and
+    ``ema_decay`` in [0, 1).
+
+    Raises:
+        ConfigError: naming the first bad key (``section.key=value``).
+    """
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_config(value, f"{key}.")
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        for v in value if isinstance(value, tuple) else (value,):
+            _check_number(key, f.name, v, shown)
 
 
 def _from_dict(cls, d: dict):
