@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
-from speechvision.core.checkpoint import load_checkpoint
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint
+from speechvision.core.errors import InputError, check_seed_range, one_line
 from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.s2igan.dsg import DSG
 from speechvision.s2igan.speech_encoder import SpeechEncoder
@@ -34,25 +35,30 @@ class S2IGANPipeline:
         ``sen_checkpoint`` overrides the SEN a GAN run names (e.g. a run trained on another machine).
 
         Raises:
-            CheckpointError: missing or incompatible checkpoint.
+            CheckpointError: missing or incompatible checkpoint: no config, a config that builds no model,
+                missing weights, or weights that do not fit the config (strict loading; names the file).
         """
         path = Path(checkpoint) if checkpoint is not None else BUNDLED
         ck = load_checkpoint(path, ("s2igan", "gan"))
-        cfg = config_from_dict(ck["config"])
+        where = ck["path"]
+        cfg = config_of(ck)
         if ck["kind"] == "s2igan":
-            enc, gen = SpeechEncoder(cfg.sen.speech), DSG(cfg.gan.generator)
-            enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["speech_encoder"].items()})
-            gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["generator"].items()})
+            enc = build_model(SpeechEncoder, cfg.sen.speech, where, "speech encoder")
+            gen = build_model(DSG, cfg.gan.generator, where, "generator")
+            load_weights(enc, ck, "speech_encoder", "speech encoder")
+            load_weights(gen, ck, "generator", "generator")
             return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
         from speechvision.s2igan.sen import load_sen
 
+        if not sen_checkpoint and not ck.get("sen_checkpoint"):
+            raise CheckpointError(f"{where}: the GAN checkpoint names no SEN; give one with --sen")
         sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder
         if "speech_encoder" in ck:  # end-to-end runs train the speech encoder too
-            enc.load_state_dict(ck["speech_encoder"])
+            load_weights(enc, ck, "speech_encoder", "speech encoder")
         cfg.sen, cfg.audio = sen_cfg.sen, sen_cfg.audio
-        gen = DSG(cfg.gan.generator)
-        gen.load_state_dict(ck["G_ema"])
+        gen = build_model(DSG, cfg.gan.generator, where, "generator")
+        load_weights(gen, ck, "G_ema", "EMA generator")
         return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
 
     @property
@@ -68,6 +74,8 @@ class S2IGANPipeline:
     def generate(self, embeddings: torch.Tensor, seeds: list[int]) -> list[torch.Tensor]:
         """Images for (B, E) embeddings, one seed per image -> list per stage of (B, 3, S, S) in [-1, 1]."""
         gc = self.config.gan.generator
+        for s in {min(seeds), max(seeds)} if seeds else ():
+            check_seed_range(s)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         z = torch.stack([torch.randn(gc.noise_dim, generator=g) for g in gens])
         eps = torch.stack([torch.randn(gc.condition_dim, generator=g) for g in gens])
@@ -76,11 +84,69 @@ class S2IGANPipeline:
 
     def speech_to_images(self, wavs: list[str | Path], *, seed: int = 0, n_per_speech: int = 1,
                          checks: AudioChecks = AudioChecks(), batch_size: int = 64) -> list[torch.Tensor]:
-        """Every wav ``n_per_speech`` times; image ``i`` (wav ``i // n``, sample ``i % n``) has seed ``seed + i``."""
+        """Every wav ``n_per_speech`` times; image ``i`` (wav ``i // n``, sample ``i % n``) has seed ``seed + i``.
+
+        Raises:
+            InputError: ``n_per_speech`` below 1, or seeds outside the generator's range (before any work).
+            AudioError: as :func:`embed_wavs`.
+        """
+        if n_per_speech < 1:
+            raise InputError(f"n_per_speech {n_per_speech}: give 1 or more images per utterance")
+        check_seed_range(seed, len(wavs) * n_per_speech)
         emb = self.embed(wavs, checks).repeat_interleave(n_per_speech, dim=0)
         seeds = [seed + i for i in range(len(emb))]
         outs = [self.generate(emb[s:s + batch_size], seeds[s:s + batch_size]) for s in range(0, len(emb), batch_size)]
         return [torch.cat([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def config_of(ck: dict) -> Config:
+    """The :class:`Config` a loaded checkpoint holds.
+
+    Raises:
+        CheckpointError: no config, or one that is not a speechvision config (names the file).
+    """
+    if not isinstance(ck.get("config"), dict):
+        raise CheckpointError(f"{ck['path']}: holds no config; export the bundle or train the run again")
+    try:
+        return config_from_dict(ck["config"])
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{ck['path']}: its config is not a speechvision config ({one_line(e)})") from None
+
+
+def build_model(cls, config, where: str, name: str) -> torch.nn.Module:
+    """``cls(config)``; a config that builds no model is a :class:`CheckpointError` naming ``where``."""
+    try:
+        return cls(config)
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: its config does not build the {name} ({one_line(e)})") from None
+
+
+def load_weights(module: torch.nn.Module, ck: dict, key: str, name: str) -> None:
+    """Load ``ck[key]`` into ``module`` strictly (fp16 bundles are cast to the module's float type).
+
+    Raises:
+        CheckpointError: naming the file: no ``key`` in it, or weights that do not fit the module its config
+            builds (the first missing, unexpected or mis-shaped tensor, and how many there are).
+    """
+    where, state = ck["path"], ck.get(key)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: holds no {name} weights ('{key}'); export the bundle again")
+    own = module.state_dict()
+    foreign = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if foreign:
+        raise CheckpointError(f"{where}: the {name} weights hold a non-tensor entry ({foreign[0]}); export the "
+                              "bundle again")
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    problems = ([f"{len(missing)} missing, e.g. {missing[0]}"] if missing else []) + (
+        [f"{len(unexpected)} unexpected, e.g. {unexpected[0]}"] if unexpected else []) + (
+        [f"{len(shapes)} of another shape, e.g. {shapes[0]} {tuple(state[shapes[0]].shape)} where the config "
+         f"wants {tuple(own[shapes[0]].shape)}"] if shapes else [])
+    if problems:
+        raise CheckpointError(f"{where}: the {name} weights do not fit its config ({'; '.join(problems)}); the "
+                              "config and the weights come from different models")
+    module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()})
 
 
 @torch.no_grad()
