@@ -40,14 +40,41 @@ def load_images_uint8(paths: Sequence[str | Path], *, same_size: bool = True) ->
     return np.stack(out) if same_size else out
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` and below, sorted. Raises :class:`ImageFolderError`."""
+def check_readable(paths: Sequence[str | Path]) -> None:
+    """Each file opens as an image (its header only: cheap), so a bad file is found before any model runs.
+
+    Raises:
+        ImageFolderError: naming the first file that is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    for p in paths:
+        try:
+            with Image.open(p):
+                pass
+        except (OSError, UnidentifiedImageError) as e:
+            raise ImageFolderError(f"{p}: not a readable image ({e.__class__.__name__})") from None
+
+
+def image_files(folder: str | Path, min_count: int = 1, why: str = "") -> list[Path]:
+    """Image files directly in ``folder`` and below, sorted, each one a readable image; at least
+    ``min_count`` of them (``why``: what needs that many, for the message).
+
+    Raises:
+        ImageFolderError: no such folder, a file instead of a folder, a file that is not a readable image, or
+            fewer than ``min_count`` images.
+    """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ImageFolderError(f"{folder}: a file, not an image folder")
     if not folder.is_dir():
         raise ImageFolderError(f"{folder}: no such image folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ImageFolderError(f"{folder}: holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    check_readable(files)
+    if len(files) < min_count:
+        raise ImageFolderError(f"{folder}: holds {len(files)} image(s); {why or 'this'} needs at least {min_count}")
     return files
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from speechvision.core.inception import WeightsError
 from speechvision.data.manifest import Caption, Dataset, DatasetError, Record, load_dataset
-from speechvision.metrics import REGISTRY, AttributeJudgement, ClassPosteriors, RetrievalSet
+from speechvision.metrics import GENERATOR_METRICS, REGISTRY, AttributeJudgement, ClassPosteriors, RetrievalSet
 from speechvision.metrics.fid import Statistics
 from speechvision.s2igan.pipeline import S2IGANPipeline
 
@@ -112,11 +112,37 @@ class EvaluationContext:
                                "classifier`)")
         ctx = cls(ds, records, S2IGANPipeline.load(checkpoint), split, classifier_path=classifier_path,
                   is_model=is_model, **options)
+        ctx.check_request(metrics, limit)
         if "is" in metrics and is_model == "inception" and not (ctx.inception.pytorch_fid and
                                                                  ctx.inception.net.has_logits):
             raise WeightsError("the Inception Score with the ImageNet Inception needs pytorch-fid's weights file "
                                "(pt_inception-2015-12-05-*.pth, with its 1008-class layer) as --inception-weights")
         return ctx
+
+    def check_request(self, metrics, limit: int | None) -> None:
+        """The checks of :meth:`open` that need the context, all before any image is generated: at least 2
+        generated images (FID's covariance, the IS splits), seeds within the generator's range, and the
+        classifier (loaded once here) with its head.
+
+        Raises:
+            DatasetError: fewer than 2 captions with audio in the split (``limit`` is named when given).
+            InputError: a seed too large for this evaluation, or a classifier head the classifier lacks.
+            CheckpointError: an unusable classifier.
+        """
+        from speechvision.core.errors import InputError, check_seed_range
+
+        if any(m in GENERATOR_METRICS for m in metrics) and len(self.items) < 2:
+            raise DatasetError(f"{self.ds.root}: split {self.split!r} gives {len(self.items)} image(s) to generate "
+                               f"(captions with audio{f', --limit {limit}' if limit else ''}); FID and IS need at "
+                               "least 2")
+        n = len(self.records) * max(self.captions_per_image, self.map_captions)
+        check_seed_range(self.seed, 1_000_000 + n, "--seed")
+        if any("classifier" in self.metric_needs(m, self.is_model) for m in metrics):
+            self.classifier  # noqa: B018 - load it now: CheckpointError before any work
+            try:
+                self.head  # noqa: B018
+            except ValueError as e:  # select_head: no such head
+                raise InputError(f"--classifier-head: {e}") from None
 
     @staticmethod
     def metric_needs(name: str, is_model: str = "classifier") -> tuple[str, ...]:

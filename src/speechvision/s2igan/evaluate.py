@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.errors import InputError
 from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
@@ -253,28 +254,45 @@ def evaluate_folders(real: str | Path, fake: str | Path, *, classifier: str | Pa
     Returns ``{"real", "fake", "real_images", "fake_images", "fid"}`` (+ ``"is": {"mean", "std", "head"}``).
 
     Raises:
-        ImageFolderError: a missing or empty folder, or an unreadable image (named).
+        ImageFolderError: a missing folder, one with fewer than 2 images (before any Inception pass), or an
+            unreadable image (named).
     """
     from speechvision.core.inception import InceptionFeatures
     from speechvision.metrics.features import image_files, inception_features, load_images_uint8
     from speechvision.metrics.fid import fid_from_features
 
+    files = {name: image_files(folder, 2, "FID (a covariance)") for name, folder in (("real", real), ("fake", fake))}
+    judge = load_classifier(classifier)[0] if classifier is not None else None  # before the Inception pass
+    if judge is not None:
+        classifier_head = checked_head(judge, classifier_head)
     model = InceptionFeatures(inception_weights)
     feats = {}
-    files = {"real": image_files(real), "fake": image_files(fake)}
     for name, fs in files.items():
         feats[name] = inception_features(lambda a, b, fs=fs: load_images_uint8(fs[a:b], same_size=False), len(fs),
                                          model=model, batch_size=batch_size, progress=progress,
                                          desc=f"Inception features ({name})")
     report = {"real": str(real), "fake": str(fake), "real_images": len(files["real"]),
               "fake_images": len(files["fake"]), "fid": fid_from_features(feats["real"], feats["fake"])}
-    if classifier is not None:
-        model, _ = load_classifier(classifier)
-        report["is"] = folder_inception_score(model, files["fake"], head=classifier_head)
+    if judge is not None:
+        report["is"] = folder_inception_score(judge, files["fake"], head=classifier_head)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def checked_head(model: AttributeClassifier, head: str | None) -> str:
+    """:func:`~speechvision.s2igan.classifier.select_head`, its error an :class:`InputError` naming the option.
+
+    Raises:
+        InputError: the classifier has no head ``head`` (the message lists its heads).
+    """
+    from speechvision.s2igan.classifier import select_head
+
+    try:
+        return select_head(model, head)
+    except ValueError as e:
+        raise InputError(f"--classifier-head: {e}") from None
 
 
 def folder_inception_score(model: AttributeClassifier, files: list[Path], *, head: str | None = None) -> dict:
