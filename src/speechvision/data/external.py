@@ -22,7 +22,7 @@ from pathlib import Path
 
 from speechvision.core.tts import DEFAULT_VOICE, TRAIN_VOICES, SynthesisJob, synthesize_many
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
-from speechvision.data.spoken_fashion import audio_relpath
+from speechvision.data.spoken_fashion import audio_relpath, begin_build
 
 
 def _need(path: Path, hint: str = "") -> Path:
@@ -69,13 +69,17 @@ def _captions(root: Path, cls: str, stem: str, n: int, voice_cycle: bool, out: P
 
 
 def build_reed(kind: str, root: str | Path, out: str | Path, *, synthesize: bool = True,
-               voice_cycle: bool = True, workers: int | None = None, progress: bool = True) -> Path:
+               voice_cycle: bool = True, workers: int | None = None, progress: bool = True,
+               force: bool = False) -> Path:
     """Build CUB (``kind='cub'``) or Oxford-102 (``kind='oxford'``) from a downloaded folder.
 
-    Missing audio files are synthesised (when ``synthesize``) into ``out/audio``.
+    Missing audio files are synthesised (when ``synthesize``) into ``out/audio``. A rerun of the same options
+    resumes; ``force`` is needed to build over another dataset or build (see
+    :func:`~speechvision.data.spoken_fashion.begin_build`).
 
     Raises:
-        DatasetError: a required file is missing (named in the message).
+        DatasetError: a required file is missing (named in the message), or ``out`` holds another dataset or
+            build (without ``force``).
     """
     from PIL import Image
     from tqdm import tqdm
@@ -97,6 +101,8 @@ def build_reed(kind: str, root: str | Path, out: str | Path, *, synthesize: bool
                 items.append((cls_dir.name, txt.stem, root / "jpg" / f"{txt.stem}.jpg", None))
     else:
         raise DatasetError(f"unknown dataset kind '{kind}'")
+    keep = begin_build(out, {"dataset": kind, "root": str(root.resolve()), "synthesize": synthesize,
+                             "voice_cycle": voice_cycle}, force=force, kind=f"{kind} dataset")
     classes = sorted({c for c, *_ in items})
     records, jobs = [], {}
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,7 @@ def build_reed(kind: str, root: str | Path, out: str | Path, *, synthesize: bool
         _need(img_path)
         if bbox is not None:
             rel_img = f"images/{cls}/{stem}.jpg"
-            if not (out / rel_img).is_file():
+            if not (keep and (out / rel_img).is_file()):
                 (out / rel_img).parent.mkdir(parents=True, exist_ok=True)
                 crop_cub(Image.open(img_path).convert("RGB"), bbox).save(out / rel_img, quality=95)
         else:
@@ -122,14 +128,16 @@ def build_reed(kind: str, root: str | Path, out: str | Path, *, synthesize: bool
     return out
 
 
-def build_flickr8k(root: str | Path, out: str | Path, *, progress: bool = True) -> Path:
+def build_flickr8k(root: str | Path, out: str | Path, *, progress: bool = True, force: bool = False) -> Path:
     """Build Flickr8k with the Flickr Audio Caption Corpus (5 natural spoken captions per image).
 
     Raises:
-        DatasetError: a required file is missing (named in the message).
+        DatasetError: a required file is missing (named in the message), or ``out`` holds another dataset or
+            build (without ``force``).
     """
     root, out = Path(root), Path(out)
     img_dir = _need(root / "Flicker8k_Dataset", "the Flickr8k image archive extracts to Flicker8k_Dataset/")
+    begin_build(out, {"dataset": "flickr8k", "root": str(root.resolve())}, force=force, kind="flickr8k dataset")
     texts: dict[tuple[str, int], str] = {}
     for ln in _read_lines(root / "Flickr8k.token.txt"):
         key, text = ln.split("\t", 1)

@@ -112,48 +112,86 @@ class BuildConfig:
     heldout_voices: tuple[str, ...] | None = None  # default: tts.HELDOUT_VOICES
 
 
+BUILD_FILE = "build.json"  # the options a dataset folder is being (or was) built with
+
+
+def begin_build(out: Path, build: dict, *, force: bool = False, kind: str = "dataset") -> bool:
+    """Claim the folder ``out`` for a build of ``kind`` (e.g. "spoken-fashion dataset") with the options
+    ``build`` (JSON-able; its ``"dataset"`` names the builder) and record them in ``out/build.json``; returns
+    whether files already there may be kept (the same options: a resume).
+
+    A build of the same options resumes (or repairs) the earlier one. Unless ``force``, a build is refused
+    where it would replace a complete dataset or an unfinished build of other options, or write into a
+    folder that holds something else.
+
+    Raises:
+        DatasetError: ``out`` is a file, or (without ``force``) holds another build or other files; the
+            message names the folder and what to do.
+    """
+    import json
+
+    from speechvision.core.atomic import atomic_write_text
+
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise DatasetError(f"--out {out}: {path} is a file; --out takes a folder")
+    build = json.loads(json.dumps(build))  # as it reads back (tuples become lists)
+    earlier = None
+    if (out / BUILD_FILE).is_file():
+        try:
+            earlier = json.loads((out / BUILD_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            earlier = {}
+    same = earlier == build
+    if not force and not same and out.is_dir() and any(out.iterdir()):
+        raise DatasetError(f"--out {out}: {held_build(out, build, earlier, kind)}")
+    if not same:
+        atomic_write_text(out / BUILD_FILE, json.dumps(build, indent=2, sort_keys=True))
+    return same
+
+
+def held_build(out: Path, build: dict, earlier: dict | None, kind: str) -> str:
+    """What the folder ``out`` holds instead of a build of ``build`` (``earlier``: its build.json), and what
+    to do: the rest of :func:`begin_build`'s message."""
+    if earlier and earlier.get("dataset") != build.get("dataset"):
+        return (f"holds a {earlier.get('dataset')} build, not a {kind}; choose another --out, or pass --force to "
+                "replace it")
+    if (out / "dataset.json").is_file():
+        return (f"holds a complete {kind}{' built with other options' if earlier else ''}; pass --force to replace "
+                "it, or choose another --out")
+    if earlier is not None:
+        changed = sorted(k for k in set(build) | set(earlier) if build.get(k) != earlier.get(k))
+        return (f"holds an unfinished build with other options ({', '.join(changed)}); rerun it with the same "
+                "options to resume it, or pass --force to start over")
+    return f"the folder is not empty and holds no {kind}; choose a new or empty --out, or pass --force to build into it"
+
+
 def split_sizes(n: int) -> dict[str, int]:
     train = int(round(n * 0.8))
     val = int(round(n / 15))
     return {"train": train, "val": val, "test": n - train - val}
 
 
-def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION_MNIST_DIR,
-                         config: BuildConfig = BuildConfig(), progress: bool = True) -> Path:
-    """Build (or finish building) spoken-fashion in ``out`` and return the folder.
-
-    Deterministic under ``config.seed``; reruns skip images and audio already written.
+def plan_images(fm: dict, images: int, n_unseen: int, rng: np.random.Generator) -> list[tuple[str, str, int, int, int]]:
+    """Which Fashion-MNIST image goes to which split in which colour: (split, source set, source index,
+    garment, colour) for ``images`` train/val/test images and ``n_unseen`` test_unseen ones, drawn from ``rng``.
 
     Raises:
-        DatasetError: Fashion-MNIST missing or unreadable, or a size that cannot be honoured.
-        speechvision.core.tts.TTSError: a synthesis engine is missing.
+        DatasetError: Fashion-MNIST has too few images for these sizes.
     """
-    from tqdm import tqdm
-
-    out = Path(out)
-    if config.images < 3:
-        raise DatasetError(f"--images {config.images}: need at least 3 images (train, val, test)")
-    fm = load_fashion_mnist(fashion_mnist)
-    rng = np.random.default_rng(config.seed)
     heldout = heldout_combinations()
     heldout_by_garment = {g: c for g, c in heldout}
-    n_unseen = config.unseen_images if config.unseen_images is not None else max(16, int(round(config.images / 15)))
-    sizes = split_sizes(config.images)
-
-    # Caption pools per combination (deterministic).
-    pools = {(g, c): caption_pool(FASHION_CLASSES[g], COLOURS[c], config.captions_per_combo, rng)
-             for g in range(len(FASHION_CLASSES)) for c in range(len(COLOURS))}
+    sizes = split_sizes(images)
 
     def seen_colour(garment: int) -> int:
         choices = [c for c in range(len(COLOURS)) if heldout_by_garment.get(garment) != c]
         return int(rng.choice(choices))
 
-    # (split, source set, source index, garment, colour)
     plan: list[tuple[str, str, int, int, int]] = []
     train_src = rng.permutation(len(fm["train"][1]))
     test_src = rng.permutation(len(fm["test"][1]))
     if sizes["train"] + sizes["val"] > train_src.size or sizes["test"] + n_unseen > test_src.size:
-        raise DatasetError(f"--images {config.images}: Fashion-MNIST has too few images for this size")
+        raise DatasetError(f"--images {images}: Fashion-MNIST has too few images for this size")
     for split, idxs in (("train", train_src[:sizes["train"]]),
                         ("val", train_src[sizes["train"]:sizes["train"] + sizes["val"]]),
                         ("test", test_src[:sizes["test"]])):
@@ -167,6 +205,40 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
     for k in range(n_unseen):
         g, c = heldout[k % len(heldout)]
         plan.append(("test_unseen", "test", by_garment[g].pop(), g, c))
+    return plan
+
+
+def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION_MNIST_DIR,
+                         config: BuildConfig = BuildConfig(), progress: bool = True, force: bool = False) -> Path:
+    """Build (or finish building) spoken-fashion in ``out`` and return the folder.
+
+    Deterministic under ``config.seed``; a rerun of the same options skips images and audio already
+    written (see :func:`begin_build`, which also says when ``force`` is needed).
+
+    Raises:
+        DatasetError: Fashion-MNIST missing or unreadable, a size that cannot be honoured, or an ``out`` that
+            holds another dataset or build (without ``force``).
+        speechvision.core.tts.TTSError: a synthesis engine is missing.
+    """
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    out = Path(out)
+    if config.images < 3:
+        raise DatasetError(f"--images {config.images}: need at least 3 images (train, val, test)")
+    if config.workers is not None and config.workers < 1:
+        raise DatasetError(f"--workers {config.workers}: give 1 or more synthesis processes")
+    fm = load_fashion_mnist(fashion_mnist)
+    options = {k: v for k, v in asdict(config).items() if k != "workers"}
+    keep = begin_build(out, {"dataset": "spoken-fashion", **options}, force=force, kind="spoken-fashion dataset")
+    rng = np.random.default_rng(config.seed)
+    heldout = heldout_combinations()
+    n_unseen = config.unseen_images if config.unseen_images is not None else max(16, int(round(config.images / 15)))
+    # Caption pools per combination (deterministic).
+    pools = {(g, c): caption_pool(FASHION_CLASSES[g], COLOURS[c], config.captions_per_combo, rng)
+             for g in range(len(FASHION_CLASSES)) for c in range(len(COLOURS))}
+    plan = plan_images(fm, config.images, n_unseen, rng)
 
     train_voices = [ALL_VOICES[v] for v in config.train_voices] if config.train_voices else list(TRAIN_VOICES)
     held_voices = [ALL_VOICES[v] for v in config.heldout_voices] if config.heldout_voices else list(HELDOUT_VOICES)
@@ -175,7 +247,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
     (out / "images").mkdir(parents=True, exist_ok=True)
     for n, (split, src, i, g, c) in enumerate(tqdm(plan, desc="rendering images", unit="img", disable=not progress)):
         rel = f"images/{n:06d}.png"
-        if not (out / rel).is_file():
+        if not (keep and (out / rel).is_file()):
             save_png(colourise(fm[src][0][i], PALETTE[COLOURS[c]]), out / rel)
         voices = all_voices if split.startswith("test") else train_voices
         texts = rng.choice(pools[(g, c)], size=CAPTIONS_PER_IMAGE, replace=False)

@@ -152,13 +152,18 @@ def render_face(landmarks: np.ndarray, size: int = FRAME_SIZE_PX) -> np.ndarray:
 
 
 def build_av_emotion(speech: str | Path, out: str | Path, config: AVBuildConfig = AVBuildConfig(), *,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, force: bool = False) -> Path:
     """Build the set in ``out`` from a built spoken-emotion corpus ``speech`` (deterministic in the seed).
+    ``force`` is needed to build over another set or build (see
+    :func:`~speechvision.data.spoken_fashion.begin_build`); the same options rebuild the same set.
 
     Raises:
         EmotionCorpusError: ``speech`` is not a built spoken-emotion corpus.
-        DatasetError: a bad ``ambiguous_fraction``.
+        DatasetError: a bad ``ambiguous_fraction``, or an ``out`` that is a file or holds another set or
+            build (without ``force``).
     """
+    from speechvision.data.spoken_fashion import begin_build
+
     from safetensors.numpy import save_file
     from tqdm import tqdm
 
@@ -168,6 +173,8 @@ def build_av_emotion(speech: str | Path, out: str | Path, config: AVBuildConfig 
         raise DatasetError(f"ambiguous_fraction must be in [0, 1], got {config.ambiguous_fraction}")
     speech, out = Path(speech).resolve(), Path(out)
     meta_s, rows = load_corpus(speech)
+    begin_build(out, {"dataset": "av-emotion", "speech": str(speech), **asdict(config)}, force=force,
+                kind="av-emotion set")
     by_key = {(r["dialogue"], r["role"], r["emotion"]): r for r in rows}
     rng = np.random.default_rng(config.seed)
     clips, faces = [], {}

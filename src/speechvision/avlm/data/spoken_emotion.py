@@ -166,13 +166,14 @@ def _voice_at_rate(voice: Voice, rate: float) -> Voice:
 
 
 def render(job: dict) -> str:
-    """Synthesise one utterance (text, voice, prosody) to a 16 kHz WAV; skip when the file exists."""
+    """Synthesise one utterance (text, voice, prosody) to a 16 kHz WAV; skip when the file exists (unless
+    ``job["overwrite"]``)."""
     import librosa
 
     from speechvision.core.tts import ALL_VOICES
 
     out = Path(job["out"])
-    if out.is_file():
+    if out.is_file() and not job.get("overwrite"):
         return job["out"]
     wave, rate = synthesize(job["text"], _voice_at_rate(ALL_VOICES[job["voice"]], job["prosody"]["rate"]))
     wave = librosa.resample(wave.astype(np.float32), orig_sr=rate, target_sr=SAMPLE_RATE_HZ)
@@ -210,12 +211,17 @@ def plan(config: EmotionBuildConfig) -> list[dict]:
 
 
 def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBuildConfig(), *,
-                         progress: bool = True) -> Path:
-    """Build (or finish building: existing WAVs are kept) the corpus in ``out``.
+                         progress: bool = True, force: bool = False) -> Path:
+    """Build (or finish building: a rerun of the same options keeps the WAVs written) the corpus in ``out``;
+    ``force`` is needed to build over another corpus or build (see
+    :func:`~speechvision.data.spoken_fashion.begin_build`).
 
     Raises:
-        EmotionCorpusError: a voice is unknown, or espeak-ng voices are asked for without espeak-ng.
+        EmotionCorpusError: a voice is unknown, espeak-ng voices are asked for without espeak-ng, or a count
+            below 1.
+        DatasetError: ``out`` is a file, or holds another corpus or build (without ``force``).
     """
+    from speechvision.data.spoken_fashion import begin_build
     from tqdm import tqdm
 
     from speechvision.core.tts import ALL_VOICES
@@ -226,9 +232,15 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
             raise EmotionCorpusError(f"unknown voice '{v}' (see `speechvision voices`)")
         if ALL_VOICES[v].engine == "espeak" and not espeak_available():
             raise EmotionCorpusError(f"voice '{v}' needs espeak-ng: sudo apt-get install -y espeak-ng")
+    for name, value in (("--dialogues", config.dialogues), ("--workers", config.workers or 1)):
+        if value < 1:
+            raise EmotionCorpusError(f"{name} {value}: give 1 or more")
+    keep = begin_build(out, {"dataset": "spoken-emotion", "dialogues": config.dialogues, "seed": config.seed,
+                             "train_voices": config.train_voices, "heldout_voices": config.heldout_voices},
+                       force=force, kind="spoken-emotion corpus")
     rows = plan(config)
-    jobs = [{"text": r["text"], "voice": r["voice"], "prosody": r["prosody"], "out": str(out / r["audio"])}
-            for r in rows if not (out / r["audio"]).is_file()]
+    jobs = [{"text": r["text"], "voice": r["voice"], "prosody": r["prosody"], "out": str(out / r["audio"]),
+             "overwrite": not keep} for r in rows if not (keep and (out / r["audio"]).is_file())]
     jobs.sort(key=lambda j: (ALL_VOICES[j["voice"]].engine != "piper", j["out"]))
     chunks = [jobs[i:i + 16] for i in range(0, len(jobs), 16)]
     bar = tqdm(total=len(jobs), desc="spoken-emotion", unit="utt", disable=not progress)
