@@ -1,7 +1,8 @@
 """The ``speechvision`` command: thin argument parsing over the library; errors as one line.
 
 The commands of each system are declared on their handlers (``@command``) in their own module:
-:mod:`speechvision.cli.s2igan` and :mod:`speechvision.cli.s2igan_evaluate` (speech-to-image),
+:mod:`speechvision.cli.s2igan`, :mod:`speechvision.cli.s2igan_train` and :mod:`speechvision.cli.s2igan_evaluate`
+(speech-to-image),
 :mod:`speechvision.cli.avlm` (the audio-visual LM), over :mod:`speechvision.cli.common`. Here: the root and
 the ``data`` group the two systems share, the order of ``--help``, and :func:`main`, the one error policy.
 """
@@ -13,8 +14,8 @@ import os
 import sys
 from functools import partial
 
-from speechvision.cli import avlm, s2igan, s2igan_evaluate
-from speechvision.cli.common import COMMANDS, Parser, add_arguments, declare
+from speechvision.cli import avlm, s2igan, s2igan_evaluate, s2igan_train
+from speechvision.cli.common import COMMANDS, Parser, add_arguments, check_writes, declare
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +30,7 @@ EPILOG = """examples:
 """
 
 
-SYSTEMS = (s2igan, s2igan_evaluate, avlm)  # the modules whose declarations make up the command tree
+SYSTEMS = (s2igan, s2igan_train, s2igan_evaluate, avlm)  # the modules whose declarations make up the command tree
 
 declare(dest="command", order=("data", "synth", "voices", "features", "config", "train", "generate", "say", "export",
                                "retrieve", "evaluate", "serve", "demo", "speechlm", "avlm"))
@@ -49,19 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. Usage errors exit 2 (from the parser); any other error is one line
-    ``speechvision: error: ...`` on stderr and exit code 1 (SPEECHVISION_DEBUG=1 re-raises it instead);
-    Ctrl+C is exit code 130."""
+    """Run one command. Usage errors (an option's value or a combination of options) are one line
+    ``speechvision: usage error: ...`` and exit code 2; any other error is one line ``speechvision: error: ...``
+    on stderr and exit code 1 (SPEECHVISION_DEBUG=1 re-raises it instead); Ctrl+C is exit code 130. The
+    classes of checks: docs/errors.md."""
     args = build_parser().parse_args(argv)
     try:
+        check_writes(args)
         args.handler(args)
     except KeyboardInterrupt:
         print("speechvision: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # every error becomes one line, never a traceback
-        from speechvision.core.errors import is_user_error
+        from speechvision.core.errors import is_user_error, one_line
 
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = one_line(e)
         if not is_user_error(e):
             msg = f"{type(e).__name__}: {msg} (this looks like a bug; rerun with SPEECHVISION_DEBUG=1 for a traceback)"
         if os.environ.get("SPEECHVISION_DEBUG"):

@@ -13,27 +13,39 @@ import argparse
 import json
 from pathlib import Path
 
-from speechvision.cli.common import command, declare, print_json
+from speechvision.cli.common import (
+    BUILD_FORCE,
+    Writes,
+    command,
+    declare,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    print_json,
+    probability,
+    seed,
+)
 
 # ---- data ---------------------------------------------------------------------------------------------
 
 
 def add_spoken_emotion_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--dialogues", type=int, default=200, help="question/response pairs (default 200; "
+    p.add_argument("--dialogues", type=positive_int, default=200, help="question/response pairs (default 200; "
                    "each spoken in 4 emotions)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
 
-@command("data", "spoken-emotion", arguments=add_spoken_emotion_arguments,
+@command("data", "spoken-emotion", arguments=add_spoken_emotion_arguments, writes=Writes("place", BUILD_FORCE),
          help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
          example="--out data/spoken-emotion")
 def cmd_data_spoken_emotion(args) -> None:
     from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
     out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
-                                                            workers=args.workers))
+                                                            workers=args.workers), force=args.force)
     meta, _ = load_corpus(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
 
@@ -41,19 +53,19 @@ def cmd_data_spoken_emotion(args) -> None:
 def add_av_emotion_arguments(p) -> None:
     p.add_argument("--speech", required=True, type=Path, help="a built spoken-emotion corpus")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--ambiguous-fraction", type=float, default=0.3,
+    p.add_argument("--ambiguous-fraction", type=fraction, default=0.3,
                    help="clips whose audio is the neutral recording of the sentence (default 0.3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
 
 
-@command("data", "av-emotion", arguments=add_av_emotion_arguments,
+@command("data", "av-emotion", arguments=add_av_emotion_arguments, writes=Writes("place", BUILD_FORCE),
          help="SYNTHETIC audio-visual emotion set: spoken-emotion speech + synthetic face landmarks",
          example="--speech data/spoken-emotion --out data/av-emotion")
 def cmd_data_av_emotion(args) -> None:
     from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
 
     out = build_av_emotion(args.speech, args.out, AVBuildConfig(ambiguous_fraction=args.ambiguous_fraction,
-                                                                seed=args.seed))
+                                                                seed=args.seed), force=args.force)
     meta = json.loads((out / "dataset.json").read_text())
     print(f"wrote {out}: " + ", ".join(f"{k} {v} ({meta['ambiguous'][k]} ambiguous)"
                                        for k, v in meta["splits"].items()) + " clips")
@@ -68,15 +80,15 @@ declare("speechlm", dest="speechlm_command",
 def add_tokenize_arguments(p) -> None:
     p.add_argument("--data", required=True, type=Path, help="a spoken-emotion corpus folder")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--units", type=int, default=200, help="content units (k-means clusters, default 200)")
-    p.add_argument("--styles", type=int, default=100, help="style tokens (default 100)")
+    p.add_argument("--units", type=positive_int, default=200, help="content units (k-means clusters, default 200)")
+    p.add_argument("--styles", type=positive_int, default=100, help="style tokens (default 100)")
     p.add_argument("--unit-features", choices=("mfcc", "whisper", "hubert"), default="mfcc",
                    help="frame features the content units cluster: MFCC (default), the offline Whisper encoder, "
                         "or a local HuBERT")
     p.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
 
 
-@command("speechlm", "tokenize", arguments=add_tokenize_arguments,
+@command("speechlm", "tokenize", arguments=add_tokenize_arguments, writes=Writes(),
          help="fit the tokenizer on a corpus's train split and encode every utterance",
          example="--data data/spoken-emotion --out runs/tokens")
 def cmd_tokenize(args) -> None:
@@ -91,16 +103,16 @@ def cmd_tokenize(args) -> None:
 def add_vocoder_arguments(p) -> None:
     p.add_argument("--tokens", required=True, type=Path, help="folder written by `speechlm tokenize`")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--hidden", type=int, default=256, help="channels of the envelope network (default 256)")
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--hidden", type=positive_int, default=256, help="channels of the envelope network (default 256)")
     p.add_argument("--voice-conditioned", action=argparse.BooleanOptionalAction, default=True,
                    help="condition the envelope network on the train voices (default on); held-out speakers are "
                         "rendered in the train voice `choose-voice` picks, else the one with the nearest mean F0")
-    p.add_argument("--choose-voice-n", type=int, default=80,
+    p.add_argument("--choose-voice-n", type=non_negative_int, default=80,
                    help="after training, run `choose-voice` on this many validation utterances (default 80; 0 skips)")
 
 
-@command("speechlm", "vocoder", arguments=add_vocoder_arguments, help="train the unit vocoder (WORLD envelope network)")
+@command("speechlm", "vocoder", arguments=add_vocoder_arguments, writes=Writes(), help="train the unit vocoder (WORLD envelope network)")
 def cmd_vocoder(args) -> None:
     """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
     from speechvision.avlm.train_vocoder import choose_voice, train_vocoder, vocoder_config
@@ -115,7 +127,7 @@ def add_choose_voice_arguments(p) -> None:
     p.add_argument("--tokens", required=True, type=Path)
     p.add_argument("--vocoder", required=True, type=Path)
     p.add_argument("--split", default="val", help="split the WER is measured on (default val; never test)")
-    p.add_argument("-n", type=int, default=24, help="utterances per voice (default 24)")
+    p.add_argument("-n", type=positive_int, default=24, help="utterances per voice (default 24)")
 
 
 @command("speechlm", "choose-voice", arguments=add_choose_voice_arguments,
@@ -131,19 +143,20 @@ def cmd_choose_voice(args) -> None:
 def add_train_speech_lm_arguments(p) -> None:
     p.add_argument("--tokens", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--steps", type=positive_int, default=1500)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--layers", type=positive_int, default=4)
+    p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--backbone", type=Path, default=None,
                    help="local Hugging Face causal-LM folder: LoRA (peft) on it instead of training from scratch")
-    p.add_argument("--eval-every", type=int, default=250,
+    p.add_argument("--eval-every", type=positive_int, default=250,
                    help="steps between validation perplexity checks and checkpoints (the best is kept as best.pt)")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
 @command("speechlm", "train", arguments=add_train_speech_lm_arguments,
+         writes=Writes("folder", "start a new run where --out holds files", resume=True),
          help="train the speech LM on the encoded train split",
          example="--tokens runs/tokens --out runs/speechlm")
 def cmd_train_speech_lm(args) -> None:
@@ -162,15 +175,15 @@ def add_continue_arguments(p) -> None:
     p.add_argument("--vocoder", required=True, type=Path)
     p.add_argument("--prompt", required=True, type=Path, help="audio file to continue")
     p.add_argument("--out", required=True, type=Path, help="output wav (prompt resynthesised + continuation)")
-    p.add_argument("--max-tokens", type=int, default=300)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-tokens", type=positive_int, default=300)
+    p.add_argument("--temperature", type=positive_float, default=0.8)
+    p.add_argument("--top-p", type=probability, default=0.95)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--same-utterance", action="store_true",
                    help="continue the prompt utterance itself instead of answering it with the next turn")
 
 
-@command("speechlm", "continue", arguments=add_continue_arguments,
+@command("speechlm", "continue", arguments=add_continue_arguments, writes=Writes("file", suffix=".wav"),
          help="continue a prompt wav in speech and write the wav",
          example="--lm runs/speechlm --tokens runs/tokens --vocoder runs/vocoder --prompt q.wav --out cont.wav")
 def cmd_continue(args) -> None:
@@ -189,12 +202,12 @@ def add_evaluate_speech_arguments(p) -> None:
     p.add_argument("--vocoder", required=True, type=Path)
     p.add_argument("--lm", type=Path, default=None)
     p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and listening samples")
-    p.add_argument("--limit", type=int, default=None, help="test utterances used (default: all)")
+    p.add_argument("--limit", type=positive_int, default=None, help="test utterances used (default: all)")
     p.add_argument("--lm-only", action="store_true",
                    help="skip the resynthesis measures (WER, F0, DNSMOS, pitch control)")
 
 
-@command("speechlm", "evaluate", arguments=add_evaluate_speech_arguments,
+@command("speechlm", "evaluate", arguments=add_evaluate_speech_arguments, writes=Writes(),
          help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and emotion of "
               "continuations on the test split")
 def cmd_evaluate_speech(args) -> None:
@@ -216,10 +229,11 @@ def add_avlm_run_arguments(p) -> None:
     p.add_argument("--tokens", required=True, type=Path, help="folder of `speechvision speechlm tokenize`")
     p.add_argument("--lm", required=True, type=Path, help="speech LM folder (`speechvision speechlm train`)")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--pretrain-steps", type=int, default=150, help="masked pre-training steps (default 150)")
-    p.add_argument("--finetune-steps", type=int, default=250, help="emotion fine-tuning steps (default 250)")
+    p.add_argument("--pretrain-steps", type=non_negative_int, default=150,
+                   help="masked pre-training steps (default 150; 0 skips it)")
+    p.add_argument("--finetune-steps", type=positive_int, default=250, help="emotion fine-tuning steps (default 250)")
     p.add_argument("--mask-ratio", type=float, default=0.3, choices=(0.3, 0.5, 0.7))
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
 
 
 def schedule(args) -> dict:
@@ -236,13 +250,13 @@ def add_avlm_train_arguments(p) -> None:
     p.add_argument("--fusion", default=AVLMConfig.fusion, choices=FUSIONS, type=fusion_name)
     p.add_argument("--visual-encoder", default=AVLMConfig.visual_encoder, choices=ENCODERS,
                    help="fer: frozen pretrained facial-expression CNN features (needs facial-emotion-recognition)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--shuffle-faces", action="store_true", help="the control: every clip gets another clip's face")
     p.add_argument("--task", default="emotion", choices=("emotion", "dialogue"),
                    help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
 
 
-@command("avlm", "train", arguments=add_avlm_train_arguments,
+@command("avlm", "train", arguments=add_avlm_train_arguments, writes=Writes(),
          help="masked pre-training + emotion fine-tuning of one configuration",
          example="--av data/av-emotion --tokens runs/tokens --lm runs/speechlm --fusion perceiver --out runs/avlm")
 def cmd_avlm_train(args) -> None:
@@ -268,10 +282,10 @@ def add_avlm_compare_arguments(p) -> None:
     add_avlm_run_arguments(p)
     p.add_argument("--fusions", nargs="+", default=list(FUSIONS), type=fusion_name)
     p.add_argument("--encoders", nargs="+", default=[AVLMConfig.visual_encoder], choices=ENCODERS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=seed, default=[0, 1, 2])
 
 
-@command("avlm", "compare", arguments=add_avlm_compare_arguments,
+@command("avlm", "compare", arguments=add_avlm_compare_arguments, writes=Writes("place", None),
          help="every fusion x visual encoder over seeds, plus the shuffled-face control")
 def cmd_avlm_compare(args) -> None:
     from speechvision.avlm.train import compare_avlm, summary_table
@@ -306,13 +320,13 @@ def add_respond_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path, help="the reply wav (16 kHz)")
     p.add_argument("--emotion", choices=EMOTIONS, help="force the reply's emotion")
     p.add_argument("--voice", help="a speaker the tokenizer knows (its pitch level); default: their mean")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-tokens", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=positive_float, default=0.8)
+    p.add_argument("--top-p", type=probability, default=0.95)
+    p.add_argument("--max-tokens", type=positive_int, default=150)
+    p.add_argument("--seed", type=seed, default=0)
 
 
-@command("avlm", "respond", arguments=add_respond_arguments,
+@command("avlm", "respond", arguments=add_respond_arguments, writes=Writes("file", suffix=".wav"),
          help="a spoken reply in the emotion perceived from a face video and a question",
          example="--model runs/dialogue/dialogue.pt --tokens runs/tokens --vocoder runs/vocoder --video face.mp4 "
                  "--audio question.wav --out reply.wav")
@@ -334,11 +348,11 @@ def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--force-emotion", action="store_true",
                    help="reply in the true emotion instead of the predicted one")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--seed", type=seed, default=0)
 
 
-@command("avlm", "evaluate-dialogue", arguments=add_evaluate_dialogue_arguments,
+@command("avlm", "evaluate-dialogue", arguments=add_evaluate_dialogue_arguments, writes=Writes(),
          help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
 def cmd_evaluate_dialogue(args) -> None:
     from speechvision.avlm.dialogue import evaluate_dialogue

