@@ -73,6 +73,25 @@ def test_service_colour_swap_and_errors(service):
     assert "internal problem (KeyError)" in _message(KeyError("boom"))
 
 
+def test_service_refuses_bad_seeds_and_long_audio_in_one_line(service, tmp_path):
+    """Seeds outside the generator's range and audio over the limit: one line each, no CLI option named."""
+    import soundfile as sf
+    from conftest import sine
+
+    for seed in (1e30, -1, 2.5, float("nan")):
+        with pytest.raises(WebInputError) as e:
+            service.speech_to_images(EXAMPLE, seed=seed, n=2)
+        msg = _message(e.value)
+        assert msg.startswith("**Error:** seed") and "\n" not in msg and "internal problem" not in msg, msg
+    assert len(service.speech_to_images(EXAMPLE, seed=None, n=1)[0]) == 1  # an empty box is seed 0
+    long = tmp_path / "long.wav"
+    sf.write(long, sine(31.0, 16000), 16000)
+    with pytest.raises(WebInputError) as e:
+        service.speech_to_images(long)
+    msg = _message(e.value)
+    assert "long.wav" in msg and "31.0 s" in msg and "30 s" in msg and "--" not in msg, msg
+
+
 def test_service_retrieves_top5_real_images(tmp_path, tiny_spoken_fashion):
     from speechvision.data.manifest import load_dataset
     from speechvision.s2igan.config import apply_overrides, preset

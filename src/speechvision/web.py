@@ -29,6 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 MAX_IMAGES = 8
 RETRIEVED = 5
+MAX_SPEECH_S = 30.0  # the longest spoken description the page takes (the audio front-end's default cap)
 
 
 class WebInputError(SpeechvisionError, ValueError):
@@ -77,17 +78,28 @@ class SpeechToImageService:
         if len(text) > 300:
             raise WebInputError("the description is too long (at most 300 characters)")
         wav, rate = synthesize(text, DEFAULT_VOICE)
+        if len(wav) / rate > MAX_SPEECH_S:
+            raise WebInputError(f"the description speaks for {len(wav) / rate:.1f} s, over the {MAX_SPEECH_S:.0f} s "
+                                "limit; shorten it")
         path = Path(tempfile.mkstemp(suffix=".wav", dir=self._tmp)[1])
         write_wav_atomic(path, wav, rate)
         return path
 
     def speech_to_images(self, wav: str | Path, *, seed: int = 0, n: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """One spoken description -> (n final images, every stage of the first image)."""
+        """One spoken description -> (n final images, every stage of the first image).
+
+        Raises:
+            WebInputError: a seed that is not a whole number in the generator's range, or audio longer than
+                :data:`MAX_SPEECH_S` (the limit in seconds, no command-line option).
+            AudioError: other bad audio.
+        """
         from speechvision.core.images import to_uint8
 
-        n = int(min(max(int(n), 1), MAX_IMAGES))
+        n = int(min(max(int(n or 1), 1), MAX_IMAGES))
+        seed = page_seed(seed, n)
+        check_duration(wav)
         with self._lock:
-            stages = self.pipe.speech_to_images([wav], seed=int(seed), n_per_speech=n)
+            stages = self.pipe.speech_to_images([wav], seed=seed, n_per_speech=n)
         return list(to_uint8(stages[-1])), [to_uint8(s[:1])[0] for s in stages]
 
     def colour_swap(self, sentence: str, colours: list[str], *, seed: int = 0) -> list[tuple[np.ndarray, str]]:
@@ -119,10 +131,45 @@ class SpeechToImageService:
         return [(img, f"{score:.3f} {r.class_name}") for img, (score, r) in zip(images, hits)]
 
 
-def _message(e: Exception) -> str:
-    from speechvision.core.errors import is_user_error
+def page_seed(seed, n: int = 1) -> int:
+    """The page's seed box as an int (empty: 0).
 
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    Raises:
+        WebInputError: not a whole number, or outside the generator's range for ``n`` images.
+    """
+    from speechvision.core.errors import InputError, check_seed_range
+
+    try:
+        return check_seed_range(0 if seed is None or seed == "" else seed, n, "seed")
+    except InputError as e:
+        raise WebInputError(str(e)) from None
+
+
+def check_duration(wav: str | Path) -> None:
+    """Audio longer than :data:`MAX_SPEECH_S` is refused with the limit in seconds (the CLI's message names
+    its ``--max-duration-s`` option, which a page user cannot set).
+
+    Raises:
+        WebInputError: too long (names the file).
+        AudioError: a file that cannot be decoded (the pipeline checks everything else).
+    """
+    import soundfile as sf
+
+    try:
+        seconds = sf.info(str(wav)).duration
+    except Exception:  # noqa: BLE001 - not for soundfile (e.g. MP3 on an old libsndfile): decode it
+        from speechvision.core.audio import MODEL_SAMPLE_RATE_HZ, AudioChecks, load_audio
+
+        seconds = len(load_audio(wav, checks=AudioChecks(max_duration_s=float("inf")))) / MODEL_SAMPLE_RATE_HZ
+    if seconds > MAX_SPEECH_S:
+        raise WebInputError(f"{Path(wav).name}: the recording is {seconds:.1f} s long, over the {MAX_SPEECH_S:.0f} s "
+                            "limit; record or upload a shorter description")
+
+
+def _message(e: Exception) -> str:
+    from speechvision.core.errors import is_user_error, one_line
+
+    text = one_line(e)
     # Uploaded files live under Gradio's cache with long names: show only the file name.
     for token in text.split():
         if "/" in token and token.rstrip(":").startswith(("/", tempfile.gettempdir())):
@@ -203,13 +250,43 @@ def build_app(service: SpeechToImageService):
 
 def serve(checkpoint: str | Path | None = None, *, config: ServeConfig = ServeConfig(), data: str | Path | None = None,
           sen_checkpoint: str | Path | None = None, block: bool = True):
-    """Load the model once and serve the page on ``config.host:config.port`` (no share link)."""
+    """Load the model once and serve the page on ``config.host:config.port`` (no share link); says so on
+    stderr once the model is loaded.
+
+    Raises:
+        InputError: the port is taken (checked before the model is loaded).
+        CheckpointError, WebInputError: as :class:`SpeechToImageService`.
+    """
+    import sys
+
+    check_port(config.host, config.port)
     service = SpeechToImageService(checkpoint, data=data, sen_checkpoint=sen_checkpoint)
+    if block:
+        print(f"speechvision: serving on http://{config.host}:{config.port} (Ctrl+C stops)", file=sys.stderr)
     app = build_app(service)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
     app.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
                show_error=False, quiet=True)
     return app
+
+
+def check_port(host: str, port: int) -> None:
+    """``host:port`` can be listened on now.
+
+    Raises:
+        InputError: naming ``--port`` (and ``--host``) with the reason (in use, not an address of this machine).
+    """
+    import socket
+
+    from speechvision.core.errors import InputError
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); choose another "
+                         "--port (or --host)") from None
 
 
 def load_test(url: str, wav: str | Path, *, requests: int = 20, n_images: int = 1) -> dict:
