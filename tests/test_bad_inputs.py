@@ -172,7 +172,8 @@ serve-port-70000                2 --port          serve --port 70000
 serve-concurrency-0             2 --concurrency   serve --concurrency 0
 serve-port-in-use               1 --port          serve --port {busy}
 serve-bad-bundle                1 nogen.pt        serve --checkpoint @nogen.pt --port {free}
-serve-data-without-sen          1 --sen           serve --data @ds --port {free}
+serve-data-without-sen          2 --sen           serve --data @ds --port {free}
+serve-sen-without-data          2 --data          serve --sen @run --port {free}
 # speechlm
 speechlm-tokenize-units-0       2 --units         speechlm tokenize --data @ds --out @new --units 0
 speechlm-tokenize-out-not-empty 1 dir             speechlm tokenize --data @ds --out @dir

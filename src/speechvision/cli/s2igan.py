@@ -24,6 +24,7 @@ from speechvision.cli.common import (
     print_json,
     resolved_config,
     seed,
+    usage_error,
 )
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -237,6 +238,8 @@ def add_serve_arguments(p) -> None:
 def cmd_serve(args) -> None:
     from speechvision.web import ServeConfig, serve
 
+    if (args.data is None) != (args.sen is None):
+        usage_error("serve: the top-5 retrieval needs --data DIR and --sen RUN together")
     serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
           data=args.data, sen_checkpoint=args.sen)
 
