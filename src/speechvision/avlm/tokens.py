@@ -227,7 +227,8 @@ class ExpressiveTokenizer:
 
         folder = Path(folder)
         if not (folder / "tokenizer.json").is_file():
-            raise TokenizerError(f"{folder / 'tokenizer.json'}: missing; fit one with `speechvision tokens fit`")
+            raise TokenizerError(f"{folder / 'tokenizer.json'}: missing; fit one with "
+                                 "`speechvision speechlm tokenize --data CORPUS --out FOLDER`")
         meta = json.loads((folder / "tokenizer.json").read_text())
         if meta.get("version") != TOKENIZER_VERSION:
             raise TokenizerError(f"{folder / 'tokenizer.json'}: tokenizer version {meta.get('version')}, this "
