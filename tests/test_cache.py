@@ -32,3 +32,59 @@ def test_cached_array_keeps_fortran_arrays_intact(tmp_path):
     np.testing.assert_array_equal(first, arr)
     np.testing.assert_array_equal(again, arr)
     assert calls == [1]
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(p.stdout)
+
+
+def test_a_truncated_cache_file_is_named_and_rebuilt(tmp_path, capsys):
+    """Caches are derived data: a cache cut in half (a copy stopped short, a full disk) is named in one
+    warning line and computed again in its place; the log-mel cache the same."""
+    (tmp_path / "f").write_text("x")
+    arr = np.arange(4000, dtype=np.float32).reshape(2, 2000)
+    cached_array(tmp_path, "t", [tmp_path / "f"], {}, lambda: arr)
+    (path,) = (tmp_path / "cache").glob("t-*.safetensors")
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    capsys.readouterr()
+    np.testing.assert_array_equal(cached_array(tmp_path, "t", [tmp_path / "f"], {}, lambda: arr), arr)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "warning" in err and "rebuilding" in err
+    np.testing.assert_array_equal(cached_array(tmp_path, "t", [tmp_path / "f"], {}, lambda: 1 / 0), arr)
+    assert capsys.readouterr().err == ""
+
+    sf.write(tmp_path / "a.wav", sine(0.5), 22050)
+    built = LogMelCache.build(tmp_path, ["a.wav"], workers=1, progress=False)
+    (path,) = (tmp_path / "cache").glob("logmel-*.safetensors")
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    again = LogMelCache.build(tmp_path, ["a.wav"], workers=1, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err
+    np.testing.assert_array_equal(again.get("a.wav"), built.get("a.wav"))
+
+
+def test_stale_temporaries_are_removed_and_never_read(tmp_path):
+    """What a killed writer left (``<stem>.tmp<pid><suffix>`` of a process that is gone) is removed before the
+    next cache write; a running process's temporary and other files stay."""
+    import os
+
+    from speechvision.data.cache import remove_stale_temporaries
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead, live = cache / f"t-0.tmp{_dead_pid()}.safetensors", cache / f"t-1.tmp{os.getpid()}.safetensors"
+    other = cache / "notes.tmp.txt"
+    for p in (dead, live, other):
+        p.write_bytes(b"half a file")
+    (tmp_path / "f").write_text("x")
+    cached_array(tmp_path, "t", [tmp_path / "f"], {}, lambda: np.zeros(3, np.float32))
+    assert not dead.exists() and live.exists() and other.exists()
+    nested = tmp_path / "a" / "b" / f"000001.tmp{_dead_pid()}.png"
+    nested.parent.mkdir(parents=True)
+    nested.write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == []
+    assert remove_stale_temporaries(tmp_path, recursive=True) == [nested] and not nested.exists()

@@ -3,6 +3,10 @@
 A cache is one safetensors file under ``<dataset>/cache/`` whose name is a hash of the parameters
 and of the content it covers (each file's path, size and modification time), so changing the
 audio, the images or the parameters gives a new cache instead of stale features.
+
+Caches are derived data: one that cannot be read (truncated, corrupt) is named in one warning line on
+stderr and rebuilt in its place. Cache files are written atomically (:mod:`speechvision.core.atomic`), and
+the temporaries a killed writer left behind are removed before the next write.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -29,11 +35,64 @@ def content_key(paths: list[Path], params: dict) -> str:
     return h.hexdigest()[:16]
 
 
+# The temporary name core.atomic.atomic_path writes before its rename: ``<stem>.tmp<pid><suffix>``.
+TEMPORARY = re.compile(r"^.+\.tmp(?P<pid>\d+)(\.[^.]+)?$")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (it may still write its temporary)."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process
+        return True
+    except (ProcessLookupError, OverflowError, ValueError):  # none, or no such pid number
+        return False
+    return True
+
+
+def remove_stale_temporaries(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporaries of atomic writes in ``folder`` (``<stem>.tmp<pid><suffix>``, and below it with
+    ``recursive``) whose writer no longer runs, i.e. what a killed process left; returns them. Temporaries of a
+    running process are left alone, and none is ever read."""
+    if not folder.is_dir():
+        return []
+    found = folder.rglob("*.tmp*") if recursive else folder.glob("*.tmp*")
+    stale = [p for p in found if (m := TEMPORARY.match(p.name)) and p.is_file()
+             and not process_alive(int(m["pid"]))]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def read_cache(path: Path, keys: tuple[str, ...],
+               fits: Callable[[dict[str, np.ndarray]], bool] = lambda arrays: True) -> dict[str, np.ndarray] | None:
+    """The arrays of the cache file ``path``, or None when it is missing or unreadable (truncated, corrupt,
+    without one of ``keys`` or, by ``fits``, of the wrong sizes): then one warning line on stderr names the
+    file, and the caller rebuilds it."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        arrays = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - SafetensorError (truncated, bad header) or an OS error
+        why = str(e).removeprefix("Error while deserializing header: ") or type(e).__name__
+    else:
+        missing = [k for k in keys if k not in arrays]
+        if not missing and fits(arrays):
+            return arrays
+        why = f"no array {missing[0]!r}" if missing else "arrays of the wrong size"
+    print(f"speechvision: warning: {path}: unreadable cache file ({why}); rebuilding it", file=sys.stderr,
+          flush=True)
+    return None
+
+
 def _save_atomic(tensors: dict, path: Path, metadata: dict | None = None) -> None:
     from safetensors.numpy import save_file
 
     # safetensors writes raw memory: Fortran-ordered arrays (e.g. transposed spectrograms) must be made C-ordered.
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    remove_stale_temporaries(path.parent)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
 
@@ -64,16 +123,17 @@ class LogMelCache:
     @staticmethod
     def build(root: Path, rel_paths: list[str], config: LogMelConfig = LogMelConfig(), *,
               workers: int | None = None, progress: bool = True) -> "LogMelCache":
-        """Load the cache for ``rel_paths`` (relative to ``root`` or absolute), computing it if missing."""
-        from safetensors.numpy import load_file
+        """Load the cache for ``rel_paths`` (relative to ``root`` or absolute), computing it if missing or
+        unreadable (see :func:`read_cache`)."""
         from tqdm import tqdm
 
         rel_paths = sorted(set(rel_paths))
         files = [root / p for p in rel_paths]
         key = content_key(files, {"kind": "logmel", **asdict(config)})
         path = root / "cache" / f"logmel-{key}.safetensors"
-        if path.is_file():
-            t = load_file(str(path))
+        t = read_cache(path, ("feats", "offsets"),
+                       lambda t: len(t["offsets"]) == len(rel_paths) + 1 and t["offsets"][-1] == len(t["feats"]))
+        if t is not None:
             return LogMelCache(rel_paths, t["feats"], t["offsets"])
         path.parent.mkdir(parents=True, exist_ok=True)
         jobs = [(str(f), config) for f in files]
@@ -99,13 +159,13 @@ class LogMelCache:
 
 def cached_array(root: Path, name: str, files: list[Path], params: dict,
                  compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Return ``compute()``'s array, cached under ``root/cache`` keyed by ``files`` and ``params``."""
-    from safetensors.numpy import load_file
-
+    """Return ``compute()``'s array, cached under ``root/cache`` keyed by ``files`` and ``params`` (computed
+    again when the cache file is missing or unreadable, see :func:`read_cache`)."""
     key = content_key(files, {"kind": name, **params})
     path = root / "cache" / f"{name}-{key}.safetensors"
-    if path.is_file():
-        return load_file(str(path))["data"]
+    cached = read_cache(path, ("data",))
+    if cached is not None:
+        return cached["data"]
     path.parent.mkdir(parents=True, exist_ok=True)
     data = compute()
     _save_atomic({"data": data}, path)
