@@ -10,7 +10,7 @@ APT_PACKAGES := espeak-ng dataset-fashion-mnist chromium chromium-driver nodejs 
 
 BROWSER := tests/browser/node_modules/.installed
 
-.PHONY: demo test install sysdeps browser bench clean
+.PHONY: demo test train install sysdeps browser bench clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ $(BROWSER): tests/browser/package.json tests/browser/package-lock.json
 
 demo: $(STAMP) sysdeps
 	$(BIN)/speechvision demo
+
+# The whole spoken-fashion recipe (data, features, SEN, GAN, judges, evaluation, bundle); rerun to resume.
+# Scale it down with e.g. `make train TRAIN_ARGS="--images 2000 --steps 3000"`.
+RUN ?= runs/spoken-fashion
+train: $(STAMP) sysdeps
+	$(BIN)/speechvision pipeline --out $(RUN) $(TRAIN_ARGS)
 
 test: $(STAMP) sysdeps browser
 	$(BIN)/python -m pytest -q -rs

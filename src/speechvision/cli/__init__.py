@@ -1,8 +1,8 @@
 """The ``speechvision`` command: thin argument parsing over the library; errors as one line.
 
 The commands of each system are declared on their handlers (``@command``) in their own module:
-:mod:`speechvision.cli.s2igan`, :mod:`speechvision.cli.s2igan_train` and :mod:`speechvision.cli.s2igan_evaluate`
-(speech-to-image),
+:mod:`speechvision.cli.s2igan`, :mod:`speechvision.cli.s2igan_train`, :mod:`speechvision.cli.s2igan_evaluate`
+and :mod:`speechvision.cli.s2igan_pipeline` (speech-to-image),
 :mod:`speechvision.cli.avlm` (the audio-visual LM), over :mod:`speechvision.cli.common`. Here: the root and
 the ``data`` group the two systems share, the order of ``--help``, and :func:`main`, the one error policy.
 """
@@ -14,7 +14,7 @@ import os
 import sys
 from functools import partial
 
-from speechvision.cli import avlm, s2igan, s2igan_evaluate, s2igan_train
+from speechvision.cli import avlm, s2igan, s2igan_evaluate, s2igan_pipeline, s2igan_train
 from speechvision.cli.common import COMMANDS, Parser, add_arguments, check_writes, declare
 
 __all__ = ["build_parser", "main"]
@@ -30,10 +30,10 @@ EPILOG = """examples:
 """
 
 
-SYSTEMS = (s2igan, s2igan_train, s2igan_evaluate, avlm)  # the modules whose declarations make up the command tree
+SYSTEMS = (s2igan, s2igan_train, s2igan_evaluate, s2igan_pipeline, avlm)  # the modules whose declarations make up the command tree
 
 declare(dest="command", order=("data", "synth", "voices", "features", "config", "train", "generate", "say", "export",
-                               "retrieve", "evaluate", "serve", "demo", "speechlm", "avlm"))
+                               "retrieve", "evaluate", "pipeline", "serve", "demo", "speechlm", "avlm"))
 declare("data", dest="dataset", order=("spoken-fashion", "cub", "oxford", "flickr8k", "spoken-emotion", "av-emotion"),
         help="build a dataset folder (manifest + audio)")
 

@@ -1,0 +1,40 @@
+"""`speechvision pipeline`: every stage end to end on a tiny dataset, killed after the SEN and resumed."""
+
+import json
+
+import pytest
+
+from speechvision.cli import main
+from speechvision.s2igan.train_all import STAGES, PipelineError, PipelineOptions, run_pipeline
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_spoken_fashion, capsys):
+    sets = ["sen.epochs=1", "sen.batch_size=16", "gan.batch_size=8", "gan.log_every=1", "gan.checkpoint_every=1"]
+    opts = PipelineOptions(data=str(tiny_spoken_fashion), steps=2, judge_epochs=1, overrides=sets)
+    out = tmp_path / "run"
+    first = run_pipeline(out, opts, progress=False, stop_after="sen")  # as a kill after the SEN stage
+    assert list(first["stage_seconds"]) == ["data", "features", "sen"]
+    with pytest.raises(PipelineError, match="started with other options"):
+        run_pipeline(out, PipelineOptions(data=str(tiny_spoken_fashion), steps=3), progress=False)
+    sen_mtime = (out / "sen" / "checkpoint.pt").stat().st_mtime_ns
+    argv = ["pipeline", "--out", str(out), "--data", str(tiny_spoken_fashion), "--steps", "2", "--judge-epochs", "1",
+            "--no-progress"] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0  # the same run, resumed from the command line
+    assert "| **total** |" in capsys.readouterr().out
+    done = run_pipeline(out, opts, progress=False)  # finished: nothing reruns
+    assert list(done["stage_seconds"]) == list(STAGES)
+    assert (out / "sen" / "checkpoint.pt").stat().st_mtime_ns == sen_mtime  # the finished SEN is not retrained
+    assert json.loads((out / "pipeline.json").read_text())["config"]["gan"]["iterations"] == 2
+    m = done["metrics"]
+    assert m["fid"] > 0 and m["is"] >= 1 and 0 <= m["map"] <= 1
+    assert 0 <= m["garment"] <= 1 and 0 <= m["colour"] <= 1
+    summary = (out / "summary.md").read_text()
+    assert "| gan |" in summary and "matmul peak" in summary and done["matmul_peak_gflops"] > 0
+    assert (out / "bundle.pt").is_file() and (out / "eval" / "grid.png").is_file()
+
+
+def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):
+    with pytest.raises(PipelineError, match="--preset cub: give --data"):
+        run_pipeline(tmp_path / "run", PipelineOptions(preset="cub"), progress=False)
+    assert not (tmp_path / "run").exists()
