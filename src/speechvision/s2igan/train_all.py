@@ -93,9 +93,8 @@ class PipelineState:
 
 
 def stage_data(out: Path, state: PipelineState, progress: bool) -> None:
-    from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
-
     from speechvision.data.manifest import load_dataset
+    from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
 
     o = state.options
     if o.data:
