@@ -138,6 +138,17 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
     return out
 
 
+def train_vocoder_and_voice(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 3000,
+                            voice_conditioned: bool = True, hidden: int = 256, choose_voice_n: int = 80) -> dict:
+    """``speechvision speechlm vocoder``: train the envelope network (:func:`train_vocoder`) and, when it is
+    voice-conditioned and ``choose_voice_n`` > 0, choose the voice of held-out speakers on ``choose_voice_n``
+    validation utterances (:func:`choose_voice`). Returns ``{"vocoder": path, "choose_voice": result or None}``."""
+    cfg = vocoder_config(tokenizer_dir, voice_conditioned=voice_conditioned, hidden=hidden)
+    path = train_vocoder(tokenizer_dir, out, steps=steps, config=cfg)
+    chosen = choose_voice(tokenizer_dir, out, limit=choose_voice_n) if cfg.speakers and choose_voice_n > 0 else None
+    return {"vocoder": str(path), "choose_voice": chosen}
+
+
 def choose_voice(tokenizer_dir: str | Path, vocoder_dir: str | Path, *, split: str = "val", limit: int = 24,
                  progress: bool = True) -> dict:
     """Set a voice-conditioned vocoder's ``default_voice`` (the voice held-out speakers are rendered in) to

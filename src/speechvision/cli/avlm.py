@@ -115,12 +115,13 @@ def add_vocoder_arguments(p) -> None:
 @command("speechlm", "vocoder", arguments=add_vocoder_arguments, writes=Writes(), help="train the unit vocoder (WORLD envelope network)")
 def cmd_vocoder(args) -> None:
     """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
-    from speechvision.avlm.train_vocoder import choose_voice, train_vocoder, vocoder_config
+    from speechvision.avlm.train_vocoder import train_vocoder_and_voice
 
-    cfg = vocoder_config(args.tokens, voice_conditioned=args.voice_conditioned, hidden=args.hidden)
-    print(f"wrote {train_vocoder(args.tokens, args.out, steps=args.steps, config=cfg)}")
-    if cfg.speakers and args.choose_voice_n > 0:
-        print(json.dumps(choose_voice(args.tokens, args.out, limit=args.choose_voice_n)))
+    result = train_vocoder_and_voice(args.tokens, args.out, steps=args.steps, voice_conditioned=args.voice_conditioned,
+                                     hidden=args.hidden, choose_voice_n=args.choose_voice_n)
+    print(f"wrote {result['vocoder']}")
+    if result["choose_voice"] is not None:
+        print(json.dumps(result["choose_voice"]))
 
 
 def add_choose_voice_arguments(p) -> None:

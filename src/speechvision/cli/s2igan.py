@@ -106,13 +106,9 @@ def add_synth_arguments(p) -> None:
          help="speak a text with an offline voice",
          example='"a blue bag" --voice espeak-m3 --out bag.wav')
 def cmd_synth(args) -> None:
-    from speechvision.core.tts import ALL_VOICES, TTSError, synthesize, write_wav_atomic
+    from speechvision.core.tts import speak_to_file
 
-    if args.voice not in ALL_VOICES:
-        raise TTSError(f"unknown voice '{args.voice}' (choose from {', '.join(ALL_VOICES)})")
-    wave, rate = synthesize(args.text, ALL_VOICES[args.voice])
-    write_wav_atomic(args.out, wave, rate)
-    print(f"wrote {args.out} ({len(wave) / rate:.2f} s at {rate} Hz)")
+    print(f"wrote {args.out} ({speak_to_file(args.text, args.voice, args.out):.2f} s)")
 
 
 @command("voices", help="list the built-in voices")

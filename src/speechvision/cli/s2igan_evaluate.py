@@ -103,10 +103,7 @@ def add_evaluate_sen_arguments(p) -> None:
 def cmd_evaluate_sen(args) -> None:
     from speechvision.s2igan.evaluate_sen import evaluate_sen
 
-    text = json.dumps(evaluate_sen(args.checkpoint, args.data, splits=args.splits), indent=2)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    print(json.dumps(evaluate_sen(args.checkpoint, args.data, splits=args.splits, out=args.out), indent=2))
 
 
 def add_evaluate_gan_arguments(p) -> None:

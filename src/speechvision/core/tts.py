@@ -145,6 +145,25 @@ def synthesize(text: str, voice: Voice = DEFAULT_VOICE) -> tuple[np.ndarray, int
     return engine(text, voice)
 
 
+def voice_by_id(voice_id: str) -> Voice:
+    """The built-in voice ``voice_id`` (see ``speechvision voices``).
+
+    Raises:
+        TTSError: no such voice (the message lists them).
+    """
+    if voice_id not in ALL_VOICES:
+        raise TTSError(f"unknown voice '{voice_id}' (choose from {', '.join(ALL_VOICES)})")
+    return ALL_VOICES[voice_id]
+
+
+def speak_to_file(text: str, voice_id: str, path: Path) -> float:
+    """Speak ``text`` with the built-in voice ``voice_id`` into the 16-bit WAV ``path`` (atomically);
+    returns its duration in seconds. Raises TTSError (unknown voice, engine missing or failing)."""
+    wave, rate = synthesize(text, voice_by_id(voice_id))
+    write_wav_atomic(path, wave, rate)
+    return len(wave) / rate
+
+
 def write_wav_atomic(path: Path, wave: np.ndarray, sample_rate_hz: int) -> None:
     """Write 16-bit PCM WAV through a temporary file and a rename, so a kill leaves no half file."""
     import soundfile as sf

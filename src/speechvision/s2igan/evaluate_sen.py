@@ -3,10 +3,12 @@ and for the held-out voices."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.atomic import atomic_write_text
 from speechvision.data.manifest import Record, load_dataset
 from speechvision.metrics import PairedEmbeddings, compute_metrics
 from speechvision.s2igan.sen import SEN, load_sen
@@ -36,8 +38,9 @@ def evaluate_split(model: SEN, inputs: SENInputs, split: str, *, heldout_voices:
 
 
 def evaluate_sen(checkpoint: str | Path, data: str | Path, splits=("test", "test_unseen"), *,
-                 progress: bool = True) -> dict:
-    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them.
+                 progress: bool = True, out: str | Path | None = None) -> dict:
+    """Retrieval metrics of a SEN checkpoint on each split, plus held-out voices where the dataset has them;
+    with ``out``, also written there as indented JSON (atomically).
 
     Returns ``{"checkpoint", "epoch", split: metrics, "<split>/heldout_voices": metrics}`` (empty splits skipped).
 
@@ -54,4 +57,6 @@ def evaluate_sen(checkpoint: str | Path, data: str | Path, splits=("test", "test
         results[split] = evaluate_split(model, inputs, split)
         if ds.heldout_voices:
             results[f"{split}/heldout_voices"] = evaluate_split(model, inputs, split, heldout_voices=True)
+    if out is not None:
+        atomic_write_text(out, json.dumps(results, indent=2))
     return results
