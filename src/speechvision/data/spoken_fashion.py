@@ -20,6 +20,7 @@ import numpy as np
 
 from speechvision.core.images import save_png
 from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
+from speechvision.data.cache import remove_stale_temporaries
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
@@ -122,7 +123,9 @@ def begin_build(out: Path, build: dict, *, force: bool = False, kind: str = "dat
 
     A build of the same options resumes (or repairs) the earlier one. Unless ``force``, a build is refused
     where it would replace a complete dataset or an unfinished build of other options, or write into a
-    folder that holds something else.
+    folder that holds something else. The temporaries of atomic writes that a killed build left in ``out``
+    (:func:`~speechvision.data.cache.remove_stale_temporaries`) are removed before it goes on; every file a build keeps
+    was written atomically, so a kill leaves no half-written image, audio or manifest under its own name.
 
     Raises:
         DatasetError: ``out`` is a file, or (without ``force``) holds another build or other files; the
@@ -143,8 +146,11 @@ def begin_build(out: Path, build: dict, *, force: bool = False, kind: str = "dat
         except (json.JSONDecodeError, UnicodeDecodeError):
             earlier = {}
     same = earlier == build
+    remove_stale_temporaries(out, names="build.tmp*.json")  # a build killed while it wrote build.json
     if not force and not same and out.is_dir() and any(out.iterdir()):
         raise DatasetError(f"--out {out}: {held_build(out, build, earlier, kind)}")
+    if earlier is not None:  # a build folder: what a killed build left half-written (never read)
+        remove_stale_temporaries(out, recursive=True)
     if not same:
         atomic_write_text(out / BUILD_FILE, json.dumps(build, indent=2, sort_keys=True))
     return same
