@@ -28,7 +28,8 @@ from speechvision.cli.common import (
 
 declare("train", dest="model", help="train a model")
 
-RUN_ENTRIES = ("checkpoint.pt", "best.pt", "config.json", "log.jsonl", "snapshots")  # what a SEN/GAN run writes
+RUN_ENTRIES = ("checkpoint.pt", "best.pt", "config.json", "log.jsonl", "log.pending.json",
+               "snapshots")  # what a SEN/GAN run writes
 RUN = Writes("folder", "start a new run where --out holds files (an earlier run's checkpoints, config, log and "
              "snapshots there are removed first)", resume=True)  # --out of train sen|gan (checked by main)
 

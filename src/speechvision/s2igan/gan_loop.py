@@ -260,13 +260,13 @@ class GANLoop:
             done = step + 1
             if done % gc.log_every == 0 or done == gc.iterations:
                 entry = self.means.entry(done, self.info)
-                self.folder.append_log(entry)
+                self.folder.log(entry)  # written after the next checkpoint, so a resume never logs a step twice
                 bar.set_postfix(D=entry.get("D0"), G=entry.get("G0"))
             if self.info.is_main and (done % gc.snapshot_every == 0 or done == gc.iterations):
                 self.snapshots.save(self.training.G_ema, self.embed, done)
             out_of_time = self.out_of_time(deadline)
             if done % gc.checkpoint_every == 0 or done == gc.iterations or done == stop_after_step or out_of_time:
-                self.folder.save_checkpoint(self.training.state(done, self.sen_checkpoint))
+                self.folder.checkpoint(self.training.state(done, self.sen_checkpoint))
                 barrier(self.info)
             if (stop_after_step is not None and done >= stop_after_step) or out_of_time:
                 break

@@ -97,7 +97,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     """
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
-    folder = RunFolder(out, "sen", main=info.is_main)
+    folder = RunFolder(out, "sen", main=info.is_main, counter="epoch")
     ckpt = folder.start(resume)
     if ckpt is not None:
         cfg = config_from_dict(ckpt["config"])  # the run's own config wins
@@ -186,8 +186,8 @@ def _evaluate_and_save(t: SENTraining, inputs: SENInputs, entry: dict, folder: R
         if val.get("mAP", -1) > t.best["mAP"]:
             t.best = {**val, "epoch": t.epoch}
             folder.save_checkpoint(t.state(), "best.pt")
-    folder.save_checkpoint(t.state())
-    folder.append_log(entry)
+    folder.log(entry)
+    folder.checkpoint(t.state())  # the checkpoint, then its log line
     barrier(info)
 
 
