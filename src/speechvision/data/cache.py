@@ -50,13 +50,13 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path, *, recursive: bool = False) -> list[Path]:
+def remove_stale_temporaries(folder: Path, *, recursive: bool = False, names: str = "*.tmp*") -> list[Path]:
     """Remove the temporaries of atomic writes in ``folder`` (``<stem>.tmp<pid><suffix>``, and below it with
-    ``recursive``) whose writer no longer runs, i.e. what a killed process left; returns them. Temporaries of a
-    running process are left alone, and none is ever read."""
+    ``recursive``; only those matching the glob ``names``) whose writer no longer runs, i.e. what a killed
+    process left; returns them. Temporaries of a running process are left alone, and none is ever read."""
     if not folder.is_dir():
         return []
-    found = folder.rglob("*.tmp*") if recursive else folder.glob("*.tmp*")
+    found = folder.rglob(names) if recursive else folder.glob(names)
     stale = [p for p in found if (m := TEMPORARY.match(p.name)) and p.is_file()
              and not process_alive(int(m["pid"]))]
     for p in stale:
