@@ -38,7 +38,8 @@ def _dead_pid() -> int:
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                       check=True)
     return int(p.stdout)
 
 

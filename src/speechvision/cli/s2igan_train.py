@@ -1,8 +1,10 @@
 """``speechvision train sen|gan|classifier``: the S2IGAN trainings, each into a run folder ``--out``.
 
 A new run needs a new or empty ``--out`` (or ``--force``: the earlier run's files there are removed first);
-``--resume`` continues the run in ``--out`` (both checked by ``main`` from the declaration, :data:`RUN`). Each handler checks its options, makes one library call and
-prints its result.
+``--resume`` continues the run in ``--out`` (both checked by ``main`` from the declaration, :data:`RUN`) with
+the run's own config, to which it applies the ``--set`` overrides (and a ``--preset`` or ablation switch given)
+that :mod:`speechvision.s2igan.resume` allows, refusing the others. Each handler checks its options, makes one
+library call and prints its result.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from speechvision.cli.common import (
     positive_float,
     positive_int,
     print_json,
-    resolved_config,
     seed,
 )
 
@@ -53,6 +54,18 @@ def add_training_options(p) -> None:
                    help="under torchrun: batch-norm statistics over the global batch (all processes)")
     p.add_argument("--no-progress", action="store_true")
     add_config_options(p)
+    p.set_defaults(preset=None)  # None: not given (a new run takes the default preset, a resume the run's own)
+
+
+def run_config(args, extra: list[str] = ()) -> tuple:
+    """The config of a new run (``--preset``, by default spoken-fashion, with ``--set`` and ``extra`` overrides
+    applied: checked now, before any work) and the overrides a resumed run applies to its own config instead
+    (``--preset`` only when given, ``--set`` and ``extra``; see :mod:`speechvision.s2igan.resume`)."""
+    from speechvision.s2igan.config import Config, apply_overrides, preset
+
+    overrides = list(args.overrides) + list(extra)
+    cfg = apply_overrides(preset(args.preset or Config.preset), overrides)
+    return cfg, ([f"preset={args.preset}"] if args.preset else []) + overrides
 
 
 def add_train_sen_arguments(p) -> None:
@@ -70,12 +83,12 @@ def cmd_train_sen(args) -> None:
     from speechvision.core.distributed import shutdown
     from speechvision.s2igan.train_sen import train_sen
 
-    cfg = resolved_config(args)
+    cfg, overrides = run_config(args)
     check_exists(args.data, "--data")
     remove_earlier_run(args.out, args.force)
     try:
         train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
-                  progress=not args.no_progress, sync_batchnorm=args.sync_bn)
+                  progress=not args.no_progress, sync_batchnorm=args.sync_bn, overrides=overrides)
     finally:
         shutdown()
 
@@ -106,12 +119,12 @@ def add_train_gan_arguments(p) -> None:
          example="--data /tmp/sf --sen runs/sen --out runs/gan")
 def cmd_train_gan(args) -> None:
     from speechvision.core.checkpoint import CheckpointError
-    from speechvision.s2igan.train_gan import apply_ablation
+    from speechvision.s2igan.train_gan import ablation_overrides
 
     if args.sen is None and not args.resume:
         raise CheckpointError("--sen RUN is required for a new GAN run (train one with `speechvision train sen`)")
-    cfg = apply_ablation(resolved_config(args), no_dense=args.no_dense, no_rs=args.no_rs,
-                         end_to_end=args.end_to_end)
+    cfg, overrides = run_config(args, ablation_overrides(no_dense=args.no_dense, no_rs=args.no_rs,
+                                                         end_to_end=args.end_to_end))
     if args.save_inputs:
         from speechvision.s2igan.export import save_gan_inputs
 
@@ -129,7 +142,7 @@ def cmd_train_gan(args) -> None:
         train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
                   progress=not args.no_progress, inception_weights=args.inception_weights,
                   max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
-                  channels_last=args.channels_last, compile_generator=args.compile)
+                  channels_last=args.channels_last, compile_generator=args.compile, overrides=overrides)
     finally:
         shutdown()
 

@@ -122,7 +122,8 @@ class GANTraining:
         return s
 
     def load_state(self, ckpt: dict) -> int:
-        """Resume from a checkpoint of :meth:`state`; returns its step."""
+        """Resume from a checkpoint of :meth:`state`; returns its step. The learning rates are this training's
+        config's (``--resume`` may change them, :mod:`speechvision.s2igan.resume`)."""
         self.G.load_state_dict(ckpt["G"])
         self.G_ema.load_state_dict(ckpt["G_ema"])
         self.Ds.load_state_dict(ckpt["Ds"])
@@ -130,8 +131,11 @@ class GANTraining:
             self.RS.load_state_dict(ckpt["RS"])
         if self.cfg.gan.end_to_end:
             self.speech_encoder.load_state_dict(ckpt["speech_encoder"])
+        lrs = {"G": self.cfg.gan.lr_g, "D": self.cfg.gan.lr_d, "RS": self.cfg.gan.lr_rs}
         for k, o in self.opts.items():
             o.load_state_dict(ckpt["opt_" + k])
+            for group in o.param_groups:
+                group["lr"] = lrs[k]
         return ckpt["step"]
 
     def phase_modules(self, phase: str) -> list[torch.nn.Module]:

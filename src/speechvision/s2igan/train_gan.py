@@ -22,7 +22,7 @@ from speechvision.core.distributed import DistInfo, init_from_env, local_slice
 from speechvision.core.inception import InceptionFeatures
 from speechvision.core.run import RunFolder
 from speechvision.data.manifest import DatasetError
-from speechvision.s2igan.config import Config, apply_overrides, config_from_dict
+from speechvision.s2igan.config import Config, apply_overrides
 from speechvision.s2igan.gan_data import (
     CaptionEmbedder,
     GANBatches,
@@ -34,10 +34,11 @@ from speechvision.s2igan.gan_data import (
 )
 from speechvision.s2igan.gan_loop import GANLoop, GANTraining, Snapshots, build_models, ema_update, requires_grad
 from speechvision.s2igan.losses import S2IGANLoss
+from speechvision.s2igan.resume import resume_config
 from speechvision.s2igan.sen import load_sen
 
-__all__ = ["GANBatches", "GANData", "apply_ablation", "build_models", "default_device", "ema_update",
-           "prepare_gan_data", "train_gan", "uint8_pyramid"]
+__all__ = ["GANBatches", "GANData", "ablation_overrides", "apply_ablation", "build_models", "default_device",
+           "ema_update", "prepare_gan_data", "train_gan", "uint8_pyramid"]
 
 
 def default_device() -> torch.device:
@@ -48,8 +49,13 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
               device: str | None = None, progress: bool = True, stop_after_step: int | None = None,
               inception_weights: str | Path | None = None, max_minutes: float | None = None,
               sync_batchnorm: bool = False, amp: str | None = None, channels_last: bool = True,
-              compile_generator: bool = False) -> dict:
+              compile_generator: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """Train the generator stage; returns the last log entry.
+
+    ``resume`` continues the run in ``out`` with its own config (``cfg`` is not read) and ``overrides``
+    (``section.key=value``) applied to it, when :mod:`speechvision.s2igan.resume` allows them (iterations,
+    learning rates, the log, snapshot and checkpoint periods); a change is recorded in ``log.jsonl``
+    (``{"resumed_at_step": N, "overrides": {...}}``) and ``config.json``.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) it runs data-parallel (:mod:`.distributed`): the global
     batch ``gan.batch_size`` is split across processes, gradients are averaged per phase, rank 0 logs
@@ -66,14 +72,15 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
 
     Raises:
         CheckpointError: bad SEN checkpoint, ``--resume`` without a run, or an existing run without it.
+        ConfigError: an override ``--resume`` may not apply (one that changes the architecture).
         DatasetError: bad dataset, too few images.
         ValueError: ``amp`` other than ``"bf16"`` or None.
     """
     info, device = init_from_env(device)
     folder = RunFolder(out, "gan", main=info.is_main)
-    ckpt = folder.start(resume)
+    ckpt, changes = folder.start(resume), {}
     if ckpt is not None:
-        cfg = config_from_dict(ckpt["config"])
+        cfg, changes = resume_config(ckpt["config"], overrides, ("gan.iterations", ckpt["step"]))
         sen_checkpoint = sen_checkpoint or ckpt["sen_checkpoint"]
     dev = torch.device(device) if device else default_device()
     sen, sen_cfg, sen_ckpt = load_sen(sen_checkpoint)
@@ -111,6 +118,8 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     folder.write_config({"config": cfg.to_dict(), "data": str(Path(data).resolve()),
                          "sen_checkpoint": str(sen_ckpt["path"]), "device": str(dev),
                          "processes": info.world_size, "sync_batchnorm": sync_batchnorm})
+    if changes:
+        folder.append_log({"resumed_at_step": start, "overrides": changes})
     return loop.run(start, stop_after_step=stop_after_step, max_minutes=max_minutes, progress=progress)
 
 
@@ -126,13 +135,12 @@ def _check_setup(cfg: Config, sen_cfg: Config, sen_checkpoint: str | Path, info:
                               "use --no-rs or train the SEN with sen.image.kind=inception")
 
 
-def apply_ablation(cfg: Config, *, no_dense: bool, no_rs: bool, end_to_end: bool) -> Config:
+def ablation_overrides(*, no_dense: bool, no_rs: bool, end_to_end: bool) -> list[str]:
     """The paper's ablation switches as config overrides."""
-    overrides = []
-    if no_dense:
-        overrides.append("gan.generator.dense=false")
-    if no_rs:
-        overrides.append("gan.rs=false")
-    if end_to_end:
-        overrides.append("gan.end_to_end=true")
-    return apply_overrides(cfg, overrides)
+    return ((["gan.generator.dense=false"] if no_dense else []) + (["gan.rs=false"] if no_rs else [])
+            + (["gan.end_to_end=true"] if end_to_end else []))
+
+
+def apply_ablation(cfg: Config, *, no_dense: bool, no_rs: bool, end_to_end: bool) -> Config:
+    """The paper's ablation switches applied to ``cfg`` (see :func:`ablation_overrides`)."""
+    return apply_overrides(cfg, ablation_overrides(no_dense=no_dense, no_rs=no_rs, end_to_end=end_to_end))

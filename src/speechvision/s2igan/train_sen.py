@@ -25,9 +25,10 @@ from speechvision.core.distributed import (
 )
 from speechvision.core.run import RunFolder
 from speechvision.data.manifest import Dataset, DatasetError, Record, load_dataset
-from speechvision.s2igan.config import Config, config_from_dict
+from speechvision.s2igan.config import Config
 from speechvision.s2igan.evaluate_sen import evaluate_split
 from speechvision.s2igan.losses import sen_loss
+from speechvision.s2igan.resume import resume_config
 from speechvision.s2igan.sen import SEN, build_sen
 from speechvision.s2igan.sen_data import SENInputs
 
@@ -70,16 +71,26 @@ class SENTraining:
                 "train_classes": self.classes}
 
     def load_state(self, ckpt: dict) -> None:
-        """Resume from a checkpoint of :meth:`state`."""
+        """Resume from a checkpoint of :meth:`state`. When this training's config has another learning-rate
+        schedule (``sen.lr``, ``lr_step_epochs``, ``lr_gamma``; ``--resume`` may change them), the epochs left
+        follow it as a run started with it would."""
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best = ckpt["epoch"], ckpt["best"]
+        sc, saved = self.cfg.sen, ckpt["config"]["sen"]
+        if (sc.lr, sc.lr_step_epochs, sc.lr_gamma) != (saved["lr"], saved["lr_step_epochs"], saved["lr_gamma"]):
+            self.sched.step_size, self.sched.gamma = sc.lr_step_epochs, sc.lr_gamma
+            self.sched.base_lrs = [sc.lr] * len(self.opt.param_groups)
+            for group in self.opt.param_groups:  # StepLR's lr after last_epoch steps, from the new schedule
+                group["initial_lr"] = sc.lr
+                group["lr"] = sc.lr * sc.lr_gamma ** (self.sched.last_epoch // sc.lr_step_epochs)
 
 
 def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = False,
               inception_weights: str | Path | None = None, progress: bool = True,
-              stop_after_epoch: int | None = None, sync_batchnorm: bool = False) -> dict:
+              stop_after_epoch: int | None = None, sync_batchnorm: bool = False,
+              overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """Train the SEN on ``data`` into run folder ``out``; returns the best val metrics.
 
     Under ``torchrun`` it runs data-parallel (:mod:`.distributed`): each process embeds its slice of
@@ -89,18 +100,21 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
     ``sync_batchnorm``.
 
     ``stop_after_epoch`` ends the run after that epoch as a kill would (checkpoint written, not final):
-    for time-boxed runs and the resume tests.
+    for time-boxed runs and the resume tests. ``resume`` continues the run in ``out`` with its own config
+    (``cfg`` is not read) and ``overrides`` (``section.key=value``) applied to it, when
+    :mod:`speechvision.s2igan.resume` allows them (epochs, the learning-rate schedule, the eval period); a
+    change is recorded in ``log.jsonl`` (``{"resumed_at_epoch": N, "overrides": {...}}``) and ``config.json``.
 
     Raises:
         DatasetError: the dataset is invalid. CheckpointError: ``--resume`` without a checkpoint,
-        or an existing run in ``out`` without ``--resume``.
+        or an existing run in ``out`` without ``--resume``. ConfigError: an override ``--resume`` may not apply.
     """
     info, _ = init_from_env("cpu")
     progress = progress and info.is_main
     folder = RunFolder(out, "sen", main=info.is_main, counter="epoch")
-    ckpt = folder.start(resume)
-    if ckpt is not None:
-        cfg = config_from_dict(ckpt["config"])  # the run's own config wins
+    ckpt, changes = folder.start(resume), {}
+    if ckpt is not None:  # the run's own config, with the overrides a resume may apply
+        cfg, changes = resume_config(ckpt["config"], overrides, ("sen.epochs", ckpt["epoch"]))
     if inception_weights is not None:
         from speechvision.core.inception import InceptionFeatures
 
@@ -122,6 +136,8 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         t.load_state(ckpt)
     folder.write_config({"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes,
                          "processes": info.world_size})
+    if changes:
+        folder.append_log({"resumed_at_epoch": t.epoch, "overrides": changes})
     steps_per_epoch = len(train) // sc.batch_size
     for epoch in range(t.epoch, sc.epochs):
         sums, seconds = _train_epoch(t, inputs, train, epoch, local, info, progress=progress)
