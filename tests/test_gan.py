@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from speechvision.core.checkpoint import load_checkpoint
+from speechvision.core.checkpoint import CheckpointError, load_checkpoint
 from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.discriminator import Discriminator
 from speechvision.s2igan.dsg import DSG, DSGConfig, init_weights
@@ -182,3 +182,18 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path, tiny_spoken_fash
     assert all(math.isfinite(e[k]) for e in log for k in ("D0", "G0", "RS"))
     with pytest.raises(ValueError, match="amp"):
         train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "bad", _tiny_cfg(), device="cpu", progress=False, amp="fp8")
+
+
+def test_resume_refuses_another_sen_while_the_recorded_one_exists(tmp_path, tiny_spoken_fashion, tiny_sen):
+    import shutil
+
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "run", _tiny_cfg(), device="cpu", progress=False,
+              stop_after_step=1)
+    other = tmp_path / "other-sen"
+    shutil.copytree(tiny_sen, other)
+    before = (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns
+    with pytest.raises(CheckpointError, match="this run was trained with the SEN"):
+        train_gan(tiny_spoken_fashion, other, tmp_path / "run", _tiny_cfg(), device="cpu", progress=False, resume=True)
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == before
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "run", _tiny_cfg(), device="cpu", progress=False, resume=True)
+    assert load_checkpoint(tmp_path / "run", "gan")["step"] == 4

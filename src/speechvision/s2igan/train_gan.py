@@ -81,7 +81,7 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     ckpt, changes = folder.start(resume), {}
     if ckpt is not None:
         cfg, changes = resume_config(ckpt["config"], overrides, ("gan.iterations", ckpt["step"]))
-        sen_checkpoint = sen_checkpoint or ckpt["sen_checkpoint"]
+        sen_checkpoint = resume_sen(sen_checkpoint, ckpt["sen_checkpoint"])
     dev = torch.device(device) if device else default_device()
     sen, sen_cfg, sen_ckpt = load_sen(sen_checkpoint)
     gc = cfg.gan
@@ -121,6 +121,25 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     if changes:
         folder.append_log({"resumed_at_step": start, "overrides": changes})
     return loop.run(start, stop_after_step=stop_after_step, max_minutes=max_minutes, progress=progress)
+
+
+def resume_sen(given: str | Path | None, recorded: str) -> str | Path:
+    """The SEN a resumed run continues with: the one it recorded; ``given`` only where the recorded file
+    is gone (a run moved to another machine) or ``given`` is that same file.
+
+    Raises:
+        CheckpointError: ``given`` is another SEN while the recorded one still exists (one line, names both).
+    """
+    if given is None:
+        return recorded
+    given_file = Path(given)
+    if given_file.is_dir():  # as load_checkpoint picks from a run folder
+        given_file = next((given_file / n for n in ("best.pt", "checkpoint.pt") if (given_file / n).is_file()),
+                          given_file)
+    if Path(recorded).is_file() and given_file.resolve() != Path(recorded).resolve():
+        raise CheckpointError(f"--sen {given}: this run was trained with the SEN {recorded}; drop --sen to resume "
+                              "with it, or start a new --out to train on another SEN")
+    return given
 
 
 def _check_setup(cfg: Config, sen_cfg: Config, sen_checkpoint: str | Path, info: DistInfo) -> None:
