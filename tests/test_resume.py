@@ -206,6 +206,12 @@ def kill_when(proc: subprocess.Popen, ready, timeout_s: float = 120) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+def finished(folder: Path, pattern: str) -> list[Path]:
+    """Files under ``folder`` matching ``pattern`` that are complete: not an atomic writer's temporary
+    (``<stem>.tmp<pid><suffix>`` matches a pattern such as ``*.wav`` too)."""
+    return [p for p in folder.rglob(pattern) if ".tmp" not in p.name] if folder.is_dir() else []
+
+
 def temporaries(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*.tmp*") if p.is_file()]
 
@@ -217,7 +223,7 @@ def killed_build(tmp_path_factory, fake_fashion_mnist):
     out = tmp_path_factory.mktemp("killed") / "sf"
     args = ["data", "spoken-fashion", "--out", str(out), "--fashion-mnist", str(fake_fashion_mnist), "--images", "3",
             "--unseen-images", "1"]
-    kill_when(start(args), lambda: any((out / "audio").rglob("*.wav")) if (out / "audio").is_dir() else False)
+    kill_when(start(args), lambda: bool(finished(out / "audio", "*.wav")))
     written = sorted(p for p in (out / "audio").rglob("*.wav") if ".tmp" not in p.name)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True)
@@ -258,7 +264,7 @@ def test_a_killed_inception_pass_leaves_no_corrupt_cache(tmp_path, killed_build)
     args = ["train", "sen", "--data", str(out), "--out", str(tmp_path / "sen"), "--no-progress",
             *[a for o in TINY if o.startswith("sen.") and "kind" not in o for a in ("--set", o)],
             "--set", "sen.batch_size=2", "--set", "sen.epochs=1"]
-    kill_when(start(args), lambda: any((out / "cache").glob("logmel-*.safetensors")))
+    kill_when(start(args), lambda: bool(finished(out / "cache", "logmel-*.safetensors")))
     assert not list((out / "cache").glob("inception-*.safetensors"))
     rerun = subprocess.run([sys.executable, "-m", "speechvision.cli", *args], capture_output=True, text=True,
                            check=False)
