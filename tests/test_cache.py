@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import soundfile as sf
 from conftest import sine
@@ -89,3 +91,19 @@ def test_stale_temporaries_are_removed_and_never_read(tmp_path):
     nested.write_bytes(b"")
     assert remove_stale_temporaries(tmp_path) == []
     assert remove_stale_temporaries(tmp_path, recursive=True) == [nested] and not nested.exists()
+
+
+def test_a_zombie_writer_counts_as_gone(tmp_path):
+    """A killed writer that nobody has reaped yet (a zombie) writes nothing more: its temporary is stale."""
+    import subprocess
+    import time
+
+    from speechvision.data.cache import process_alive, remove_stale_temporaries
+
+    child = subprocess.Popen(["sleep", "0"])
+    time.sleep(0.3)  # exited, not yet waited for: a zombie
+    tmp = tmp_path / f"x.tmp{child.pid}.wav"
+    tmp.write_bytes(b"half")
+    assert not process_alive(child.pid) and process_alive(os.getpid())
+    assert remove_stale_temporaries(tmp_path) == [tmp] and not tmp.exists()
+    child.wait()

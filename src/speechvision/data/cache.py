@@ -40,14 +40,20 @@ TEMPORARY = re.compile(r"^.+\.tmp(?P<pid>\d+)(\.[^.]+)?$")
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (it may still write its temporary)."""
+    """Whether process ``pid`` runs on this machine (it may still write its temporary). A zombie (killed,
+    not yet reaped by its parent; orphaned workers of a killed build can stay so for a while where PID 1
+    does not reap) writes nothing, so it counts as gone."""
     try:
         os.kill(pid, 0)
     except PermissionError:  # another user's process
         return True
     except (ProcessLookupError, OverflowError, ValueError):  # none, or no such pid number
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux): trust the signal check
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")  # state after "(comm)"
 
 
 def remove_stale_temporaries(folder: Path, *, recursive: bool = False, names: str = "*.tmp*") -> list[Path]:
