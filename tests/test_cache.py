@@ -75,7 +75,7 @@ def test_stale_temporaries_are_removed_and_never_read(tmp_path):
     next cache write; a running process's temporary and other files stay."""
     import os
 
-    from speechvision.data.cache import remove_stale_temporaries
+    from speechvision.core.atomic import remove_stale_temporaries
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -98,7 +98,7 @@ def test_a_zombie_writer_counts_as_gone(tmp_path):
     import subprocess
     import time
 
-    from speechvision.data.cache import process_alive, remove_stale_temporaries
+    from speechvision.core.atomic import process_alive, remove_stale_temporaries
 
     child = subprocess.Popen(["sleep", "0"])
     time.sleep(0.3)  # exited, not yet waited for: a zombie

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -23,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from speechvision.core.atomic import atomic_path
+from speechvision.core.atomic import atomic_path, remove_stale_temporaries
 from speechvision.core.audio import LogMelConfig, file_log_mel
 
 
@@ -33,41 +32,6 @@ def content_key(paths: list[Path], params: dict) -> str:
         st = p.stat()
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
-
-
-# The temporary name core.atomic.atomic_path writes before its rename: ``<stem>.tmp<pid><suffix>``.
-TEMPORARY = re.compile(r"^.+\.tmp(?P<pid>\d+)(\.[^.]+)?$")
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (it may still write its temporary). A zombie (killed,
-    not yet reaped by its parent; orphaned workers of a killed build can stay so for a while where PID 1
-    does not reap) writes nothing, so it counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # another user's process
-        return True
-    except (ProcessLookupError, OverflowError, ValueError):  # none, or no such pid number
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (not Linux): trust the signal check
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")  # state after "(comm)"
-
-
-def remove_stale_temporaries(folder: Path, *, recursive: bool = False, names: str = "*.tmp*") -> list[Path]:
-    """Remove the temporaries of atomic writes in ``folder`` (``<stem>.tmp<pid><suffix>``, and below it with
-    ``recursive``; only those matching the glob ``names``) whose writer no longer runs, i.e. what a killed
-    process left; returns them. Temporaries of a running process are left alone, and none is ever read."""
-    if not folder.is_dir():
-        return []
-    found = folder.rglob(names) if recursive else folder.glob(names)
-    stale = [p for p in found if (m := TEMPORARY.match(p.name)) and p.is_file()
-             and not process_alive(int(m["pid"]))]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 def read_cache(path: Path, keys: tuple[str, ...],

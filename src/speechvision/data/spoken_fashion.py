@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.atomic import remove_stale_temporaries
 from speechvision.core.images import save_png
 from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
-from speechvision.data.cache import remove_stale_temporaries
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
