@@ -37,6 +37,15 @@ def checkpoint_state(ckpt: dict) -> dict:
     return {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "version", "kind", "path")}
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """The file a checkpoint ``path`` means: a run folder's ``best.pt``, else its ``checkpoint.pt``; a file
+    (or a folder holding neither) as given."""
+    path = Path(path)
+    if path.is_dir():
+        return next((path / n for n in ("best.pt", "checkpoint.pt") if (path / n).is_file()), path)
+    return path
+
+
 def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
     """Load a checkpoint of ``kind`` (``sen``, ``gan``, ``s2igan``, or a tuple of them); ``path`` may be a run folder.
 
@@ -44,14 +53,9 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...]) -> dict:
         CheckpointError: no such file, not a speechvision checkpoint, another kind, or another
             checkpoint format version.
     """
-    path = Path(path)
+    path = checkpoint_file(path)
     if path.is_dir():
-        for name in ("best.pt", "checkpoint.pt"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise CheckpointError(f"{path}: no best.pt or checkpoint.pt in this run folder")
+        raise CheckpointError(f"{path}: no best.pt or checkpoint.pt in this run folder")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.stat().st_size == 0:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from speechvision.core.checkpoint import CheckpointError
+from speechvision.core.checkpoint import CheckpointError, checkpoint_file
 from speechvision.core.distributed import DistInfo, init_from_env, local_slice
 from speechvision.core.inception import InceptionFeatures
 from speechvision.core.run import RunFolder
@@ -132,11 +132,7 @@ def resume_sen(given: str | Path | None, recorded: str) -> str | Path:
     """
     if given is None:
         return recorded
-    given_file = Path(given)
-    if given_file.is_dir():  # as load_checkpoint picks from a run folder
-        given_file = next((given_file / n for n in ("best.pt", "checkpoint.pt") if (given_file / n).is_file()),
-                          given_file)
-    if Path(recorded).is_file() and given_file.resolve() != Path(recorded).resolve():
+    if Path(recorded).is_file() and checkpoint_file(given).resolve() != Path(recorded).resolve():
         raise CheckpointError(f"--sen {given}: this run was trained with the SEN {recorded}; drop --sen to resume "
                               "with it, or start a new --out to train on another SEN")
     return given
