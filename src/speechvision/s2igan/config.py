@@ -70,6 +70,10 @@ class GANConfig:
         rs_weight: RS term of the generator (1.0, last stage only).
         rs: use the relation supervisor (False = "w/o RS"); end_to_end: train the SEN speech
             encoder jointly instead of freezing it.
+        rs_image_size_px: Inception input side of the RS's image encoder (299: the paper; 75..299).
+        rs_bf16: the RS's Inception pass under bfloat16 autocast (paper: off).
+        rs_every: the RS phases every k-th step, its generator term weighted by k (paper: 1).
+            The three are the CPU levers of :mod:`speechvision.s2igan.relation_encoder` (docs/fidelity.md).
         ema_decay: EMA of the generator weights used for generation (0.999).
         snapshot_every, checkpoint_every, log_every: in iterations.
         seed: random seed; every step's randomness is derived from (seed, step).
@@ -88,6 +92,9 @@ class GANConfig:
     uncond_weight: float = 1.0
     rs_weight: float = 1.0
     rs: bool = True
+    rs_image_size_px: int = 299
+    rs_bf16: bool = False
+    rs_every: int = 1
     end_to_end: bool = False
     ema_decay: float = 0.999
     snapshot_every: int = 2000
@@ -159,12 +166,14 @@ class Config:
 
 PRESETS: dict[str, typing.Callable[[], Config]] = {
     # spoken-fashion: a smaller GRU and fewer epochs so the SEN trains on 2 CPU cores in < 30 minutes;
-    # a 16/32/64 generator with fewer channels.
+    # a 16/32/64 generator with fewer channels; the RS's Inception at 96 px every 2nd step, which costs
+    # 1.35x a step without the RS instead of 9.8x (benchmarks/bench_rs_cost.py, docs/fidelity.md).
     "spoken-fashion": lambda: Config(
         preset="spoken-fashion",
         sen=SENConfig(speech=SpeechEncoderConfig(rnn_hidden=256), epochs=8, lr_step_epochs=6, eval_every_epochs=2),
         gan=GANConfig(generator=DSGConfig(ngf=32, base_size_px=16), discriminator=DiscriminatorConfig(ndf=32),
-                      batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500)),
+                      batch_size=32, iterations=20000, snapshot_every=1000, checkpoint_every=500,
+                      rs_image_size_px=96, rs_every=2)),
     # the paper presets: the official real-image augmentation (resize 76/64, random crop, flip)
     "cub": lambda: Config(preset="cub", data=DataConfig(name="cub", image_size_px=256,
                                                         augment=AugmentConfig(enabled=True))),
@@ -243,6 +252,8 @@ def _check_number(key: str, name: str, value, shown) -> None:
         ok, want = 0 <= value < 1, "in [0, 1)"
     elif name in AT_LEAST_ONE:
         ok, want = value >= 1, "at least 1"
+    elif name == "rs_image_size_px":  # Inception-v3's smallest input .. its native side
+        ok, want = 75 <= value <= 299, "in 75..299"
     elif name == "seed":
         ok, want = 0 <= value <= MAX_SEED, f"in 0..{MAX_SEED}"
     elif name in MAY_BE_ZERO:

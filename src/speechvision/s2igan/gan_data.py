@@ -280,22 +280,17 @@ def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *,
     return prepare_gan_data(ds, sen, sen_cfg, gc.generator.sizes_px[-1], progress=progress, inputs=inputs), inputs
 
 
-def relation_embeddings(gd: GANData, image_head: torch.nn.Module, inception, device: torch.device, *,
-                        progress: bool = True) -> torch.Tensor:
-    """(N, D) frozen image embeddings of the N training images, the real anchors of the relation supervisor:
-    the SEN's ``image_head`` over their (N, 2048) Inception pool features (``gd.image_features``, or
-    computed here with ``inception``), in chunks of 1024, returned on the CPU. With views ((N, K, 3, S, S)
-    images): (N, K, D), one per view."""
+def relation_embeddings(gd: GANData, encoder, *, progress: bool = True) -> torch.Tensor:
+    """(N, D) frozen image embeddings of the N training images, the real anchors of the relation supervisor,
+    from ``encoder`` (a :class:`~speechvision.s2igan.relation_encoder.RelationImageEncoder`), returned on the
+    CPU; with views ((N, K, 3, S, S) images): (N, K, D), one per view. At the paper's 299 px in fp32 they
+    are the SEN's image head over the cached (N, 2048) pool features (``gd.image_features``) when present."""
     feats = gd.image_features
-    if feats is None:
-        from speechvision.metrics.features import inception_features
-
-        flat = gd.images.flatten(0, 1) if gd.images.dim() == 5 else gd.images
-        feats = torch.from_numpy(inception_features(
-            lambda a, b: flat[a:b].permute(0, 2, 3, 1).numpy(), len(flat), model=inception,
-            device=str(device), progress=progress)).reshape(*gd.images.shape[:-3], -1)
+    if not encoder.paper or feats is None:
+        return encoder.real(gd.images, progress=progress)
+    device = next(encoder.head.parameters()).device
     with torch.no_grad():
-        return torch.cat([image_head(feats[s:s + 1024].to(device)).cpu() for s in range(0, len(feats), 1024)])
+        return torch.cat([encoder.head(feats[s:s + 1024].to(device)).cpu() for s in range(0, len(feats), 1024)])
 
 
 @dataclass

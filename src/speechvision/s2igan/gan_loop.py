@@ -158,20 +158,22 @@ class LossMeans:
     """The loss terms summed over the steps since the last log line, and the wall time they took."""
 
     def __init__(self):
-        self.sums, self.steps, self.t0 = {}, 0, time.time()
+        self.sums, self.counts, self.steps, self.t0 = {}, {}, 0, time.time()
 
     def add(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
             self.sums[k] = self.sums.get(k, 0.0) + v.float()
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def entry(self, step: int, info: DistInfo) -> dict:
-        """The log entry after ``step`` steps: ``step``, each term's mean over the steps (and processes),
-        rounded to 4 decimals, and ``iterations_per_second``; starts the next sums."""
+        """The log entry after ``step`` steps: ``step``, each term's mean over the steps that computed it
+        (every step, or every ``gan.rs_every``-th for the RS terms) and the processes, rounded to 4 decimals,
+        and ``iterations_per_second``; starts the next sums."""
         seconds = time.time() - self.t0
-        means = mean_across({k: float(v) / self.steps for k, v in self.sums.items()}, info)
+        means = mean_across({k: float(v) / self.counts[k] for k, v in self.sums.items()}, info)
         entry = {"step": step, **{k: round(v, 4) for k, v in means.items()},
                  "iterations_per_second": round(self.steps / max(seconds, 1e-9), 3)}
-        self.sums, self.steps, self.t0 = {}, 0, time.time()
+        self.sums, self.counts, self.steps, self.t0 = {}, {}, 0, time.time()
         return entry
 
 
@@ -225,8 +227,8 @@ class GANLoop:
         if gc.end_to_end:
             batch["embedding"] = self.embed(batch["audio"], True)
         with self.autocast:
-            self.loss.prepare(batch)
-        for phase in self.loss.phases:
+            self.loss.prepare(batch, step)
+        for phase in self.loss.phases_at(step):
             requires_grad(t.trainable(), False)
             requires_grad(t.phase_modules(phase), True)
             t.opts[phase].zero_grad(set_to_none=True)

@@ -57,8 +57,10 @@ class S2IGANLoss:
     """Owns the three GAN phases so the training loop stays generic.
 
     Per iteration: :meth:`prepare` runs the generator once on the batch (fakes keep their graph),
-    then :meth:`accumulate_gradients` is called for each of :attr:`phases` in order ``D``, ``RS``, ``G``;
-    each returns its scalar terms (detached 0-d tensors, so no device sync) for the log.
+    then :meth:`accumulate_gradients` is called for each of :meth:`phases_at` the step, in order ``D``,
+    ``RS``, ``G``; each returns its scalar terms (detached 0-d tensors, so no device sync) for the log.
+    With ``cfg.rs_every`` = k > 1 the RS phase and the generator's RS term run on every k-th step only
+    (steps 0, k, 2k, ...), the term weighted by k, so that its gradient per step is the paper's on average.
 
     The batch is a dict with ``real`` / ``wrong`` (lists of (B, 3, S, S) per scale, [-1, 1]),
     ``embedding`` (B, E) speech embeddings, ``z`` (B, Z), ``eps`` (B, C), and for the RS the frozen
@@ -77,9 +79,17 @@ class S2IGANLoss:
         self.phases = ("D", "RS", "G") if relation is not None else ("D", "G")
         self._fakes = self._mu = self._logvar = self._fake_emb = None
 
-    def prepare(self, batch: dict) -> list[torch.Tensor]:
+    def rs_step(self, step: int) -> bool:
+        """Whether the RS phases run at ``step`` (every step with ``rs_every`` = 1)."""
+        return self.RS is not None and step % self.cfg.rs_every == 0
+
+    def phases_at(self, step: int) -> tuple[str, ...]:
+        """The phases of ``step``: ``D``, ``RS``, ``G`` on RS steps, else ``D``, ``G``."""
+        return self.phases if self.rs_step(step) else ("D", "G")
+
+    def prepare(self, batch: dict, step: int = 0) -> list[torch.Tensor]:
         self._fakes, self._mu, self._logvar = self.G(batch["embedding"], batch["z"], batch["eps"])
-        self._fake_emb = self.embed_fake(self._fakes[-1]) if self.RS is not None else None
+        self._fake_emb = self.embed_fake(self._fakes[-1]) if self.rs_step(step) else None
         return self._fakes
 
     def accumulate_gradients(self, phase: str, batch: dict) -> dict[str, torch.Tensor]:
@@ -126,10 +136,10 @@ class S2IGANLoss:
         kl = kl_loss(self._mu, self._logvar)
         total = total + self.cfg.kl_weight * kl
         out["KL"] = kl.detach()
-        if self.RS is not None:
+        if self._fake_emb is not None:
             logits = self.RS(batch["anchor"], self._fake_emb)
             rs = F.cross_entropy(logits, torch.full((len(logits),), SIMILAR, device=logits.device))
-            total = total + self.cfg.rs_weight * rs
+            total = total + self.cfg.rs_weight * self.cfg.rs_every * rs
             out["G_RS"] = rs.detach()
         total.backward()
         return out

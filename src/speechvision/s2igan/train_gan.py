@@ -34,6 +34,7 @@ from speechvision.s2igan.gan_data import (
 )
 from speechvision.s2igan.gan_loop import GANLoop, GANTraining, Snapshots, build_models, ema_update, requires_grad
 from speechvision.s2igan.losses import S2IGANLoss
+from speechvision.s2igan.relation_encoder import RelationImageEncoder
 from speechvision.s2igan.resume import resume_config
 from speechvision.s2igan.sen import load_sen
 
@@ -88,9 +89,10 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     _check_setup(cfg, sen_cfg, sen_checkpoint, info)
     progress = progress and info.is_main
     gd, inputs = load_gan_data(data, gc, sen, sen_cfg, progress=progress)
-    inception = InceptionFeatures(inception_weights, device=dev) if gc.rs else None
     image_head = sen.image_encoder.to(dev).eval()
-    image_emb = (relation_embeddings(gd, image_head, inception, dev, progress=progress) if gc.rs
+    rs_encoder = (RelationImageEncoder(InceptionFeatures(inception_weights, device=dev), image_head,
+                                       gc.rs_image_size_px, gc.rs_bf16) if gc.rs else None)
+    image_emb = (relation_embeddings(gd, rs_encoder, progress=progress) if gc.rs
                  else torch.zeros(len(gd.images), 1))
     batches = GANBatches(gd.images, gd.labels, gd.captions_of(), None if gc.end_to_end else gd.embeddings,
                          image_emb, gc, dev)
@@ -104,13 +106,11 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     if gc.end_to_end:
         requires_grad([training.speech_encoder], True)
 
-    def fake_embedder(x: torch.Tensor) -> torch.Tensor:
-        return image_head(inception.differentiable(x))
-
     G = torch.compile(training.G) if compile_generator else training.G
     embed = CaptionEmbedder(gd.embeddings, gd.audio_paths, dev,
                             training.speech_encoder if gc.end_to_end else None, inputs)
     snapshots = Snapshots(gd.snapshot_audio, cfg, dev, folder.path / "snapshots")
+    fake_embedder = rs_encoder.fake if gc.rs else None
     loop = GANLoop(training=training, loss=S2IGANLoss(G, training.Ds, training.RS, fake_embedder, gc),
                    batches=batches, embed=embed, snapshots=snapshots,
                    folder=folder, info=info, device=dev, sen_checkpoint=str(sen_ckpt["path"]),
