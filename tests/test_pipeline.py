@@ -38,3 +38,26 @@ def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):
     with pytest.raises(PipelineError, match="--preset cub: give --data"):
         run_pipeline(tmp_path / "run", PipelineOptions(preset="cub"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_killed_stage_keeps_the_time_it_ran(tmp_path, monkeypatch):
+    """A stage's time adds up over its attempts: the seconds so far are saved while it runs."""
+    import time
+
+    import speechvision.s2igan.train_all as train_all
+
+    monkeypatch.setattr(train_all, "HEARTBEAT_S", 0.05)
+    state = train_all.PipelineState(tmp_path, PipelineOptions(data=str(tmp_path)))
+
+    def dies():
+        time.sleep(0.3)
+        raise KeyboardInterrupt  # stands in for a kill
+
+    with pytest.raises(KeyboardInterrupt):
+        state.run_stage("gan", dies)
+    saved = json.loads((tmp_path / "pipeline.json").read_text())
+    assert 0.2 <= saved["partial_seconds"]["gan"] <= 0.4 and "gan" not in saved["stage_seconds"]
+    again = train_all.PipelineState(tmp_path, PipelineOptions(data=str(tmp_path)))  # the rerun
+    again.run_stage("gan", lambda: time.sleep(0.1))
+    saved = json.loads((tmp_path / "pipeline.json").read_text())
+    assert saved["stage_seconds"]["gan"] >= 0.3 and saved["partial_seconds"] == {}

@@ -17,6 +17,7 @@ and export stages, runs again. Rerunning with other options on the same folder i
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from speechvision.data.spoken_fashion import FASHION_MNIST_DIR
 from speechvision.s2igan.config import Config, apply_overrides, config_from_dict, preset
 
 STAGES = ("data", "features", "sen", "gan", "judges", "evaluate", "export")
+HEARTBEAT_S = 30.0  # how often a running stage's seconds so far are saved
 
 
 class PipelineError(SpeechvisionError, ValueError):
@@ -69,7 +71,9 @@ class PipelineOptions:
 
 
 class PipelineState:
-    """``out/pipeline.json``: the options, the resolved config and each finished stage's seconds."""
+    """``out/pipeline.json``: the options, the resolved config, each finished stage's seconds and, for a stage
+    under way, the seconds it has run so far over all its attempts (saved every :data:`HEARTBEAT_S`, so a kill
+    loses at most that much of a stage's time)."""
 
     def __init__(self, out: Path, options: PipelineOptions):
         self.path = out / "pipeline.json"
@@ -80,16 +84,39 @@ class PipelineState:
         self.options = options
         self.config = config_from_dict(saved["config"]) if saved else options.config()
         self.seconds: dict[str, float] = saved["stage_seconds"] if saved else {}
+        self.partial: dict[str, float] = saved.get("partial_seconds", {}) if saved else {}
         self.data = Path(options.data) if options.data else out / "data"
+        self._lock = threading.Lock()
         self.save()
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps({"options": asdict(self.options), "config": self.config.to_dict(),
-                                                 "stage_seconds": self.seconds}, indent=2))
+        with self._lock:
+            atomic_write_text(self.path, json.dumps({"options": asdict(self.options), "config": self.config.to_dict(),
+                                                     "stage_seconds": self.seconds, "partial_seconds": self.partial},
+                                                    indent=2))
 
     def finish(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = round(seconds, 1)
+        self.partial.pop(stage, None)
         self.save()
+
+    def run_stage(self, stage: str, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (the stage), timing it on top of its earlier attempts' saved seconds."""
+        before, t0, stop = self.partial.get(stage, 0.0), time.perf_counter(), threading.Event()
+
+        def heartbeat():
+            while not stop.wait(HEARTBEAT_S):
+                self.partial[stage] = round(before + time.perf_counter() - t0, 1)
+                self.save()
+
+        beat = threading.Thread(target=heartbeat, daemon=True)
+        beat.start()
+        try:
+            fn()
+        finally:
+            stop.set()
+            beat.join()
+        self.finish(stage, before + time.perf_counter() - t0)
 
 
 def stage_data(out: Path, state: PipelineState, progress: bool) -> None:
@@ -193,9 +220,7 @@ def run_pipeline(out: str | Path, options: PipelineOptions = PipelineOptions(), 
     state = PipelineState(out, options)
     for stage in STAGES:
         if stage not in state.seconds:
-            t0 = time.perf_counter()
-            STAGE_FUNCTIONS[stage](out, state, progress)
-            state.finish(stage, time.perf_counter() - t0)
+            state.run_stage(stage, lambda s=stage: STAGE_FUNCTIONS[s](out, state, progress))
         if stage == stop_after:
             return {"stage_seconds": dict(state.seconds)}
     metrics = headline_metrics(out / "eval" / "metrics.json")
