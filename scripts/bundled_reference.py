@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 import speechvision.demo as demo
+from speechvision.core.cleanup import NO_CLEANUP
 from speechvision.core.images import to_uint8
 from speechvision.s2igan.pipeline import S2IGANPipeline
 
@@ -28,7 +29,7 @@ SEEDS = (0, 7)
 
 def reference_images() -> dict[str, np.ndarray]:
     """``{"<stem>-seed<S>": (64, 64, 3) uint8}`` of the bundled model, examples x ``SEEDS``."""
-    pipe = S2IGANPipeline.load()
+    pipe = S2IGANPipeline.load(cleanup=NO_CLEANUP)  # the references predate the cleanup: the raw front end
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a parallel reduction's order varies between runs with more threads
     try:

@@ -151,6 +151,19 @@ def add_generate_arguments(p) -> None:
     p.add_argument("--n-per-speech", type=positive_int, default=1)
     p.add_argument("--all-stages", action="store_true", help="also write the lower-resolution stages")
     p.add_argument("--max-duration-s", type=positive_float, default=30.0, help="longest input in seconds")
+    add_cleanup_option(p)
+
+
+def add_cleanup_option(p) -> None:
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="feed the audio as it is (default: high-pass against hum, trim leading and trailing "
+                        "non-speech with silero-vad, normalise loudness)")
+
+
+def cleanup_of(args):
+    from speechvision.core.cleanup import NO_CLEANUP, Cleanup
+
+    return NO_CLEANUP if args.no_cleanup else Cleanup()
 
 
 @command("generate", arguments=add_generate_arguments,
@@ -163,7 +176,8 @@ def cmd_generate(args) -> None:
 
     paths, size_px = speech_to_pngs(args.checkpoint, args.speech, args.out, seed=args.seed,
                                     n_per_speech=args.n_per_speech, all_stages=args.all_stages,
-                                    checks=AudioChecks(max_duration_s=args.max_duration_s), overwrite=args.force)
+                                    checks=AudioChecks(max_duration_s=args.max_duration_s), overwrite=args.force,
+                                    cleanup=cleanup_of(args))
     print(f"wrote {len(paths)} images of {size_px}x{size_px} px to {args.out}")
 
 
@@ -172,6 +186,7 @@ def add_say_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path, help="output PNG")
     p.add_argument("--checkpoint", type=Path, default=None)
     p.add_argument("--seed", type=seed, default=0)
+    add_cleanup_option(p)
 
 
 @command("say", arguments=add_say_arguments, writes=Writes("file", suffix=".png"),
@@ -180,7 +195,8 @@ def add_say_arguments(p) -> None:
 def cmd_say(args) -> None:
     from speechvision.s2igan.export import text_to_png
 
-    print(f"wrote {text_to_png(args.text, args.out, checkpoint=args.checkpoint, seed=args.seed)}")
+    out = text_to_png(args.text, args.out, checkpoint=args.checkpoint, seed=args.seed, cleanup=cleanup_of(args))
+    print(f"wrote {out}")
 
 
 def add_export_arguments(p) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from speechvision.core.audio import AudioChecks
 from speechvision.core.checkpoint import save_checkpoint
+from speechvision.core.cleanup import Cleanup
 from speechvision.core.errors import InputError, OutputError, check_seed_range
 from speechvision.s2igan.config import Config
 from speechvision.s2igan.pipeline import S2IGANPipeline
@@ -61,11 +62,12 @@ def png_names(speech: list[Path], seed: int, n_per_speech: int) -> list[str]:
 
 def speech_to_pngs(checkpoint: str | Path | None, speech: list[Path], out: str | Path, *, seed: int = 0,
                    n_per_speech: int = 1, all_stages: bool = False, checks: AudioChecks | None = None,
-                   overwrite: bool = False) -> tuple[list[Path], int]:
+                   overwrite: bool = False, cleanup: Cleanup = Cleanup()) -> tuple[list[Path], int]:
     """Generate ``n_per_speech`` images per wav with the bundle or GAN run ``checkpoint`` (None: the bundled
     model) and write them to the folder ``out`` as ``<wav stem>-seed<NNNN>.png`` (seeds ``seed``, ``seed + 1``,
     ... across all images); ``all_stages`` also writes the lower-resolution stages as ``...-stage<k>.png``.
-    ``checks``: limits on each input utterance (default ``AudioChecks()``).
+    ``checks``: limits on each input utterance (default ``AudioChecks()``); ``cleanup``: the microphone cleanup
+    of each input (:mod:`speechvision.core.cleanup`).
 
     Returns the final-stage PNG paths and their side in pixels.
 
@@ -82,7 +84,7 @@ def speech_to_pngs(checkpoint: str | Path | None, speech: list[Path], out: str |
     check_seed_range(seed, len(speech) * n_per_speech, "--seed")
     names = png_names(speech, seed, n_per_speech)
     check_new_files(out, [], overwrite)
-    pipe = S2IGANPipeline.load(checkpoint)
+    pipe = S2IGANPipeline.load(checkpoint, cleanup=cleanup)
     lower = range(1, pipe.config.gan.generator.stages) if all_stages else range(0)
     paths = [out / f"{name}.png" for name in names]
     stage_paths = [[out / f"{name}-stage{k}.png" for name in names] for k in lower]
@@ -109,8 +111,10 @@ def check_new_files(out: Path, paths: list[Path], overwrite: bool) -> None:
                           + "; pass --force to replace them, or choose another --out or --seed")
 
 
-def text_to_png(text: str, out: str | Path, *, checkpoint: str | Path | None = None, seed: int = 0) -> Path:
-    """Speak ``text`` with the default Piper voice and write the image generated from it to the PNG ``out``.
+def text_to_png(text: str, out: str | Path, *, checkpoint: str | Path | None = None, seed: int = 0,
+                cleanup: Cleanup = Cleanup()) -> Path:
+    """Speak ``text`` with the default Piper voice and write the image generated from it to the PNG ``out``
+    (the speech goes through ``cleanup`` as a recording would).
 
     Raises:
         InputError: a seed out of range, or a text that speaks for longer than the model takes (30 s).
@@ -127,7 +131,7 @@ def text_to_png(text: str, out: str | Path, *, checkpoint: str | Path | None = N
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "say.wav"
         write_wav_atomic(wav, wave, rate)
-        images = S2IGANPipeline.load(checkpoint).speech_to_images([wav], seed=seed)[-1]
+        images = S2IGANPipeline.load(checkpoint, cleanup=cleanup).speech_to_images([wav], seed=seed)[-1]
     save_pngs(images, [Path(out)])
     return Path(out)
 

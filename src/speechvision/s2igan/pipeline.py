@@ -4,6 +4,10 @@
 (``checkpoints/spoken-fashion.pt``: fp16 weights + config, read with ``weights_only=True``) or from a
 GAN run folder (whose checkpoint names its SEN). Image ``i`` of a call uses seed ``seed + i`` for
 its noise z and its conditioning-augmentation epsilon, so the same seed gives the same image.
+
+Every input utterance first goes through the microphone cleanup of :mod:`speechvision.core.cleanup`
+(high-pass against hum, silero-vad trim of leading and trailing non-speech, loudness), unless the
+pipeline is loaded with ``cleanup=NO_CLEANUP`` (``--no-cleanup``).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, file_log_mel
+from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, load_audio, log_mel
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint
+from speechvision.core.cleanup import Cleanup, clean
 from speechvision.core.errors import InputError, check_seed_range, one_line
 from speechvision.s2igan.config import Config, config_from_dict
 from speechvision.s2igan.dsg import DSG
@@ -23,16 +28,17 @@ BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "spoken-fashion.pt"
 
 
 class S2IGANPipeline:
-    def __init__(self, speech_encoder: SpeechEncoder, generator: DSG, config: Config):
+    def __init__(self, speech_encoder: SpeechEncoder, generator: DSG, config: Config, cleanup: Cleanup = Cleanup()):
         # channels_last: 1.3x faster generation on CPU (benchmarks/bench_suite.py, docs/performance.md)
-        self.speech_encoder, self.config = speech_encoder.eval(), config
+        self.speech_encoder, self.config, self.cleanup = speech_encoder.eval(), config, cleanup
         self.generator = generator.eval().to(memory_format=torch.channels_last)
 
     @staticmethod
     def load(checkpoint: str | Path | None = None, device: str = "cpu",
-             sen_checkpoint: str | Path | None = None) -> "S2IGANPipeline":
+             sen_checkpoint: str | Path | None = None, cleanup: Cleanup = Cleanup()) -> "S2IGANPipeline":
         """From a bundle file, a GAN run folder or checkpoint; ``None`` = the bundled spoken-fashion model.
         ``sen_checkpoint`` overrides the SEN a GAN run names (e.g. a run trained on another machine).
+        ``cleanup``: the microphone cleanup of every input (:class:`~speechvision.core.cleanup.Cleanup`).
 
         Raises:
             CheckpointError: missing or incompatible checkpoint: no config, a config that builds no model,
@@ -47,7 +53,7 @@ class S2IGANPipeline:
             gen = build_model(DSG, cfg.gan.generator, where, "generator")
             load_weights(enc, ck, "speech_encoder", "speech encoder")
             load_weights(gen, ck, "generator", "generator")
-            return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
+            return S2IGANPipeline(enc.to(device), gen.to(device), cfg, cleanup)
         from speechvision.s2igan.sen import load_sen
 
         if not sen_checkpoint and not ck.get("sen_checkpoint"):
@@ -59,7 +65,7 @@ class S2IGANPipeline:
         cfg.sen, cfg.audio = sen_cfg.sen, sen_cfg.audio
         gen = build_model(DSG, cfg.gan.generator, where, "generator")
         load_weights(gen, ck, "G_ema", "EMA generator")
-        return S2IGANPipeline(enc.to(device), gen.to(device), cfg)
+        return S2IGANPipeline(enc.to(device), gen.to(device), cfg, cleanup)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +73,8 @@ class S2IGANPipeline:
 
     def embed(self, wavs: list[str | Path], checks: AudioChecks = AudioChecks(), batch_size: int = 64) -> torch.Tensor:
         """Speech embeddings (B, E) of audio files, in batches; errors as :func:`embed_wavs`."""
-        return torch.cat([embed_wavs(self.speech_encoder, wavs[s:s + batch_size], self.config.audio, checks)
+        return torch.cat([embed_wavs(self.speech_encoder, wavs[s:s + batch_size], self.config.audio, checks,
+                                     self.cleanup)
                           for s in range(0, len(wavs), batch_size)])
 
     @torch.no_grad()
@@ -151,13 +158,16 @@ def load_weights(module: torch.nn.Module, ck: dict, key: str, name: str) -> None
 
 @torch.no_grad()
 def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConfig,
-               checks: AudioChecks = AudioChecks()) -> torch.Tensor:
-    """Audio files -> (B, E) embeddings with ``encoder`` (eval mode; padding does not change them).
+               checks: AudioChecks = AudioChecks(), cleanup: Cleanup = Cleanup()) -> torch.Tensor:
+    """Audio files -> (B, E) embeddings with ``encoder`` (eval mode; padding does not change them), each
+    waveform cleaned by ``cleanup`` before its (T, F) log-mel.
 
     Raises:
         AudioError: unreadable, silent, too long or too short audio (names the file).
     """
-    feats = [torch.from_numpy(file_log_mel(w, audio, checks)) for w in wavs]
+    sr = audio.sample_rate_hz
+    feats = [torch.from_numpy(log_mel(clean(load_audio(w, sample_rate_hz=sr, checks=checks), sr, cleanup), audio))
+             for w in wavs]
     for w, f in zip(wavs, feats):
         if len(f) < encoder.min_frames:
             raise AudioError(f"{w}: too short for the speech encoder (needs about 0.3 s of speech)")
