@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch. A GPU user installs a CUDA build into .venv first (see README); the
 # range in pyproject.toml then keeps it.
 TORCH_SPEC ?= torch==2.13.0
-APT_PACKAGES := espeak-ng dataset-fashion-mnist chromium chromium-driver nodejs npm
+APT_PACKAGES := espeak-ng flite dataset-fashion-mnist chromium chromium-driver nodejs npm
 
 BROWSER := tests/browser/node_modules/.installed
 
@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 sysdeps:
 	@missing=""; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v flite >/dev/null 2>&1 || missing="$$missing flite"; \
 	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || missing="$$missing dataset-fashion-mnist"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium chromium-driver"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \

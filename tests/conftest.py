@@ -44,6 +44,8 @@ def sine(duration_s=1.0, rate=22050, freq=220.0, amp=0.3):
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (sudo apt-get install -y espeak-ng)")
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
+                                 reason="flite not installed (sudo apt-get install -y flite)")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import needs_espeak
+from conftest import needs_espeak, needs_flite
 
 from speechvision.core.tts import (
     ALL_VOICES,
@@ -58,3 +58,19 @@ def test_synthesize_many_is_resumable(tmp_path):
     wave, rate = sf.read(jobs[1].out_path)
     assert rate == 22050 and len(wave) > 1000
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+@needs_flite
+def test_flite_is_the_held_out_engine_for_test_sets_only(tmp_path, fake_fashion_mnist):
+    from speechvision.core.tts import ALL_VOICES, FLITE_VOICES, TTSError, check_training_voices
+    from speechvision.data.spoken_fashion import BuildConfig, build_spoken_fashion
+
+    wave, rate = synthesize("a pair of blue trousers", ALL_VOICES["flite-slt"])
+    assert rate == 16000 and 0.5 < len(wave) / rate < 4 and wave.std() > 1e-3
+    assert len(FLITE_VOICES) == 5
+    with pytest.raises(TTSError, match="flite-kal: flite is the held-out test engine"):
+        check_training_voices([ALL_VOICES["piper-joe"], ALL_VOICES["flite-kal"]])
+    with pytest.raises(TTSError, match="flite-awb: flite is the held-out test engine"):
+        build_spoken_fashion(tmp_path / "sf", fashion_mnist=fake_fashion_mnist,
+                             config=BuildConfig(images=48, train_voices=("piper-joe", "flite-awb")), progress=False)
+    assert not (tmp_path / "sf" / "dataset.json").exists()

@@ -113,12 +113,13 @@ def cmd_synth(args) -> None:
 
 @command("voices", help="list the built-in voices")
 def cmd_voices(args) -> None:
-    from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES
+    from speechvision.core.tts import ALL_VOICES, HELDOUT_ENGINES, HELDOUT_VOICES
 
     held = {v.id for v in HELDOUT_VOICES}
     for v in ALL_VOICES.values():
-        print(f"{v.id:16s} {v.engine:7s} {v.name:18s} {json.dumps(v.params)}"
-              f"{'  (held out: test only)' if v.id in held else ''}")
+        note = ("  (held-out engine: test sets only, never training or model selection)" if v.engine in HELDOUT_ENGINES
+                else "  (held out: test only)" if v.id in held else "")
+        print(f"{v.id:16s} {v.engine:7s} {v.name:18s} {json.dumps(v.params)}{note}")
 
 
 def add_features_arguments(p) -> None:

@@ -9,6 +9,10 @@ Engines:
     (22050 Hz); parameters ``length_scale``, ``noise_scale``, ``noise_w_scale``.
   * ``espeak``: the Debian ``espeak-ng`` command; ``name`` is a voice such as ``en-us+m3``;
     parameters ``pitch`` (0-99), ``speed_wpm`` (words per minute), ``amplitude`` (0-200).
+  * ``flite``: the Debian ``flite`` command (CMU Flite; 16000 Hz); ``name`` is one of its voices (kal, kal16,
+    awb, rms, slt); parameter ``duration_stretch`` (1.0 = its own rate). **The held-out engine**: no training
+    set, validation set or model selection ever uses it (:data:`FLITE_VOICES`, :func:`check_training_voices`);
+    only test sets speak with it, so they measure voices from an engine the model never heard.
 """
 
 from __future__ import annotations
@@ -76,7 +80,19 @@ HELDOUT_VOICES: tuple[Voice, ...] = (
     Voice("espeak-f3", "espeak", "en-us+f3", {"pitch": 65, "speed_wpm": 155}),
     Voice("espeak-f5", "espeak", "en-us+f5", {"pitch": 75, "speed_wpm": 165}),
 )
-ALL_VOICES = {v.id: v for v in TRAIN_VOICES + HELDOUT_VOICES}
+# The held-out engine: test sets only (never training or model selection).
+FLITE_VOICES: tuple[Voice, ...] = tuple(Voice(f"flite-{n}", "flite", n, {"duration_stretch": 1.0})
+                                        for n in ("kal", "kal16", "awb", "rms", "slt"))
+ALL_VOICES = {v.id: v for v in TRAIN_VOICES + HELDOUT_VOICES + FLITE_VOICES}
+HELDOUT_ENGINES = ("flite",)
+
+
+def check_training_voices(voices: Iterable[Voice], what: str = "training") -> None:
+    """Raises TTSError when a voice of a held-out engine (flite) is asked for ``what`` (training, validation)."""
+    bad = [v.id for v in voices if v.engine in HELDOUT_ENGINES]
+    if bad:
+        raise TTSError(f"voice {bad[0]}: {', '.join(HELDOUT_ENGINES)} is the held-out test engine and never "
+                       f"speaks {what} data; choose another voice")
 
 
 def espeak_available() -> bool:
@@ -124,14 +140,32 @@ def _synth_espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     return wave, int(rate)
 
 
-_ENGINES = {"piper": _synth_piper, "espeak": _synth_espeak}
+def _synth_flite(text: str, voice: Voice) -> tuple[np.ndarray, int]:
+    import tempfile
+
+    import soundfile as sf
+
+    if shutil.which("flite") is None:
+        raise TTSError("flite is not installed: run `sudo apt-get install -y flite` (the held-out test engine)")
+    stretch = float(voice.params.get("duration_stretch", 1.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        out_wav = Path(tmp) / "flite.wav"
+        out = subprocess.run(["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch}", "-t", text,
+                              "-o", str(out_wav)], capture_output=True, check=False)
+        if out.returncode != 0 or not out_wav.is_file():
+            raise TTSError(f"flite failed for voice {voice.name}: {out.stderr.decode(errors='replace').strip()}")
+        wave, rate = sf.read(str(out_wav), dtype="float32")
+    return wave, int(rate)
+
+
+_ENGINES = {"piper": _synth_piper, "espeak": _synth_espeak, "flite": _synth_flite}
 
 
 def synthesize(text: str, voice: Voice = DEFAULT_VOICE) -> tuple[np.ndarray, int]:
     """Speak ``text`` with ``voice``.
 
     Returns:
-        ((N,) float32 waveform, sample rate in Hz); both engines give 22050 Hz.
+        ((N,) float32 waveform, sample rate in Hz): 22050 Hz from piper and espeak, 16000 Hz from flite.
 
     Raises:
         TTSError: unknown engine, engine not installed, or synthesis failed.

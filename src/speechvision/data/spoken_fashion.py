@@ -20,7 +20,15 @@ import numpy as np
 
 from speechvision.core.atomic import remove_stale_temporaries
 from speechvision.core.images import save_png
-from speechvision.core.tts import ALL_VOICES, HELDOUT_VOICES, TRAIN_VOICES, SynthesisJob, Voice, synthesize_many
+from speechvision.core.tts import (
+    ALL_VOICES,
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    SynthesisJob,
+    Voice,
+    check_training_voices,
+    synthesize_many,
+)
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
@@ -248,6 +256,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
 
     train_voices = [ALL_VOICES[v] for v in config.train_voices] if config.train_voices else list(TRAIN_VOICES)
     held_voices = [ALL_VOICES[v] for v in config.heldout_voices] if config.heldout_voices else list(HELDOUT_VOICES)
+    check_training_voices(train_voices, "train or validation")  # flite: the held-out engine, test sets only
     all_voices = train_voices + held_voices
     records, jobs = [], {}
     (out / "images").mkdir(parents=True, exist_ok=True)
