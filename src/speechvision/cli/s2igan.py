@@ -59,6 +59,25 @@ def cmd_data_spoken_fashion(args) -> None:
         workers=args.workers), force=args.force))
 
 
+def add_robust_arguments(p) -> None:
+    p.add_argument("--from", dest="source", required=True, type=Path, help="a built spoken-fashion dataset")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--images", type=positive_int, default=500, help="test images per split (default 500)")
+    p.add_argument("--unseen-images", type=positive_int, default=500, help="test_unseen images (default 500)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
+
+
+@command("data", "spoken-fashion-robust", arguments=add_robust_arguments, writes=Writes("place", BUILD_FORCE),
+         help="test-only splits: the held-out flite voices, held-out phrasings, degraded copies (issue 17)",
+         example="--from /tmp/sf --out /tmp/sf-robust")
+def cmd_data_spoken_fashion_robust(args) -> None:
+    from speechvision.data.robust import RobustConfig, build_robust
+
+    print_image_dataset(build_robust(args.source, args.out, RobustConfig(
+        images=args.images, unseen_images=args.unseen_images, seed=args.seed, workers=args.workers), force=args.force))
+
+
 def add_reed_arguments(p) -> None:
     p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
     p.add_argument("--out", required=True, type=Path)

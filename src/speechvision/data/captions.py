@@ -95,3 +95,55 @@ def caption_pool(garment: str, colour: str, size: int, rng: np.random.DSG) -> li
         raise ValueError(f"caption pool of {size} exceeds the grammar's {len(grid)} captions")
     picks = rng.choice(len(grid), size=size, replace=False)
     return [caption(grid[i][0], garment, grid[i][1], colour) for i in picks]
+
+
+# ---- held-out phrasings: test sets only (data/robust.py), never training or model selection ----------------
+# How people also say it (issue 17): the colour after the noun, distractor words (materials, seasons, sizes,
+# politeness, time), plurals with "some", and questions. Slots as above, plus {plural} (the noun in the
+# plural) and {article} (the noun's article).
+HELDOUT_TEMPLATES: tuple[str, ...] = (
+    "{article} {noun} in {colour}",
+    "{article} {noun}, the {colour} one",
+    "do you have {np}",
+    "could i see {np} please",
+    "i am looking for {np} for tomorrow",
+    "{np} in wool, warm enough for the winter",
+    "{np}, size medium, please",
+    "some {colour} {plural}",
+    "i would like {np} made of leather",
+    "is there {np} in the shop",
+    "for the party i need {np}",
+    "the {colour} {noun}, not the other one",
+)
+
+# Synonyms the training grammar never uses (test only).
+HELDOUT_SYNONYMS: dict[str, tuple[Noun, ...]] = {
+    "t-shirt": (Noun("tee shirt"), Noun("tank top")),
+    "trousers": (Noun("jeans", True), Noun("chinos", True)),
+    "pullover": (Noun("hoodie"), Noun("cardigan")),
+    "dress": (Noun("gown"), Noun("evening dress")),
+    "coat": (Noun("parka"), Noun("raincoat")),
+    "sandal": (Noun("flip-flop"), Noun("slide")),
+    "shirt": (Noun("dress shirt"), Noun("polo shirt")),
+    "sneaker": (Noun("tennis shoe"), Noun("gym shoe")),
+    "bag": (Noun("tote"), Noun("shoulder bag")),
+    "ankle boot": (Noun("chelsea boot"), Noun("bootie")),
+}
+
+
+def plural(noun: Noun) -> str:
+    """The noun in the plural ("sneaker" -> "sneakers"; plural nouns and "-ss"/"-sh" endings as English has them)."""
+    if noun.plural:
+        return noun.text
+    if noun.text.endswith(("ss", "sh", "ch", "x")):
+        return noun.text + "es"
+    return noun.text + "s"
+
+
+def heldout_caption(template: int, garment: str, synonym: int, colour: str, *, heldout_noun: bool) -> str:
+    """One caption of the held-out grammar: ``HELDOUT_TEMPLATES[template]`` over the garment's ``synonym``-th
+    noun, from :data:`HELDOUT_SYNONYMS` when ``heldout_noun``, else from the training :data:`SYNONYMS`."""
+    noun = (HELDOUT_SYNONYMS if heldout_noun else SYNONYMS)[garment][synonym]
+    article = "a pair of" if noun.plural else _article(noun.text)
+    return HELDOUT_TEMPLATES[template].format(np=noun_phrase(noun, colour), noun=noun.text, colour=colour,
+                                              plural=plural(noun), article=article)

@@ -25,7 +25,9 @@ from speechvision.core.atomic import atomic_write_text
 from speechvision.core.errors import SpeechvisionError
 
 FORMAT_VERSION = 1
-SPLITS = ("train", "val", "test", "test_unseen")
+# The robustness test set (data/robust.py) adds test-only splits.
+SPLITS = ("train", "val", "test", "test_unseen", "flite", "phrasing", "flite_degraded", "phrasing_degraded",
+          "test_degraded", "test_unseen_degraded")
 
 
 class DatasetError(SpeechvisionError, ValueError):
