@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.avlm.tokens import f0_track, whisper_model
+from speechvision.avlm.tokens import f0_track
+from speechvision.core.asr import transcribe  # noqa: F401  (the judges' ASR, imported from here)
 
 
 def normalise_text(text: str) -> str:
@@ -20,17 +21,6 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     import jiwer
 
     return float(jiwer.wer([normalise_text(r) for r in references], [normalise_text(h) or "<empty>" for h in hypotheses]))
-
-
-def transcribe(wave: np.ndarray, sample_rate_hz: int = 16000) -> str:
-    """English transcript of a (N,) waveform by the offline Whisper (greedy, no VAD)."""
-    import librosa
-
-    if sample_rate_hz != 16000:
-        wave = librosa.resample(wave, orig_sr=sample_rate_hz, target_sr=16000)
-    segments, _ = whisper_model().transcribe(wave.astype(np.float32), language="en", beam_size=1, vad_filter=False,
-                                        condition_on_previous_text=False)
-    return " ".join(s.text.strip() for s in segments)
 
 
 def dnsmos(wave: np.ndarray, sample_rate_hz: int = 16000) -> dict:

