@@ -92,3 +92,28 @@ def test_manifest_validation_reports_every_missing_file(tmp_path, fake_fashion_m
         load_dataset(out)
     with pytest.raises(DatasetError, match="no such dataset folder"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_grammar_v2_adds_phrasing_as_people_talk_and_keeps_v1(tmp_path, fake_fashion_mnist):
+    from speechvision.data.captions import HELDOUT_TEMPLATES, SYNONYMS, TEMPLATES_V2
+
+    assert TEMPLATES_V2[: len(TEMPLATES)] == TEMPLATES and not set(TEMPLATES_V2) & set(HELDOUT_TEMPLATES)
+    assert caption(0, "trousers", 0, "red") == "a pair of red trousers"  # v1 unchanged
+    for t in range(len(TEMPLATES_V2)):
+        for g in FASHION_CLASSES:
+            for s in range(len(SYNONYMS[g])):
+                text = caption(t, g, s, "blue", "v2")
+                assert "blue" in text and SYNONYMS[g][s].text.split()[0] in text
+    assert caption(len(TEMPLATES) + 9, "sneaker", 0, "red", "v2") == "two red sneakers"
+    v2 = load_dataset(build_spoken_fashion(tmp_path / "v2", fashion_mnist=fake_fashion_mnist, progress=False,
+                                           config=BuildConfig(images=48, synthesize=False, grammar="v2")))
+    texts = {c.text for r in v2.records for c in r.captions}
+    assert any(t not in {caption(i, g, s, c) for i in range(len(TEMPLATES)) for g in FASHION_CLASSES
+                         for s in range(len(SYNONYMS[g])) for c in COLOURS} for t in texts)
+    assert json.loads((tmp_path / "v2" / "build.json").read_text())["grammar"] == "v2"
+    v1 = build_spoken_fashion(tmp_path / "v1", fashion_mnist=fake_fashion_mnist, progress=False,
+                              config=BuildConfig(images=48, synthesize=False))
+    assert "grammar" not in json.loads((v1 / "build.json").read_text())  # earlier builds still resume
+    with pytest.raises(DatasetError, match="--grammar v3"):
+        build_spoken_fashion(tmp_path / "v3", fashion_mnist=fake_fashion_mnist, progress=False,
+                             config=BuildConfig(images=48, synthesize=False, grammar="v3"))

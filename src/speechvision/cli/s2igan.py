@@ -46,6 +46,10 @@ def add_spoken_fashion_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
     p.add_argument("--no-audio", action="store_true", help="captions only, no speech synthesis")
+    p.add_argument("--grammar", choices=("v1", "v2"), default="v1",
+                   help="caption grammar: v1 (24 templates) or v2 (+14 templates as people talk)")
+    p.add_argument("--voices", choices=("default", "broad"), default="default",
+                   help="train voices: the 8 default ones, or broad (+ the ASR-checked pool of assets/voice_pool.json)")
 
 
 @command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
@@ -56,7 +60,7 @@ def cmd_data_spoken_fashion(args) -> None:
 
     print_image_dataset(build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
         images=args.images, unseen_images=args.unseen_images, seed=args.seed, synthesize=not args.no_audio,
-        workers=args.workers), force=args.force))
+        workers=args.workers, grammar=args.grammar, voices=args.voices), force=args.force))
 
 
 def add_robust_arguments(p) -> None:

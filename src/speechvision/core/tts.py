@@ -87,6 +87,51 @@ ALL_VOICES = {v.id: v for v in TRAIN_VOICES + HELDOUT_VOICES + FLITE_VOICES}
 HELDOUT_ENGINES = ("flite",)
 
 
+# The broad training pool (issue 17): espeak-ng accents x variants over wide pitch and rate ranges, and Piper
+# joe across its length and noise scales. Drawn by :func:`broad_voice_pool`; the voices the offline ASR
+# understands are kept in ``assets/voice_pool.json`` by ``scripts/voice_pool.py``. The test-only voices
+# (HELDOUT_VOICES: variants m7, f3, f5 and Piper at length 0.85) and flite stay out of it.
+ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
+                  "en-us-nyc")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m8", "f1", "f2", "f4", "Alex", "Alicia", "Andrea", "Andy",
+                   "Annie", "Denis", "Gene", "Hugo", "Jacky", "Lee", "Michael", "Mike", "Storm", "adam", "anika",
+                   "announcer", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "grandma",
+                   "grandpa", "iven", "john", "klatt", "klatt2", "klatt3", "linda", "max", "norbert", "paul",
+                   "quincy", "rob", "robert", "shelby", "steph", "travis", "victor", "zac")
+VOICE_POOL_FILE = Path(__file__).resolve().parents[1] / "assets" / "voice_pool.json"
+
+
+def broad_voice_pool(n_espeak: int = 160, n_piper: int = 24, seed: int = 0) -> tuple[Voice, ...]:
+    """Candidate training voices: ``n_espeak`` espeak-ng voices (accent x variant, pitch 15-85, 120-210 words
+    per minute) and ``n_piper`` Piper joe voices (length scale 0.9-1.4, noise scale 0.3-1.0, noise-w scale
+    0.4-1.2), drawn from ``seed``; ids ``pool-espeak-NNN`` / ``pool-piper-NNN``."""
+    rng = np.random.default_rng(seed)
+    voices = []
+    for i in range(n_espeak):
+        name = f"{ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))]}+{ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]}"
+        voices.append(Voice(f"pool-espeak-{i:03d}", "espeak", name,
+                            {"pitch": int(rng.integers(15, 86)), "speed_wpm": int(rng.integers(120, 211))}))
+    for i in range(n_piper):
+        voices.append(Voice(f"pool-piper-{i:03d}", "piper", "en_US-joe-medium",
+                            {"length_scale": round(float(rng.uniform(0.9, 1.4)), 3),
+                             "noise_scale": round(float(rng.uniform(0.3, 1.0)), 3),
+                             "noise_w_scale": round(float(rng.uniform(0.4, 1.2)), 3)}))
+    return tuple(voices)
+
+
+def voice_pool() -> tuple[Voice, ...]:
+    """The kept broad pool (``assets/voice_pool.json``: the :func:`broad_voice_pool` voices the ASR understood).
+
+    Raises:
+        TTSError: the file is missing (``python scripts/voice_pool.py`` writes it).
+    """
+    import json
+
+    if not VOICE_POOL_FILE.is_file():
+        raise TTSError(f"{VOICE_POOL_FILE}: no voice pool; write it with `python scripts/voice_pool.py`")
+    return tuple(Voice.from_dict(v) for v in json.loads(VOICE_POOL_FILE.read_text())["voices"])
+
+
 def check_training_voices(voices: Iterable[Voice], what: str = "training") -> None:
     """Raises TTSError when a voice of a held-out engine (flite) is asked for ``what`` (training, validation)."""
     bad = [v.id for v in voices if v.engine in HELDOUT_ENGINES]

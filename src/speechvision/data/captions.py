@@ -70,6 +70,28 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 
+# Grammar v2 (issue 17): the training grammar plus phrasing as people talk, other instances of the styles that
+# HELDOUT_TEMPLATES tests: the colour after the noun, distractor words (materials, seasons, sizes, politeness,
+# time), plurals with counts, and questions. Extra slots: {plural} (the noun in the plural), {article}.
+TEMPLATES_V2: tuple[str, ...] = TEMPLATES + (
+    "i want the {noun} in {colour}",
+    "get me {article} {noun} that is {colour}",
+    "the {noun} should be {colour}",
+    "{article} {noun} coloured {colour}",
+    "a cotton {colour} {noun}",
+    "{np} for the summer",
+    "a large {colour} {noun}",
+    "please, {np}",
+    "{np} for next week",
+    "two {colour} {plural}",
+    "a few {colour} {plural} please",
+    "have you got {np}",
+    "where can i find {np}",
+    "um, {np}, i think",
+)
+GRAMMARS = {"v1": TEMPLATES, "v2": TEMPLATES_V2}
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
@@ -80,21 +102,22 @@ def noun_phrase(noun: Noun, colour: str) -> str:
     return f"{_article(colour)} {colour} {noun.text}"
 
 
-def caption(template: int, garment: str, synonym: int, colour: str) -> str:
-    """Render one caption; the same (template, garment, synonym) with another colour differs only
-    in the colour word (and its article)."""
+def caption(template: int, garment: str, synonym: int, colour: str, grammar: str = "v1") -> str:
+    """Render one caption of ``GRAMMARS[grammar]``; the same (template, garment, synonym) with another colour
+    differs only in the colour word (and its article). v2 keeps v1's templates at the same indices."""
     noun = SYNONYMS[garment][synonym]
-    return TEMPLATES[template].format(np=noun_phrase(noun, colour), noun=noun.text,
-                                      be="are" if noun.plural else "is", colour=colour)
+    return GRAMMARS[grammar][template].format(
+        np=noun_phrase(noun, colour), noun=noun.text, be="are" if noun.plural else "is", colour=colour,
+        plural=plural(noun), article="a pair of" if noun.plural else _article(noun.text))
 
 
-def caption_pool(garment: str, colour: str, size: int, rng: np.random.DSG) -> list[str]:
+def caption_pool(garment: str, colour: str, size: int, rng: np.random.Generator, grammar: str = "v1") -> list[str]:
     """``size`` distinct captions for one garment-colour combination, drawn from the grammar."""
-    grid = [(t, s) for t in range(len(TEMPLATES)) for s in range(len(SYNONYMS[garment]))]
+    grid = [(t, s) for t in range(len(GRAMMARS[grammar])) for s in range(len(SYNONYMS[garment]))]
     if size > len(grid):
         raise ValueError(f"caption pool of {size} exceeds the grammar's {len(grid)} captions")
     picks = rng.choice(len(grid), size=size, replace=False)
-    return [caption(grid[i][0], garment, grid[i][1], colour) for i in picks]
+    return [caption(grid[i][0], garment, grid[i][1], colour, grammar) for i in picks]
 
 
 # ---- held-out phrasings: test sets only (data/robust.py), never training or model selection ----------------

@@ -28,8 +28,9 @@ from speechvision.core.tts import (
     Voice,
     check_training_voices,
     synthesize_many,
+    voice_pool,
 )
-from speechvision.data.captions import COLOURS, FASHION_CLASSES, PALETTE, caption_pool
+from speechvision.data.captions import COLOURS, FASHION_CLASSES, GRAMMARS, PALETTE, caption_pool
 from speechvision.data.manifest import Caption, DatasetError, Record, write_dataset
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -119,6 +120,13 @@ class BuildConfig:
     workers: int | None = None
     train_voices: tuple[str, ...] | None = None  # voice ids; default: tts.TRAIN_VOICES
     heldout_voices: tuple[str, ...] | None = None  # default: tts.HELDOUT_VOICES
+    grammar: str = "v1"  # caption grammar: v1 (24 templates) or v2 (+14 templates as people talk; issue 17)
+    voices: str = "default"  # train voices: default (tts.TRAIN_VOICES) or broad (+ the kept voice pool; issue 17)
+
+
+# Options added after builds existed: recorded in build.json only when not at their default, so that an
+# earlier build still resumes under the same options.
+LATER_OPTIONS = {"grammar": "v1", "voices": "default"}
 
 
 BUILD_FILE = "build.json"  # the options a dataset folder is being (or was) built with
@@ -244,17 +252,23 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
     if config.workers is not None and config.workers < 1:
         raise DatasetError(f"--workers {config.workers}: give 1 or more synthesis processes")
     fm = load_fashion_mnist(fashion_mnist)
-    options = {k: v for k, v in asdict(config).items() if k != "workers"}
+    if config.grammar not in GRAMMARS:
+        raise DatasetError(f"--grammar {config.grammar}: choose from {', '.join(GRAMMARS)}")
+    if config.voices not in ("default", "broad"):
+        raise DatasetError(f"--voices {config.voices}: choose default or broad")
+    options = {k: v for k, v in asdict(config).items() if k != "workers" and LATER_OPTIONS.get(k, object()) != v}
     keep = begin_build(out, {"dataset": "spoken-fashion", **options}, force=force, kind="spoken-fashion dataset")
     rng = np.random.default_rng(config.seed)
     heldout = heldout_combinations()
     n_unseen = config.unseen_images if config.unseen_images is not None else max(16, int(round(config.images / 15)))
     # Caption pools per combination (deterministic).
-    pools = {(g, c): caption_pool(FASHION_CLASSES[g], COLOURS[c], config.captions_per_combo, rng)
+    pools = {(g, c): caption_pool(FASHION_CLASSES[g], COLOURS[c], config.captions_per_combo, rng, config.grammar)
              for g in range(len(FASHION_CLASSES)) for c in range(len(COLOURS))}
     plan = plan_images(fm, config.images, n_unseen, rng)
 
     train_voices = [ALL_VOICES[v] for v in config.train_voices] if config.train_voices else list(TRAIN_VOICES)
+    if config.voices == "broad":
+        train_voices += list(voice_pool())
     held_voices = [ALL_VOICES[v] for v in config.heldout_voices] if config.heldout_voices else list(HELDOUT_VOICES)
     check_training_voices(train_voices, "train or validation")  # flite: the held-out engine, test sets only
     all_voices = train_voices + held_voices
