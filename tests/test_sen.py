@@ -172,3 +172,29 @@ def test_evaluate_and_retrieve(tmp_path, tiny_spoken_fashion):
     wav = ds.path(ds.split("test")[0].captions[0].audio)
     hits = retrieve(tmp_path / "run", wav, tiny_spoken_fashion, k=3)
     assert len(hits) == 3 and hits[0][0] >= hits[1][0] >= hits[2][0]
+
+
+def test_factored_heads_train_garment_and_colour_and_reload(tmp_path, tiny_spoken_fashion):
+    """sen.factored=garment,colour: a head per attribute on both embeddings (issue 17), kept in the checkpoint."""
+    from speechvision.data.manifest import DatasetError
+    from speechvision.s2igan.losses import sen_loss
+    from speechvision.s2igan.sen import build_sen, load_sen
+    from speechvision.s2igan.train_sen import train_sen
+
+    cfg = _tiny_cfg(**{"sen.factored": "garment,colour", "sen.epochs": 1})
+    train_sen(tiny_spoken_fashion, tmp_path / "f", cfg, progress=False)
+    model, saved, ck = load_sen(tmp_path / "f")
+    assert saved.sen.factored == "garment,colour" and len(ck["attributes"]["colour"]) == 8
+    assert model.attribute_heads["garment"].out_features == 10 and model.attribute_heads["colour"].out_features == 8
+    log = [json.loads(x) for x in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["factored"] > 0
+    attrs = {"garment": [str(i) for i in range(10)], "colour": [str(i) for i in range(8)]}
+    m = build_sen(cfg, 80, attrs)
+    s, i = torch.nn.functional.normalize(torch.randn(4, 32), dim=-1), torch.nn.functional.normalize(torch.randn(4, 32), dim=-1)
+    y = torch.tensor([0, 1, 2, 3])
+    with_f = sen_loss(m, s, i, y, cfg.sen, {"garment": y, "colour": y})
+    without = sen_loss(m, s, i, y, cfg.sen)
+    assert with_f["factored"] > 0 and without["factored"] == 0
+    torch.testing.assert_close(with_f["loss"] - without["loss"], with_f["factored"])
+    with pytest.raises(DatasetError, match="no attribute 'size'"):
+        train_sen(tiny_spoken_fashion, tmp_path / "bad", _tiny_cfg(**{"sen.factored": "size"}), progress=False)

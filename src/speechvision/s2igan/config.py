@@ -37,6 +37,10 @@ class SENConfig:
         lr_step_epochs, lr_gamma: lr x ``lr_gamma`` every ``lr_step_epochs`` epochs.
         eval_every_epochs: validation (model selection on the val split, never test) period.
         seed: random seed (official: 200).
+        factored: comma-separated dataset attributes (e.g. ``garment,colour``) that get distinctive heads of
+            their own beside the class head, on both embeddings (issue 17: an unseen garment-colour
+            combination should embed where its garment and its colour say; not in the paper: "" = off).
+        factored_weight: weight of the summed attribute terms.
     """
 
     speech: SpeechEncoderConfig = field(default_factory=SpeechEncoderConfig)
@@ -55,6 +59,8 @@ class SENConfig:
     lr_gamma: float = 0.1
     eval_every_epochs: int = 5
     seed: int = 200
+    factored: str = ""
+    factored_weight: float = 1.0
 
 
 @dataclass
@@ -237,7 +243,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 
 # Numbers that may be 0 (weights, seeds, a shift); every other number of a config must be above 0.
-MAY_BE_ZERO = ("matching_weight", "distinctive_weight", "weight_decay", "kl_weight", "uncond_weight", "rs_weight",
+MAY_BE_ZERO = ("matching_weight", "distinctive_weight", "factored_weight", "weight_decay", "kl_weight", "uncond_weight", "rs_weight",
                "max_shift_px", "seed")
 UNIT_INTERVAL = ("betas", "ema_decay")  # in [0, 1)
 AT_LEAST_ONE = ("resize_ratio",)  # resize, then crop back: never below the final size

@@ -28,16 +28,21 @@ def distinctive_loss(classifier: torch.nn.Module, speech: torch.Tensor, image: t
     return F.cross_entropy(classifier(speech), labels) + F.cross_entropy(classifier(image), labels)
 
 
-def sen_loss(model, speech: torch.Tensor, image: torch.Tensor, labels: torch.Tensor, cfg) -> dict[str, torch.Tensor]:
+def sen_loss(model, speech: torch.Tensor, image: torch.Tensor, labels: torch.Tensor, cfg,
+             attribute_labels: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The weighted SEN objective; ``cfg`` is a :class:`~speechvision.s2igan.config.SENConfig`.
 
-    Returns ``{"loss", "matching", "distinctive"}`` (switched-off terms are 0).
+    ``attribute_labels`` ({attribute: (B,) value ids}, with ``sen.factored``): the distinctive loss of each
+    attribute head of ``model.attribute_heads`` too, summed and weighted by ``factored_weight``.
+    Returns ``{"loss", "matching", "distinctive", "factored"}`` (switched-off terms are 0).
     """
     zero = speech.new_zeros(())
     m = matching_loss(speech, image, labels, cfg.gamma) if cfg.matching_loss else zero
     d = distinctive_loss(model.classifier, speech, image, labels) if cfg.distinctive_loss else zero
-    return {"loss": cfg.matching_weight * m + cfg.distinctive_weight * d, "matching": m.detach(),
-            "distinctive": d.detach()}
+    f = sum((distinctive_loss(model.attribute_heads[k], speech, image, y) for k, y in attribute_labels.items()),
+            zero) if attribute_labels else zero
+    return {"loss": cfg.matching_weight * m + cfg.distinctive_weight * d + cfg.factored_weight * f,
+            "matching": m.detach(), "distinctive": d.detach(), "factored": f.detach()}
 
 
 # ----------------------------------------------------------------------------------------------

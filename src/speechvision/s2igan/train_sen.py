@@ -37,6 +37,21 @@ def _train_classes(ds: Dataset) -> list[int]:
     return sorted({r.class_id for r in ds.split("train")})
 
 
+def factored_attributes(ds: Dataset, factored: str) -> dict[str, list[str]]:
+    """{attribute: its values} of the dataset for ``sen.factored`` ("garment,colour"; "" = none).
+
+    Raises:
+        DatasetError: an attribute the dataset does not have (names it and those it has).
+    """
+    names = [n.strip() for n in factored.split(",") if n.strip()]
+    have = ds.meta.get("attributes", {})
+    for n in names:
+        if n not in have:
+            raise DatasetError(f"sen.factored={factored}: {ds.root} has no attribute '{n}' "
+                               f"(it has: {', '.join(have) or 'none'})")
+    return {n: list(have[n]) for n in names}
+
+
 @dataclass
 class SENTraining:
     """What a SEN run trains and checkpoints: the model over the training ``classes``, its Adam optimiser and
@@ -50,25 +65,28 @@ class SENTraining:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.StepLR
     classes: list[int]
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # the factored heads' values (sen.factored)
     epoch: int = 0
     best: dict = field(default_factory=lambda: {"mAP": -1.0})
 
     @staticmethod
-    def build(cfg: Config, classes: list[int], *, sync_batchnorm: bool = False) -> SENTraining:
-        """A fresh model (seeded with ``sen.seed``; batch norms synced across processes with ``sync_batchnorm``)."""
+    def build(cfg: Config, classes: list[int], *, sync_batchnorm: bool = False,
+              attributes: dict[str, list[str]] | None = None) -> SENTraining:
+        """A fresh model (seeded with ``sen.seed``; batch norms synced across processes with ``sync_batchnorm``),
+        with a head per attribute of ``attributes`` ({name: values})."""
         sc = cfg.sen
         torch.manual_seed(sc.seed)
-        model = build_sen(cfg, len(classes))
+        model = build_sen(cfg, len(classes), attributes)
         if sync_batchnorm:
             convert_sync_batchnorm(model)
         opt = torch.optim.Adam(model.parameters(), lr=sc.lr, betas=sc.betas, weight_decay=sc.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sc.lr_step_epochs, gamma=sc.lr_gamma)
-        return SENTraining(cfg, model, opt, sched, classes)
+        return SENTraining(cfg, model, opt, sched, classes, dict(attributes or {}))
 
     def state(self) -> dict:
         return {"config": self.cfg.to_dict(), "epoch": self.epoch, "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "best": self.best,
-                "train_classes": self.classes}
+                "train_classes": self.classes, **({"attributes": self.attributes} if self.attributes else {})}
 
     def load_state(self, ckpt: dict) -> None:
         """Resume from a checkpoint of :meth:`state`. When this training's config has another learning-rate
@@ -120,6 +138,7 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
 
         InceptionFeatures(inception_weights)  # raises a clear error for unsupported weights
     ds = load_dataset(data)
+    attributes = factored_attributes(ds, cfg.sen.factored)  # before any feature work
     inputs = SENInputs.load(ds, cfg, progress=progress, views=True)  # the augmented views, if data.augment is on
     classes = _train_classes(ds)
     train = [r for r in ds.split("train") if r.captions]
@@ -131,7 +150,8 @@ def train_sen(data: str | Path, out: str | Path, cfg: Config, *, resume: bool = 
         local = local_slice(sc.batch_size, info)
     except ValueError as e:
         raise DatasetError(f"sen.batch_size: {e}") from None
-    t = SENTraining.build(cfg, classes, sync_batchnorm=info.active and sync_batchnorm)
+    t = SENTraining.build(cfg, classes, sync_batchnorm=info.active and sync_batchnorm,
+                          attributes=attributes)
     if ckpt is not None:
         t.load_state(ckpt)
     folder.write_config({"config": cfg.to_dict(), "dataset": str(Path(data).resolve()), "train_classes": classes,
@@ -169,7 +189,7 @@ def _train_epoch(t: SENTraining, inputs: SENInputs, train: list[Record], epoch: 
     gen = torch.Generator().manual_seed(sc.seed * 100003 + epoch)
     perm = torch.randperm(len(train), generator=gen)
     choice = torch.randint(0, 1 << 30, (len(train),), generator=gen)
-    sums = {"loss": 0.0, "matching": 0.0, "distinctive": 0.0}
+    sums = {"loss": 0.0, "matching": 0.0, "distinctive": 0.0, "factored": 0.0}
     t0 = time.time()
     for s in tqdm(range(len(train) // sc.batch_size), desc=f"SEN epoch {epoch + 1}/{sc.epochs}", unit="step",
                   disable=not progress, leave=False):
@@ -178,10 +198,12 @@ def _train_epoch(t: SENTraining, inputs: SENInputs, train: list[Record], epoch: 
         audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
         feats, lengths = inputs.speech_batch(audio)
         labels = torch.tensor([class_to_target[r.class_id] for r in recs])
+        attr = {k: torch.tensor([values.index(r.attributes[k]) for r in recs]) for k, values in t.attributes.items()}
         speech, image = model(feats, lengths, inputs.images(recs, epoch=epoch))  # this epoch's view of each image
         if info.active:  # the whole global batch, with gradients flowing back to each process's slice
             speech, image, labels = (_gather(x) for x in (speech, image, labels))
-        losses = sen_loss(model, speech, image, labels, sc)
+            attr = {k: _gather(v) for k, v in attr.items()}
+        losses = sen_loss(model, speech, image, labels, sc, attr)
         t.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         average_gradients(list(model.parameters()), info)
