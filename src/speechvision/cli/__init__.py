@@ -34,8 +34,8 @@ SYSTEMS = (s2igan, s2igan_train, s2igan_evaluate, s2igan_pipeline, avlm)  # the 
 
 declare(dest="command", order=("data", "synth", "voices", "features", "config", "train", "generate", "say", "export",
                                "retrieve", "evaluate", "pipeline", "serve", "demo", "speechlm", "avlm"))
-declare("data", dest="dataset", order=("spoken-fashion", "spoken-fashion-robust", "cub", "oxford", "flickr8k",
-                                      "spoken-emotion", "av-emotion"),
+declare("data", dest="dataset", order=("spoken-fashion", "spoken-fashion-robust", "speech-augment", "cub", "oxford",
+                                      "flickr8k", "spoken-emotion", "av-emotion"),
         help="build a dataset folder (manifest + audio)")
 
 

@@ -82,6 +82,21 @@ def cmd_data_spoken_fashion_robust(args) -> None:
         images=args.images, unseen_images=args.unseen_images, seed=args.seed, workers=args.workers), force=args.force))
 
 
+def add_speech_augment_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path, help="a built dataset (its train speech is augmented)")
+    p.add_argument("--copies", type=positive_int, default=3, help="augmented copies per train file (default 3)")
+    p.add_argument("--seed", type=seed, default=0)
+
+
+@command("data", "speech-augment", arguments=add_speech_augment_arguments,
+         help="augmented copies of the train speech (speed, pitch, rooms, noise, telephone; issue 17)",
+         example="--data /tmp/sf --copies 3   (then train with --set data.speech_augment.enabled=true)")
+def cmd_data_speech_augment(args) -> None:
+    from speechvision.data.speech_augment import build_speech_augment
+
+    print(f"wrote {build_speech_augment(args.data, args.copies, seed=args.seed)}")
+
+
 def add_reed_arguments(p) -> None:
     p.add_argument("--root", required=True, type=Path, help="the downloaded dataset folder")
     p.add_argument("--out", required=True, type=Path)

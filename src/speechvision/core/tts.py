@@ -108,7 +108,8 @@ def broad_voice_pool(n_espeak: int = 160, n_piper: int = 24, seed: int = 0) -> t
     rng = np.random.default_rng(seed)
     voices = []
     for i in range(n_espeak):
-        name = f"{ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))]}+{ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]}"
+        accent, variant = ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))], ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
+        name = f"{accent}+{variant}"
         voices.append(Voice(f"pool-espeak-{i:03d}", "espeak", name,
                             {"pitch": int(rng.integers(15, 86)), "speed_wpm": int(rng.integers(120, 211))}))
     for i in range(n_piper):

@@ -62,7 +62,8 @@ def phone_surroundings(wave: np.ndarray, sample_rate_hz: int, rng: np.random.Gen
     rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) or 1e-3
     x = np.concatenate([np.zeros(before, np.float32), wave, np.zeros(after, np.float32)])
     t = np.arange(len(x)) / sample_rate_hz
-    hum = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f, a in ((50, 1.0), (100, 0.5), (150, 0.25)))
+    hum = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+              for f, a in ((50, 1.0), (100, 0.5), (150, 0.25)))
     hum *= 0.3 * rms / np.sqrt(np.mean(hum ** 2))
     return (x + hum + rng.standard_normal(len(x)) * rms * 0.01).astype(np.float32)
 
@@ -113,7 +114,8 @@ def build_chain(cfg: DegradeConfig, babble: Sequence[str | Path] = (), rirs: Seq
     ])
 
 
-def degrade(wave: np.ndarray, sample_rate_hz: int, seed: int, chain, cfg: DegradeConfig = DegradeConfig()) -> np.ndarray:
+def degrade(wave: np.ndarray, sample_rate_hz: int, seed: int, chain,
+            cfg: DegradeConfig = DegradeConfig()) -> np.ndarray:
     """(N,) float32 speech -> (M,) float32 degraded copy (M > N with the phone surroundings), peak <= 1.
 
     ``chain``: from :func:`build_chain`. Deterministic in (``wave``, ``seed``)."""

@@ -125,7 +125,8 @@ def build_robust(source: str | Path, out: str | Path, config: RobustConfig = Rob
 
     def train_grammar(r):
         g = r.attributes["garment"]
-        return caption(int(rng.integers(len(TEMPLATES))), g, int(rng.integers(len(SYNONYMS[g]))), r.attributes["colour"])
+        t, s = int(rng.integers(len(TEMPLATES))), int(rng.integers(len(SYNONYMS[g])))
+        return caption(t, g, s, r.attributes["colour"])
 
     def heldout_grammar(r):
         g, held = r.attributes["garment"], bool(rng.integers(2))

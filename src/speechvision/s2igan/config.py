@@ -137,6 +137,21 @@ class AugmentConfig:
 
 
 @dataclass
+class SpeechAugmentConfig:
+    """Augmented training speech for the SEN (issue 17; not in the paper): each epoch shows each train caption
+    clean with probability ``p_clean``, else one of its ``copies`` augmented copies
+    (:mod:`speechvision.data.speech_augment`, made once by ``speechvision data speech-augment``).
+
+    Attributes: enabled, copies, p_clean, seed (the per-epoch draw).
+    """
+
+    enabled: bool = False
+    copies: int = 3
+    p_clean: float = 0.25
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     """Dataset-level settings.
 
@@ -146,6 +161,7 @@ class DataConfig:
         captions_per_image: 10 (CUB, Oxford, spoken-fashion) or 5 (Flickr8k).
         class_relevance: retrieval relevance is "same class" (False for Flickr8k: each image its own class).
         augment: real-image augmentation (:class:`AugmentConfig`).
+        speech_augment: augmented training speech for the SEN (:class:`SpeechAugmentConfig`).
     """
 
     name: str = "spoken-fashion"
@@ -153,6 +169,7 @@ class DataConfig:
     captions_per_image: int = 10
     class_relevance: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    speech_augment: SpeechAugmentConfig = field(default_factory=SpeechAugmentConfig)
 
 
 @dataclass
@@ -243,9 +260,10 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 
 # Numbers that may be 0 (weights, seeds, a shift); every other number of a config must be above 0.
-MAY_BE_ZERO = ("matching_weight", "distinctive_weight", "factored_weight", "weight_decay", "kl_weight", "uncond_weight", "rs_weight",
+MAY_BE_ZERO = ("matching_weight", "distinctive_weight", "factored_weight", "weight_decay", "kl_weight",
+               "uncond_weight", "rs_weight",
                "max_shift_px", "seed")
-UNIT_INTERVAL = ("betas", "ema_decay")  # in [0, 1)
+UNIT_INTERVAL = ("betas", "ema_decay", "p_clean")  # in [0, 1)
 AT_LEAST_ONE = ("resize_ratio",)  # resize, then crop back: never below the final size
 
 

@@ -10,8 +10,9 @@ import torch
 from speechvision.core.images import to_unit_range
 from speechvision.data.cache import LogMelCache
 from speechvision.data.manifest import Dataset, DatasetError, Record
+from speechvision.data.speech_augment import copy_for_epoch, load_augment_index
 from speechvision.s2igan.augment import augment_views, view_for_epoch
-from speechvision.s2igan.config import AugmentConfig, Config
+from speechvision.s2igan.config import AugmentConfig, Config, SpeechAugmentConfig
 from speechvision.s2igan.image_features import image_features, load_images, view_features
 from speechvision.s2igan.sen import SEN
 
@@ -30,6 +31,8 @@ class SENInputs:
     image_inputs: torch.Tensor
     record_index: dict[str, int]
     augment: AugmentConfig | None = None
+    speech_copies: dict[str, list[str]] | None = None  # train audio -> augmented copies (data.speech_augment)
+    speech_augment: SpeechAugmentConfig | None = None
     _epoch_views: tuple[int, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @staticmethod
@@ -40,7 +43,10 @@ class SENInputs:
         audio = [c.audio for r in ds.records for c in r.captions if c.audio]
         if not audio:
             raise DatasetError(f"{ds.root}: the dataset has no caption audio; rebuild it without --no-audio")
-        logmels = LogMelCache.build(ds.root, audio, cfg.audio, progress=progress)
+        sa = cfg.data.speech_augment if views and cfg.data.speech_augment.enabled else None
+        copies = load_augment_index(ds.root, sa.copies) if sa is not None else None
+        extra = [c for cs in copies.values() for c in cs] if copies else []
+        logmels = LogMelCache.build(ds.root, audio + extra, cfg.audio, progress=progress)
         images = [r.image for r in ds.records]
         aug = cfg.data.augment if views and cfg.data.augment.enabled else None
         if cfg.sen.image.kind == "inception" and aug is not None:
@@ -56,7 +62,7 @@ class SENInputs:
 
             inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
             inputs = to_unit_range(inputs)
-        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)}, aug)
+        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)}, aug, copies, sa)
 
     def views_of_epoch(self, epoch: int) -> torch.Tensor:
         """(N,) the view each record's image shows in training ``epoch`` (seeded with ``augment.seed``)."""
@@ -65,8 +71,15 @@ class SENInputs:
             self._epoch_views = (epoch, view_for_epoch(self.augment.seed, epoch, n, k))
         return self._epoch_views[1]
 
-    def speech_batch(self, audio_paths: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero-padded (B, T, F) log-mels and (B,) lengths."""
+    def speech_batch(self, audio_paths: list[str], epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero-padded (B, T, F) log-mels and (B,) lengths; with ``data.speech_augment`` and a training
+        ``epoch``, each train file's version of that epoch
+        (:func:`~speechvision.data.speech_augment.copy_for_epoch`)."""
+        if epoch is not None and self.speech_copies:
+            sa = self.speech_augment
+            audio_paths = [p if p not in self.speech_copies else
+                           ([p] + self.speech_copies[p])[copy_for_epoch(sa.seed, epoch, p, sa.copies, sa.p_clean)]
+                           for p in audio_paths]
         feats = [self.logmels.get(p) for p in audio_paths]
         lengths = torch.tensor([len(f) for f in feats])
         batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])

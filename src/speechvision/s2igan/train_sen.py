@@ -196,7 +196,7 @@ def _train_epoch(t: SENTraining, inputs: SENInputs, train: list[Record], epoch: 
         idx = perm[s * sc.batch_size:(s + 1) * sc.batch_size][local].tolist()
         recs = [train[i] for i in idx]
         audio = [r.captions[int(choice[i]) % len(r.captions)].audio for r, i in zip(recs, idx)]
-        feats, lengths = inputs.speech_batch(audio)
+        feats, lengths = inputs.speech_batch(audio, epoch=epoch)  # this epoch's version of each (augmented) file
         labels = torch.tensor([class_to_target[r.class_id] for r in recs])
         attr = {k: torch.tensor([values.index(r.attributes[k]) for r in recs]) for k, values in t.attributes.items()}
         speech, image = model(feats, lengths, inputs.images(recs, epoch=epoch))  # this epoch's view of each image
