@@ -44,6 +44,7 @@ def main() -> None:
                                      limit=args.limit, work_dir=Path("/tmp/robustness-swap"), **ROWS[row])
             out[row].update({s: rep[s] for s in splits})
             out[row][f"colour_swap ({key})"] = rep["colour_swap"]
+            out[row][f"colour_swap_degraded ({key})"] = rep["colour_swap_degraded"]
         if args.json:
             args.json.write_text(json.dumps(out, indent=2))
     cols = [s for splits in SPLITS.values() for s in splits]
@@ -52,6 +53,10 @@ def main() -> None:
     for row, res in out.items():
         print(f"| {row} | " + " | ".join(f"{res[c]['colour_accuracy']:.2f} / {res[c]['garment_accuracy']:.2f}"
                                          for c in cols) + " |")
+    print("\ncolour-keyword swap, fraction of images in the spoken colour (clean / degraded)\n")
+    for row, res in out.items():
+        print(f"- {row}: {res['colour_swap (data)']['colour_follows_word']:.2f} / "
+              f"{res['colour_swap_degraded (data)']['colour_follows_word']:.2f}")
 
 
 if __name__ == "__main__":

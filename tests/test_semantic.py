@@ -36,3 +36,18 @@ def test_semantic_accuracy_of_the_bundled_model_on_a_tiny_build(tmp_path, tiny_s
     assert res["images"] == len(ds.split("test")) and 0 <= res["colour_accuracy"] <= 1
     held = semantic_accuracy(S2IGANPipeline.load(), model, ds, "test", heldout_voices=True)
     assert held["images"] <= res["images"]
+
+
+def test_generator_report_has_clean_and_degraded_swaps_and_refuses_unknown_splits(tmp_path, tiny_spoken_fashion):
+    from speechvision.data.manifest import DatasetError
+    from speechvision.s2igan.evaluate import evaluate_generator
+
+    train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, progress=False)
+    rep = evaluate_generator(None, tiny_spoken_fashion, tmp_path / "cls", splits=("test",), limit=4,
+                             work_dir=tmp_path / "swap")
+    assert rep["cleanup"] and not rep["cascade"] and rep["test"]["images"] == 4
+    for key in ("colour_swap", "colour_swap_degraded"):
+        assert rep[key]["images"] == 160 and 0 <= rep[key]["colour_follows_word"] <= 1
+    assert len(list((tmp_path / "swap" / "degraded").glob("swap-*.wav"))) == 160
+    with pytest.raises(DatasetError, match="no split 'flite'"):
+        evaluate_generator(None, tiny_spoken_fashion, tmp_path / "cls", splits=("flite",))

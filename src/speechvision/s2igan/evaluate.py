@@ -59,9 +59,10 @@ def semantic_accuracy(pipe: S2IGANPipeline, classifier, ds: Dataset, split: str,
 SWAP_SENTENCES = [(t, g, 0) for g in FASHION_CLASSES for t in (0, 1)]
 
 
-def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int = 1) -> dict:
+def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int = 1, degraded: bool = False) -> dict:
     """Speak each sentence of :data:`SWAP_SENTENCES` with only the colour word changed (default Piper
-    voice), generate, and check the image's colour (and that the garment stays)."""
+    voice), generate, and check the image's colour (and that the garment stays). ``degraded``: each recording
+    first goes through :func:`speechvision.data.degrade.degrade` (seeded by its file name; 8 simulated rooms)."""
     jobs, items = [], []
     for t, g, syn in SWAP_SENTENCES:
         for c, colour in enumerate(COLOURS):
@@ -70,6 +71,8 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
             jobs.append(SynthesisJob(text, DEFAULT_VOICE, str(wav)))
             items.append((FASHION_CLASSES.index(g), c, wav))
     synthesize_many(jobs, progress=False)
+    if degraded:
+        items = [(g, c, degraded_copy(w, work_dir / "degraded")) for g, c, w in items]
     pred_c, pred_g, want_c, want_g = [], [], [], []
     for s in range(seeds):
         images = pipe.speech_to_images([w for *_, w in items], seed=1000 * s)[-1]
@@ -82,6 +85,21 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
     return {"colour_follows_word": keyword_follow_rate(pc, wc),
             "garment_accuracy": float(np.mean(np.concatenate(pred_g) == np.concatenate(want_g))),
             "sentences": len(SWAP_SENTENCES), "colours": len(COLOURS), "images": int(len(pc))}
+
+
+def degraded_copy(wav: Path, folder: Path) -> Path:
+    """``folder/<name>``: the recording ``wav`` through the seeded degradation chain (written once)."""
+    import zlib
+
+    from speechvision.core.audio import load_audio
+    from speechvision.core.tts import write_wav_atomic
+    from speechvision.data.degrade import DegradeConfig, build_chain, degrade, make_rirs
+
+    out = folder / wav.name
+    if not out.is_file():
+        chain = build_chain(DegradeConfig(), rirs=make_rirs(folder / "rirs", 8))
+        write_wav_atomic(out, degrade(load_audio(wav), 22050, zlib.crc32(wav.name.encode()), chain), 22050)
+    return out
 
 
 def evaluate_generator(checkpoint: str | Path | None, data: str | Path, classifier_path: str | Path, *,
@@ -112,6 +130,7 @@ def evaluate_generator(checkpoint: str | Path | None, data: str | Path, classifi
     work_dir = Path(work_dir or Path(data) / "cache" / "colour-swap")
     work_dir.mkdir(parents=True, exist_ok=True)
     report["colour_swap"] = colour_swap(pipe, classifier, work_dir)
+    report["colour_swap_degraded"] = colour_swap(pipe, classifier, work_dir, degraded=True)
     report["seconds"] = round(time.time() - t0, 1)
     return report
 
