@@ -131,7 +131,10 @@ def test_run_folder(tmp_path):
     run.save_checkpoint({"epoch": 2})
     assert json.loads((tmp_path / "r" / "config.json").read_text()) == {"a": 1}
     assert [json.loads(x)["epoch"] for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()] == [1, 2]
+    stale = tmp_path / "r" / "checkpoint.tmp999999999.pt"  # a save killed half-way (its writer is gone)
+    stale.write_bytes(b"half a checkpoint")
     assert run.start(resume=True)["epoch"] == 2
+    assert not stale.exists()  # a resume clears it
     with pytest.raises(CheckpointError, match="already exists"):
         run.start(resume=False)
     with pytest.raises(CheckpointError, match="a 'sen' checkpoint"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from speechvision.core.atomic import atomic_write_text
+from speechvision.core.atomic import atomic_write_text, remove_stale_temporaries
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 PENDING_LOG = "log.pending.json"  # the log lines of the checkpoint being written, until they are in log.jsonl
@@ -46,6 +46,7 @@ class RunFolder:
         if resume:
             ckpt = load_checkpoint(self.checkpoint_path, self.kind)
             if self.main:
+                remove_stale_temporaries(self.path, recursive=True)  # what a kill during a save left (never read)
                 self._recover_log(ckpt.get(self.counter))
             return ckpt
         if self.checkpoint_path.exists():
