@@ -117,3 +117,21 @@ def test_grammar_v2_adds_phrasing_as_people_talk_and_keeps_v1(tmp_path, fake_fas
     with pytest.raises(DatasetError, match="--grammar v3"):
         build_spoken_fashion(tmp_path / "v3", fashion_mnist=fake_fashion_mnist, progress=False,
                              config=BuildConfig(images=48, synthesize=False, grammar="v3"))
+
+
+def test_broad_voices_give_each_caption_its_own_few_voices(tmp_path, fake_fashion_mnist):
+    from speechvision.core.tts import HELDOUT_VOICES, voice_pool
+
+    ds = load_dataset(build_spoken_fashion(tmp_path / "b", fashion_mnist=fake_fashion_mnist, progress=False,
+                                           config=BuildConfig(images=200, synthesize=False, voices="broad",
+                                                              voices_per_caption=4)))
+    by_text = {}
+    for r in ds.split("train") + ds.split("val"):
+        for c in r.captions:
+            by_text.setdefault(c.text, set()).add(c.voice)
+    assert max(len(v) for v in by_text.values()) <= 4
+    used = {c.voice for r in ds.records for c in r.captions}
+    assert not any(v.startswith("flite") for v in used)
+    assert len(used & {v.id for v in voice_pool()}) > 20  # the pool is used
+    train_used = {c.voice for r in ds.split("train") for c in r.captions}
+    assert not train_used & {v.id for v in HELDOUT_VOICES}  # test-only voices stay in test

@@ -50,6 +50,8 @@ def add_spoken_fashion_arguments(p) -> None:
                    help="caption grammar: v1 (24 templates) or v2 (+14 templates as people talk)")
     p.add_argument("--voices", choices=("default", "broad"), default="default",
                    help="train voices: the 8 default ones, or broad (+ the ASR-checked pool of assets/voice_pool.json)")
+    p.add_argument("--captions-per-combo", type=positive_int, default=12,
+                   help="distinct caption texts per garment-colour combination (default 12)")
 
 
 @command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
@@ -60,7 +62,8 @@ def cmd_data_spoken_fashion(args) -> None:
 
     print_image_dataset(build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
         images=args.images, unseen_images=args.unseen_images, seed=args.seed, synthesize=not args.no_audio,
-        workers=args.workers, grammar=args.grammar, voices=args.voices), force=args.force))
+        workers=args.workers, grammar=args.grammar, voices=args.voices,
+        captions_per_combo=args.captions_per_combo), force=args.force))
 
 
 def add_robust_arguments(p) -> None:

@@ -122,11 +122,12 @@ class BuildConfig:
     heldout_voices: tuple[str, ...] | None = None  # default: tts.HELDOUT_VOICES
     grammar: str = "v1"  # caption grammar: v1 (24 templates) or v2 (+14 templates as people talk; issue 17)
     voices: str = "default"  # train voices: default (tts.TRAIN_VOICES) or broad (+ the kept voice pool; issue 17)
+    voices_per_caption: int = 8  # broad: each caption text is spoken by its own subset of this many train voices
 
 
 # Options added after builds existed: recorded in build.json only when not at their default, so that an
 # earlier build still resumes under the same options.
-LATER_OPTIONS = {"grammar": "v1", "voices": "default"}
+LATER_OPTIONS = {"grammar": "v1", "voices": "default", "voices_per_caption": 8}
 
 
 BUILD_FILE = "build.json"  # the options a dataset folder is being (or was) built with
@@ -186,6 +187,14 @@ def held_build(out: Path, build: dict, earlier: dict | None, kind: str) -> str:
         return (f"holds an unfinished build with other options ({', '.join(changed)}); rerun it with the same "
                 "options to resume it, or pass --force to start over")
     return f"the folder is not empty and holds no {kind}; choose a new or empty --out, or pass --force to build into it"
+
+
+def voice_subset(text: str, voices: list[Voice], k: int, seed: int) -> list[Voice]:
+    """The ``k`` of ``voices`` that speak the caption ``text`` (a function of the text and the build seed)."""
+    import hashlib
+
+    rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")])
+    return [voices[i] for i in sorted(rng.choice(len(voices), min(k, len(voices)), replace=False))]
 
 
 def split_sizes(n: int) -> dict[str, int]:
@@ -282,6 +291,9 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         texts = rng.choice(pools[(g, c)], size=CAPTIONS_PER_IMAGE, replace=False)
         caps = []
         for text in texts:
+            if config.voices == "broad":  # a subset per text keeps the distinct audio files few (and reused)
+                voices = voice_subset(str(text), train_voices, config.voices_per_caption, config.seed) + (
+                    held_voices if split.startswith("test") else [])
             voice = voices[int(rng.integers(len(voices)))]
             audio = audio_relpath(str(text), voice)
             jobs[audio] = SynthesisJob(str(text), voice, str(out / audio))
