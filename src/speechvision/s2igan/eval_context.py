@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvision.core.cleanup import Cleanup
 from speechvision.core.inception import WeightsError
 from speechvision.data.manifest import Caption, Dataset, DatasetError, Record, load_dataset
 from speechvision.metrics import GENERATOR_METRICS, REGISTRY, AttributeJudgement, ClassPosteriors, RetrievalSet
@@ -89,9 +90,9 @@ class EvaluationContext:
     @classmethod
     def open(cls, checkpoint: str | Path | None, data: str | Path, metrics, *, split: str = "test",
              limit: int | None = None, classifier_path: str | Path | None = None, is_model: str = "classifier",
-             **options) -> EvaluationContext:
-        """Load the dataset split (at most ``limit`` records) and the generator, checking that
-        ``metrics`` (registered names) can run; ``options`` are the other fields.
+             cleanup: Cleanup = Cleanup(), **options) -> EvaluationContext:
+        """Load the dataset split (at most ``limit`` records) and the generator (its inputs cleaned by
+        ``cleanup``), checking that ``metrics`` (registered names) can run; ``options`` are the other fields.
 
         Raises:
             DatasetError: an empty split, or metrics that need a classifier without one.
@@ -110,7 +111,7 @@ class EvaluationContext:
         if needs_cls and classifier_path is None:
             raise DatasetError(f"metrics {', '.join(needs_cls)} need --classifier (a run of `speechvision train "
                                "classifier`)")
-        ctx = cls(ds, records, S2IGANPipeline.load(checkpoint), split, classifier_path=classifier_path,
+        ctx = cls(ds, records, S2IGANPipeline.load(checkpoint, cleanup=cleanup), split, classifier_path=classifier_path,
                   is_model=is_model, **options)
         ctx.check_request(metrics, limit)
         if "is" in metrics and is_model == "inception" and not (ctx.inception.pytorch_fid and

@@ -184,7 +184,7 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
              map_captions: int = 10, classifier: str | Path | None = None, classifier_head: str | None = None,
              inception_weights: str | Path | None = None, seed: int = 0, limit: int | None = None,
              batch_size: int = 64, save_images: bool = False, is_model: str = "classifier",
-             progress: bool = True) -> dict:
+             progress: bool = True, cleanup: Cleanup = Cleanup()) -> dict:
     """Evaluate a generator on a dataset split with the S2IGAN protocol (Sec. 3.2); see
     :mod:`speechvision.metrics` for each metric's protocol.
 
@@ -212,9 +212,11 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, *, split: str = "t
     ctx = EvaluationContext.open(checkpoint, data, names, split=split, limit=limit, classifier_path=classifier,
                                  is_model=is_model, seed=seed, captions_per_image=captions_per_image,
                                  map_captions=map_captions, classifier_head=classifier_head,
-                                 inception_weights=inception_weights, batch_size=batch_size, progress=progress)
+                                 inception_weights=inception_weights, batch_size=batch_size, progress=progress,
+                                 cleanup=cleanup)
     report: dict = {"speechvision": __version__, "checkpoint": str(checkpoint or "bundled"), "data": str(ctx.ds.root),
                     "split": split, "seed": seed, "captions_per_image": captions_per_image,
+                    "cleanup": cleanup.enabled,
                     "feature_extractor": ctx.feature_params, "metrics": {},
                     "protocol": {m: REGISTRY[m].protocol for m in names}}
     report["metrics"] = compute_metrics(names, ctx)
