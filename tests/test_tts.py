@@ -74,3 +74,12 @@ def test_flite_is_the_held_out_engine_for_test_sets_only(tmp_path, fake_fashion_
         build_spoken_fashion(tmp_path / "sf", fashion_mnist=fake_fashion_mnist,
                              config=BuildConfig(images=48, train_voices=("piper-joe", "flite-awb")), progress=False)
     assert not (tmp_path / "sf" / "dataset.json").exists()
+
+
+def test_pool_voices_are_found_by_id():
+    from speechvision.core.tts import TTSError, voice_by_id, voice_pool
+
+    first = voice_pool()[0]
+    assert voice_by_id(first.id) == first
+    with pytest.raises(TTSError, match="pool-nope"):
+        voice_by_id("pool-nope")

@@ -226,14 +226,18 @@ def synthesize(text: str, voice: Voice = DEFAULT_VOICE) -> tuple[np.ndarray, int
 
 
 def voice_by_id(voice_id: str) -> Voice:
-    """The built-in voice ``voice_id`` (see ``speechvision voices``).
+    """The built-in voice ``voice_id`` (see ``speechvision voices``), or a ``pool-*`` voice of the broad pool.
 
     Raises:
         TTSError: no such voice (the message lists them).
     """
-    if voice_id not in ALL_VOICES:
-        raise TTSError(f"unknown voice '{voice_id}' (choose from {', '.join(ALL_VOICES)})")
-    return ALL_VOICES[voice_id]
+    if voice_id in ALL_VOICES:
+        return ALL_VOICES[voice_id]
+    pool = {v.id: v for v in voice_pool()} if voice_id.startswith("pool-") and VOICE_POOL_FILE.is_file() else {}
+    if voice_id not in pool:
+        raise TTSError(f"unknown voice '{voice_id}' (choose from {', '.join(ALL_VOICES)}, or pool-* of "
+                       "assets/voice_pool.json)")
+    return pool[voice_id]
 
 
 def speak_to_file(text: str, voice_id: str, path: Path) -> float:
