@@ -22,8 +22,10 @@ same copy.
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,47 @@ class DegradeConfig:
     p_telephone: float = 0.25
     p_codec: float = 0.25
     p_phone: float = 0.25
+
+
+def stable_seed(*parts) -> int:
+    """A 32-bit seed from ``parts`` (their ``str`` joined by ':', SHA-1): the same in every process and run."""
+    return int.from_bytes(hashlib.sha1(":".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+@contextmanager
+def seeded_global_random(seed: int) -> Iterator[None]:
+    """numpy's and Python's global random state seeded from ``seed`` for the block (audiomentations draws
+    from them), and restored afterwards."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        np.random.seed(seed % 2 ** 32)
+        random.seed(seed)
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def make_babble(sources: Sequence[str | Path], folder: Path, n: int, rng: np.random.Generator,
+                sample_rate_hz: int = 22050) -> list[Path]:
+    """``n`` babble files ``folder/babbleNNN.wav`` (written once, then reused), each the sum of 4 of the audio
+    files ``sources`` drawn from ``rng``, scaled to peak <= 1. The draws are made for every file, written or not,
+    so a resumed build makes the same babble as an uninterrupted one."""
+    from speechvision.core.audio import load_audio
+    from speechvision.core.tts import write_wav_atomic
+
+    paths = []
+    for k in range(n):
+        path = Path(folder) / f"babble{k:03d}.wav"
+        picks = [sources[int(i)] for i in rng.choice(len(sources), 4, replace=False)]
+        if not path.is_file():
+            waves = [load_audio(p, sample_rate_hz=sample_rate_hz) for p in picks]
+            mix = np.zeros(max(len(w) for w in waves), np.float32)
+            for w in waves:
+                mix[: len(w)] += w
+            write_wav_atomic(path, mix / max(1.0, float(np.abs(mix).max())), sample_rate_hz)
+        paths.append(path)
+    return paths
 
 
 def telephone(wave: np.ndarray, sample_rate_hz: int) -> np.ndarray:
@@ -119,16 +162,10 @@ def degrade(wave: np.ndarray, sample_rate_hz: int, seed: int, chain,
     """(N,) float32 speech -> (M,) float32 degraded copy (M > N with the phone surroundings), peak <= 1.
 
     ``chain``: from :func:`build_chain`. Deterministic in (``wave``, ``seed``)."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        np.random.seed(seed % 2 ** 32)
-        random.seed(seed)
+    with seeded_global_random(seed):
         rng = np.random.default_rng(seed)
         x = chain(samples=wave.astype(np.float32), sample_rate=sample_rate_hz)
         if rng.random() < cfg.p_phone:
             x = phone_surroundings(x, sample_rate_hz, rng)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     return (x / peak if peak > 1.0 else x).astype(np.float32)

@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from speechvision.core.audio import load_audio
-from speechvision.core.tts import FLITE_VOICES, HELDOUT_ENGINES, SynthesisJob, Voice, synthesize_many, write_wav_atomic
+from speechvision.core.tts import (
+    FLITE_VOICES,
+    HELDOUT_ENGINES,
+    SynthesisJob,
+    Voice,
+    synthesize_many,
+    write_wav_atomic,
+)
 from speechvision.data.captions import (
     HELDOUT_SYNONYMS,
     HELDOUT_TEMPLATES,
@@ -37,7 +44,7 @@ from speechvision.data.captions import (
     heldout_caption,
 )
 from speechvision.data.manifest import Caption, DatasetError, Record, load_dataset, write_dataset
-from speechvision.data.spoken_fashion import begin_build
+from speechvision.data.spoken_fashion import audio_relpath, begin_build
 
 DEGRADED = {"flite_degraded": "flite", "phrasing_degraded": "phrasing", "test_degraded": "test",
             "test_unseen_degraded": "test_unseen"}
@@ -57,36 +64,15 @@ class RobustConfig:
     workers: int | None = None
 
 
-def _relpath(kind: str, key: str) -> str:
-    return f"audio/{kind}/{hashlib.sha1(key.encode()).hexdigest()[:16]}.wav"
+def _degraded_relpath(split: str, key: str) -> str:
+    return f"audio/{split}/{hashlib.sha1(key.encode()).hexdigest()[:16]}.wav"
 
 
-def _seed(seed: int, *parts: str) -> int:
-    return int.from_bytes(hashlib.sha1(":".join([str(seed), *parts]).encode()).digest()[:4], "little")
-
-
-def make_babble(src, out: Path, n: int, rng: np.random.Generator, sample_rate_hz: int = 22050) -> list[Path]:
-    """``n`` babble files in ``out/cache/babble``: each the sum of 4 random train captions of ``src``."""
-    train = src.split("train")
-    paths = []
-    for k in range(n):
-        path = out / "cache" / "babble" / f"babble{k:03d}.wav"
-        picks = [train[int(i)].captions[0].audio for i in rng.choice(len(train), 4, replace=False)]
-        if not path.is_file():
-            waves = [load_audio(src.path(a), sample_rate_hz=sample_rate_hz) for a in picks]
-            mix = np.zeros(max(len(w) for w in waves), np.float32)
-            for w in waves:
-                mix[: len(w)] += w
-            write_wav_atomic(path, mix / max(1.0, float(np.abs(mix).max())), sample_rate_hz)
-        paths.append(path)
-    return paths
-
-
-def _spoken_records(src, recs, split, text_of, voices, rng, out) -> tuple[list[Record], dict]:
+def _spoken_records(recs, split, text_of, voices, rng, out) -> tuple[list[Record], dict]:
     records, jobs = [], {}
     for r in recs:
         text, voice = text_of(r), voices[int(rng.integers(len(voices)))]
-        audio = _relpath(voice.id, text)
+        audio = audio_relpath(text, voice)  # as the source dataset names its audio
         jobs[audio] = SynthesisJob(text, voice, str(out / audio))
         records.append(_record(r, split, Caption(text=text, audio=audio, voice=voice.id)))
     return records, jobs
@@ -107,7 +93,14 @@ def build_robust(source: str | Path, out: str | Path, config: RobustConfig = Rob
     """
     from tqdm import tqdm
 
-    from speechvision.data.degrade import DegradeConfig, build_chain, degrade, make_rirs
+    from speechvision.data.degrade import (
+        DegradeConfig,
+        build_chain,
+        degrade,
+        make_babble,
+        make_rirs,
+        stable_seed,
+    )
 
     src, out = load_dataset(source), Path(out)
     if src.meta.get("name") != "spoken-fashion":
@@ -134,23 +127,25 @@ def build_robust(source: str | Path, out: str | Path, config: RobustConfig = Rob
         return heldout_caption(int(rng.integers(len(HELDOUT_TEMPLATES))), g, int(rng.integers(n)),
                                r.attributes["colour"], heldout_noun=held)
 
-    flite, jobs_f = _spoken_records(src, test, "flite", train_grammar, list(FLITE_VOICES), rng, out)
-    phrasing, jobs_p = _spoken_records(src, test, "phrasing", heldout_grammar, own, rng, out)
+    flite, jobs_f = _spoken_records(test, "flite", train_grammar, list(FLITE_VOICES), rng, out)
+    phrasing, jobs_p = _spoken_records(test, "phrasing", heldout_grammar, own, rng, out)
     synthesize_many(list(jobs_f.values()) + list(jobs_p.values()), workers=config.workers, progress=progress)
     records = flite + phrasing
     clean = {"flite": flite, "phrasing": phrasing,
              "test": [_record(r, "test", r.captions[0]) for r in test],
              "test_unseen": [_record(r, "test_unseen", r.captions[0]) for r in unseen]}
-    chain = build_chain(DegradeConfig(), make_babble(src, out, config.babble_files, rng),
+    babble = make_babble([src.path(r.captions[0].audio) for r in src.split("train")], out / "cache" / "babble",
+                         config.babble_files, rng)
+    chain = build_chain(DegradeConfig(), babble,
                         make_rirs(out / "cache" / "rirs", config.rooms, seed=config.seed))
     todo = [(split, r) for split, base in DEGRADED.items() for r in clean[base]]
     for split, r in tqdm(todo, desc="degrading", unit="utt", disable=not progress):
         cap = r.captions[0]
-        audio = _relpath(split, f"{cap.audio}:{r.id}")
+        audio = _degraded_relpath(split, f"{cap.audio}:{r.id}")
         if not (out / audio).is_file():
             where = out if DEGRADED[split] in ("flite", "phrasing") else src.root  # synthesised here, or the source's
             wave = load_audio(Path(where) / cap.audio, sample_rate_hz=22050)
-            write_wav_atomic(out / audio, degrade(wave, 22050, _seed(config.seed, split, r.id), chain), 22050)
+            write_wav_atomic(out / audio, degrade(wave, 22050, stable_seed(config.seed, split, r.id), chain), 22050)
         records.append(Record(id=f"{split}-{r.id.split('-', 1)[1]}", image=r.image, split=split,
                               class_id=r.class_id, class_name=r.class_name, attributes=dict(r.attributes),
                               captions=[Caption(text=cap.text, audio=audio, voice=cap.voice)]))

@@ -28,41 +28,32 @@ import numpy as np
 from speechvision.core.atomic import atomic_write_text
 from speechvision.core.audio import load_audio, resample
 from speechvision.core.tts import write_wav_atomic
+from speechvision.data.degrade import stable_seed
 from speechvision.data.manifest import DatasetError, load_dataset
 
 AUGMENT_FILE = "augment.json"
 RATE_HZ = 22050
 
 
-def _seed(*parts) -> int:
-    return int.from_bytes(hashlib.sha1(":".join(map(str, parts)).encode()).digest()[:4], "little")
-
-
 def perturb(wave: np.ndarray, sample_rate_hz: int, seed: int) -> np.ndarray:
     """Speed factor 0.9-1.1 (by resampling) and, half of the time, a pitch shift of -3..3 semitones."""
-    import random
-
     import audiomentations as A
+
+    from speechvision.data.degrade import seeded_global_random
 
     rng = np.random.default_rng(seed)
     speed = rng.uniform(0.9, 1.1)
     x = resample(wave, round(sample_rate_hz * speed), sample_rate_hz)  # played at speed x
     if rng.random() < 0.5:
-        state, py = np.random.get_state(), random.getstate()
-        try:
-            np.random.seed(seed % 2 ** 32)
-            random.seed(seed)
+        with seeded_global_random(seed):
             x = A.PitchShift(min_semitones=-3.0, max_semitones=3.0, p=1.0)(samples=x, sample_rate=sample_rate_hz)
-        finally:
-            np.random.set_state(state)
-            random.setstate(py)
     return x.astype(np.float32)
 
 
 def copy_for_epoch(seed: int, epoch: int, path: str, copies: int, p_clean: float) -> int:
     """Which version of ``path`` training ``epoch`` shows: 0 (the clean file) with probability ``p_clean``,
     else 1..``copies`` uniformly; a function of (seed, epoch, path) only, so resumed runs draw the same."""
-    u = _seed(seed, epoch, path) / 2 ** 32
+    u = stable_seed(seed, epoch, path) / 2 ** 32
     if u < p_clean or copies == 0:
         return 0
     return 1 + min(copies - 1, int((u - p_clean) / (1 - p_clean) * copies))
@@ -78,7 +69,7 @@ def build_speech_augment(data: str | Path, copies: int = 3, *, seed: int = 0, ro
     """
     from tqdm import tqdm
 
-    from speechvision.data.degrade import DegradeConfig, build_chain, degrade, make_rirs
+    from speechvision.data.degrade import DegradeConfig, build_chain, degrade, make_babble, make_rirs
 
     if copies < 1:
         raise DatasetError(f"--copies {copies}: give 1 or more")
@@ -86,17 +77,8 @@ def build_speech_augment(data: str | Path, copies: int = 3, *, seed: int = 0, ro
     train = sorted({c.audio for r in ds.split("train") for c in r.captions if c.audio})
     if not train:
         raise DatasetError(f"{ds.root}: no train-split speech to augment")
-    rng = np.random.default_rng(seed)
-    babble = []
-    for k in range(babble_files):  # babble: the sum of 4 train captions
-        path = ds.root / "cache" / "augment-babble" / f"babble{k:03d}.wav"
-        if not path.is_file():
-            waves = [load_audio(ds.path(train[int(i)])) for i in rng.choice(len(train), 4, replace=False)]
-            mix = np.zeros(max(len(w) for w in waves), np.float32)
-            for w in waves:
-                mix[: len(w)] += w
-            write_wav_atomic(path, mix / max(1.0, float(np.abs(mix).max())), RATE_HZ)
-        babble.append(path)
+    babble = make_babble([ds.path(a) for a in train], ds.root / "cache" / "augment-babble", babble_files,
+                         np.random.default_rng(seed))
     chain = build_chain(DegradeConfig(), babble, make_rirs(ds.root / "cache" / "augment-rirs", rooms, seed=seed))
     index = {}
     for a in tqdm(train, desc="augmenting speech", unit="utt", disable=not progress):
@@ -104,7 +86,7 @@ def build_speech_augment(data: str | Path, copies: int = 3, *, seed: int = 0, ro
         for k in range(1, copies + 1):
             rel = f"audio/augment/{k}/{hashlib.sha1(f'{seed}:{a}'.encode()).hexdigest()[:16]}.wav"
             if not (ds.root / rel).is_file():
-                s = _seed(seed, a, k)
+                s = stable_seed(seed, a, k)
                 wave = perturb(load_audio(ds.path(a)), RATE_HZ, s)
                 write_wav_atomic(ds.root / rel, degrade(wave, RATE_HZ, s, chain), RATE_HZ)
             index[a].append(rel)
