@@ -281,7 +281,7 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
     held_voices = [ALL_VOICES[v] for v in config.heldout_voices] if config.heldout_voices else list(HELDOUT_VOICES)
     check_training_voices(train_voices, "train or validation")  # flite: the held-out engine, test sets only
     all_voices = train_voices + held_voices
-    records, jobs = [], {}
+    records, jobs, subsets = [], {}, {}  # subsets: caption text -> its voices (--voices broad), drawn once
     (out / "images").mkdir(parents=True, exist_ok=True)
     for n, (split, src, i, g, c) in enumerate(tqdm(plan, desc="rendering images", unit="img", disable=not progress)):
         rel = f"images/{n:06d}.png"
@@ -292,8 +292,9 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         caps = []
         for text in texts:
             if config.voices == "broad":  # a subset per text keeps the distinct audio files few (and reused)
-                voices = voice_subset(str(text), train_voices, config.voices_per_caption, config.seed) + (
-                    held_voices if split.startswith("test") else [])
+                if text not in subsets:
+                    subsets[text] = voice_subset(str(text), train_voices, config.voices_per_caption, config.seed)
+                voices = subsets[text] + (held_voices if split.startswith("test") else [])
             voice = voices[int(rng.integers(len(voices)))]
             audio = audio_relpath(str(text), voice)
             jobs[audio] = SynthesisJob(str(text), voice, str(out / audio))

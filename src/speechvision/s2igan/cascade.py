@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -24,13 +25,15 @@ from speechvision.core.audio import AudioChecks, load_audio
 from speechvision.data.captions import COLOURS, FASHION_CLASSES, SYNONYMS, caption, plural
 
 
-def keyword_table() -> dict[str, str]:
-    """Spoken word(s) -> garment class, from the training grammar's nouns in the singular and the plural."""
+@lru_cache(maxsize=1)
+def keyword_table() -> tuple[tuple[str, str], ...]:
+    """(spoken word(s), garment class) from the training grammar's nouns in the singular and the plural,
+    longest first (so "ankle boot" is matched before "boot"); built once."""
     table = {}
     for garment, nouns in SYNONYMS.items():
         for noun in nouns:
             table[noun.text] = table[plural(noun)] = garment
-    return table
+    return tuple(sorted(table.items(), key=lambda kv: -len(kv[0])))
 
 
 def _norm(text: str) -> str:
@@ -41,7 +44,7 @@ def keywords(transcript: str) -> tuple[str | None, str | None]:
     """(garment, colour) named last in ``transcript`` (longest noun first: "ankle boot" before "boot"), or None."""
     text = _norm(transcript)
     found = []
-    for words, garment in sorted(keyword_table().items(), key=lambda kv: -len(kv[0])):
+    for words, garment in keyword_table():
         for m in re.finditer(r"(?<= )" + re.escape(_norm(words).strip()) + r"(?= )", text):
             if not any(s <= m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), garment))

@@ -72,7 +72,7 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
             items.append((FASHION_CLASSES.index(g), c, wav))
     synthesize_many(jobs, progress=False)
     if degraded:
-        items = [(g, c, degraded_copy(w, work_dir / "degraded")) for g, c, w in items]
+        items = degraded_copies(items, work_dir / "degraded")
     pred_c, pred_g, want_c, want_g = [], [], [], []
     for s in range(seeds):
         images = pipe.speech_to_images([w for *_, w in items], seed=1000 * s)[-1]
@@ -87,18 +87,22 @@ def colour_swap(pipe: S2IGANPipeline, classifier, work_dir: Path, *, seeds: int 
             "sentences": len(SWAP_SENTENCES), "colours": len(COLOURS), "images": int(len(pc))}
 
 
-def degraded_copy(wav: Path, folder: Path) -> Path:
-    """``folder/<name>``: the recording ``wav`` through the seeded degradation chain (written once)."""
+def degraded_copies(items: list[tuple[int, int, Path]], folder: Path) -> list[tuple[int, int, Path]]:
+    """The (garment, colour, wav) ``items`` with each recording replaced by ``folder/<name>``: it through the
+    seeded degradation chain (seed: its file name; one chain over 8 simulated rooms; files written once)."""
     import zlib
 
     from speechvision.core.audio import load_audio
     from speechvision.core.tts import write_wav_atomic
     from speechvision.data.degrade import DegradeConfig, build_chain, degrade, make_rirs
 
-    out = folder / wav.name
-    if not out.is_file():
-        chain = build_chain(DegradeConfig(), rirs=make_rirs(folder / "rirs", 8))
-        write_wav_atomic(out, degrade(load_audio(wav), 22050, zlib.crc32(wav.name.encode()), chain), 22050)
+    chain = build_chain(DegradeConfig(), rirs=make_rirs(folder / "rirs", 8))
+    out = []
+    for g, c, wav in items:
+        copy = folder / wav.name
+        if not copy.is_file():
+            write_wav_atomic(copy, degrade(load_audio(wav), 22050, zlib.crc32(wav.name.encode()), chain), 22050)
+        out.append((g, c, copy))
     return out
 
 
