@@ -51,20 +51,25 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
                                  "dialogue": r["dialogue"], "role": r["role"], "text": r["text"],
                                  "audio": str((corpus / r["audio"]).resolve()), "tokens": e.tokens,
                                  "unit_frames": e.unit_frames.tolist(), "pitch_frames": e.pitch_frames.tolist(),
-                                 "style_frames": e.style_frames.tolist()}) + "\n")
+                                 "style_frames": e.style_frames.tolist(),
+                                 "level_frames": e.level_frames.tolist()}) + "\n")
     atomic_write_text(out / "encoded.jsonl", "".join(lines))
     return out
 
 
 def add_speakers(tok: ExpressiveTokenizer, waves_by_speaker: dict) -> None:
-    """Enrol speakers: their mean log2 F0 over the voiced frames of the given waveforms."""
-    from speechvision.avlm.tokens import f0_track
+    """Enrol speakers: their mean log2 F0 over the voiced frames of the given waveforms and, when the
+    tokenizer has a level stream, their mean active level."""
+    from speechvision.avlm.tokens import active_level_db, f0_track, speaker_levels
 
+    rate = tok.config.sample_rate_hz
     for spk, waves in (waves_by_speaker or {}).items():
-        lf = [np.log2(f[f > 0]) for f in (f0_track(w, tok.config.sample_rate_hz) for w in waves)]
+        lf = [np.log2(f[f > 0]) for f in (f0_track(w, rate) for w in waves)]
         lf = np.concatenate(lf) if lf else np.zeros(0)
         if len(lf):
             tok.speaker_log2_f0[spk] = float(lf.mean())
+        if tok.config.n_level_bins:
+            tok.speaker_level_db.update(speaker_levels({spk: [active_level_db(w, rate) for w in waves]}))
 
 
 def load_encoded(folder: str | Path, split: str | None = None) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from speechvision.avlm.data.spoken_emotion import EMOTIONS
-from speechvision.avlm.tokens import f0_track
+from speechvision.avlm.tokens import active_level_db, f0_track
 
 
 def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
@@ -92,13 +92,13 @@ def prompt_ids(vocab, tokens: list[int], next_turn: bool = True) -> list[int]:
 
 
 def carry_state(vocab, prompt_tokens: list[int]) -> list[int]:
-    """The last style and pitch token of the prompt, so a continuation decodes with the prompt's state."""
+    """The last style, level and pitch token of the prompt, so a continuation decodes with the prompt's state."""
     last = {}
     for t in prompt_tokens:
         k = vocab.kind(t)
-        if k in ("style", "pitch"):
+        if k in ("style", "level", "pitch"):
             last[k] = t
-    return [last[k] for k in ("style", "pitch") if k in last]
+    return [last[k] for k in ("style", "level", "pitch") if k in last]
 
 
 def continue_tokens(model, config, tok, prompt_tokens: list[int], *, next_turn: bool = True, **kw) -> list[int]:
@@ -126,8 +126,10 @@ def continue_speech(lm_dir, tokens_dir, vocoder_dir, prompt_wav, out_wav, *, max
     new = continue_tokens(model, config, speaker.tok, enc.tokens, max_new_tokens=max_new_tokens,
                           temperature=temperature, top_p=top_p, seed=seed, next_turn=next_turn)
     rate = speaker.tok.config.sample_rate_hz
-    a = speaker.decode(enc.tokens, speaker_log2_f0=mean)
-    b = speaker.decode(carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean) if any(
+    level = active_level_db(wave, speaker.tok.config.sample_rate_hz)
+    a = speaker.decode(enc.tokens, speaker_log2_f0=mean, speaker_level_db=level)
+    b = speaker.decode(carry_state(speaker.tok.vocab, enc.tokens) + new, speaker_log2_f0=mean,
+                       speaker_level_db=level) if any(
         speaker.tok.vocab.kind(t) == "unit" for t in new) else np.zeros(0, np.float32)
     write_wav_atomic(Path(out_wav), np.concatenate([a, np.zeros(rate // 5, np.float32), b]), rate)
     return {"prompt_s": len(a) / rate, "continuation_s": len(b) / rate, "new_tokens": len(new)}

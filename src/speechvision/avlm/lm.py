@@ -81,17 +81,17 @@ def build_lm(config: SpeechLMConfig):
 def allowed_next(vocab: Vocabulary, last: int, allow_eos: bool = True) -> np.ndarray:
     """(V,) bool mask of the tokens that may follow ``last`` in generated speech.
 
-    Only speech tokens (units, pitch, style) and optionally ``<eos>``; after a pitch token only a unit;
-    after a style token a unit or a pitch token (the layout ``speech_tokens.interleave`` writes), so two
-    pitch or two style tokens are never adjacent.
+    Only speech tokens (units, pitch, style, level) and optionally ``<eos>``, in the order
+    ``vocabulary.interleave`` writes before each unit (style, level, pitch): after a pitch token only a unit;
+    after a level token a pitch token or a unit; after a style token a level token, a pitch token or a unit.
+    So two tokens of one prosody stream are never adjacent.
     """
     kinds = vocab.kinds()
     mask = kinds == 1
     k = vocab.kind(int(last)) if 0 <= int(last) < vocab.size else "special"
-    if k in ("unit", "special"):
-        mask |= (kinds == 2) | (kinds == 3)
-    elif k == "style":
-        mask |= kinds == 2
+    follows = {"unit": (2, 3, 4), "special": (2, 3, 4), "style": (2, 4), "level": (2,), "pitch": ()}[k]
+    for code in follows:
+        mask |= kinds == code
     if allow_eos:
         mask[vocab.special("<eos>")] = True
     return mask

@@ -1,6 +1,7 @@
-"""Expressive speech tokens in the SpiritLM-Expressive layout: content units, pitch tokens, style tokens.
+"""Expressive speech tokens in the SpiritLM-Expressive layout: content units, pitch tokens, style tokens and
+level tokens.
 
-Three streams, each deduplicated (consecutive repeats collapsed) and merged into one sequence by time:
+Up to four streams, each deduplicated (consecutive repeats collapsed) and merged into one sequence by time:
 
 - content units ``[Hu<k>]``: k-means (scikit-learn) over 25 Hz frame features. Default features are
   MFCCs with deltas (40 ms hop) with per-utterance mean normalisation. ``unit_features="whisper"`` uses
@@ -15,12 +16,22 @@ Three streams, each deduplicated (consecutive repeats collapsed) and merged into
   (SpiritLM quantises F0 with a VQ-VAE; uniform bins make "k bins up" a known factor, 2**(k * width).)
 - style tokens ``[St<s>]``: 1 s windows of eGeMAPS low-level descriptors (openSMILE), mean and standard
   deviation per window, standardised, k-means into 100 styles.
+- level tokens ``[Lv<b>]`` (``n_level_bins`` > 0; issue 20): the active speech level of each 0.5 s window
+  (``level_hz`` 2), in dB relative to the speaker's mean active level, in ``n_level_bins`` uniform bins over
+  +-``level_range_db`` (16 bins over +-12 dB: 1.5 dB per bin); a window without active speech gets the lowest
+  bin. Active frames are the 10 ms frames within ``ACTIVE_RANGE_DB`` of the utterance's loudest frame, so
+  pauses do not pull a window's level down. Why: in SpiritLM's layout level is only implicit in the style
+  tokens (k-means over eGeMAPS statistics), and measured here they carried too little of it (the vocoded
+  angry-to-sad level spread fell from 6.1 to 2.6 dB, docs/expressive-speech.md). The level is coded relative
+  to the voice, as pitch is, so it carries the speaker's emotion rather than the microphone's gain; the
+  vocoder renders it exactly (``vocoder.apply_level``), as it renders F0 from the pitch tokens.
 
 Vocabulary layout (``Vocabulary``): ids 0-15 are special tokens (PAD 0, BOS 1, EOS 2, ``[Speech]`` 3,
 ``<start_of_audio>`` 4, ``<start_of_visual>`` 5, ``<start_of_av>`` 6, ``<speech_mask>`` 7,
 ``<start_of_text>`` 8, ``<emotion:neutral|happy|angry|sad>`` 9-12, ``<response>`` 13, 14-15 reserved), then
 ``n_units`` unit tokens, then 65 pitch tokens (unvoiced first, then bins 0..63), then ``n_styles`` style
-tokens. At equal times the order is style, pitch, unit (SpiritLM merges by time the same way).
+tokens, then ``n_level_bins`` level tokens. At equal times the order is style, level, pitch, unit (SpiritLM
+merges by time the same way).
 
 Source: SpiritLM (Nguyen et al., 2024) section 3.2; AVLM (Tan et al., 2025) uses this token set.
 """
@@ -40,7 +51,9 @@ from speechvision.avlm.vocabulary import (
     Vocabulary,
     collapse,
     interleave,
+    level_bin_centre,
     pitch_bin_centre,
+    quantize_level,
     quantize_pitch,
 )
 from speechvision.core.asr import whisper_model
@@ -62,6 +75,9 @@ class TokenizerConfig:
     pitch_range_octaves: float = 1.0
     style_hz: float = 1.0
     n_styles: int = 100
+    n_level_bins: int = 0  # 0: no level stream (every tokenizer fitted before issue 20)
+    level_hz: float = 2.0
+    level_range_db: float = 12.0
     seed: int = 0
 
 
@@ -88,6 +104,53 @@ def pool_f0(f0_10ms: np.ndarray, factor: int = 8) -> np.ndarray:
     return out
 
 
+ACTIVE_RANGE_DB = 35.0  # frames quieter than the loudest frame by more than this are not active speech
+SILENCE_DBFS = -70.0
+
+
+def frame_levels_db(wave: np.ndarray, sample_rate_hz: int, frame_ms: float = 10.0) -> np.ndarray:
+    """(T,) RMS level in dBFS of each ``frame_ms`` hop (librosa RMS over a window of two hops)."""
+    import librosa
+
+    hop = int(round(sample_rate_hz * frame_ms / 1000))
+    rms = librosa.feature.rms(y=np.asarray(wave, np.float32), frame_length=2 * hop, hop_length=hop, center=True)[0]
+    return 20 * np.log10(np.maximum(rms, 1e-10))
+
+
+def active_mask(levels_db: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames within ``ACTIVE_RANGE_DB`` of the loudest frame and above ``SILENCE_DBFS``."""
+    if levels_db.size == 0:
+        return np.zeros(0, bool)
+    return (levels_db >= levels_db.max() - ACTIVE_RANGE_DB) & (levels_db > SILENCE_DBFS)
+
+
+def power_mean_db(levels_db: np.ndarray) -> float:
+    """Level in dB of the mean power of the frames (NaN for none)."""
+    if levels_db.size == 0:
+        return float("nan")
+    return float(10 * np.log10(np.mean(10 ** (levels_db / 10))))
+
+
+def active_level_db(wave: np.ndarray, sample_rate_hz: int) -> float:
+    """The utterance's active speech level in dBFS: the mean power of its active 10 ms frames."""
+    lv = frame_levels_db(wave, sample_rate_hz)
+    return power_mean_db(lv[active_mask(lv)])
+
+
+def window_levels_db(levels_db: np.ndarray, frames_per_window: int) -> np.ndarray:
+    """(W,) active level of each window of ``frames_per_window`` frames, NaN where no frame is active; a
+    last window shorter than half joins the one before (as the style windows do)."""
+    active = active_mask(levels_db)
+    n = max(1, int(round(len(levels_db) / frames_per_window)))
+    out = np.full(n, np.nan)
+    for i in range(n):
+        sl = slice(i * frames_per_window, (i + 1) * frames_per_window if i < n - 1 else len(levels_db))
+        w = levels_db[sl][active[sl]]
+        if w.size:
+            out[i] = power_mean_db(w)
+    return out
+
+
 # --- the tokenizer -----------------------------------------------------------------------------------------
 
 @dataclass
@@ -101,10 +164,11 @@ class ExpressiveTokenizer:
     style_std: np.ndarray
     speaker_log2_f0: dict = field(default_factory=dict)  # speaker -> mean log2 F0 (Hz)
     unit_durations: np.ndarray | None = None  # (n_units,) mean run length in unit frames
+    speaker_level_db: dict = field(default_factory=dict)  # speaker -> mean active level (dBFS)
 
     @property
     def vocab(self) -> Vocabulary:
-        return Vocabulary(self.config.n_units, self.config.n_styles)
+        return Vocabulary(self.config.n_units, self.config.n_styles, n_level=self.config.n_level_bins)
 
     # features
     def unit_features(self, wave: np.ndarray) -> np.ndarray:
@@ -122,6 +186,41 @@ class ExpressiveTokenizer:
         if f0_hz is not None and (f0_hz > 0).any():
             return float(np.log2(f0_hz[f0_hz > 0]).mean())
         return float(np.mean(list(self.speaker_log2_f0.values()))) if self.speaker_log2_f0 else float(np.log2(150))
+
+    def speaker_level(self, speaker: str | None, utterance_db: float | None = None) -> float:
+        """Mean active level (dBFS) of ``speaker``; an unknown speaker falls back to the utterance's own level
+        (as for F0: without enrolment the utterance is taken as the speaker's normal level), then to the
+        mean over known speakers, then to -20 dBFS."""
+        if speaker is not None and speaker in self.speaker_level_db:
+            return float(self.speaker_level_db[speaker])
+        if utterance_db is not None and np.isfinite(utterance_db):
+            return float(utterance_db)
+        return float(np.mean(list(self.speaker_level_db.values()))) if self.speaker_level_db else -20.0
+
+    def level_tokens(self, wave: np.ndarray, speaker: str | None = None) -> np.ndarray:
+        """(W,) level token id per ``level_hz`` window (see the module docstring).
+
+        Raises:
+            TokenizerError: the tokenizer has no level stream (``n_level_bins`` = 0).
+        """
+        cfg = self.config
+        if not cfg.n_level_bins:
+            raise TokenizerError("this tokenizer has no level stream (n_level_bins = 0); refit it with --level-bins")
+        lv = frame_levels_db(wave, cfg.sample_rate_hz)
+        ref = self.speaker_level(speaker, power_mean_db(lv[active_mask(lv)]))
+        win = window_levels_db(lv, int(round(100 / cfg.level_hz)))
+        bins = np.where(np.isnan(win), 0, quantize_level(np.nan_to_num(win - ref), cfg.n_level_bins,
+                                                          cfg.level_range_db))
+        return self.vocab.level0 + bins
+
+    def level_to_db(self, level_tokens: np.ndarray) -> np.ndarray:
+        """Level in dB relative to the speaker's mean at each level token's bin centre; NaN for -1 (none)."""
+        cfg, t = self.config, np.asarray(level_tokens)
+        out = np.full(t.shape, np.nan)
+        has = t >= 0
+        if has.any():
+            out[has] = level_bin_centre(t[has] - self.vocab.level0, cfg.n_level_bins, cfg.level_range_db)
+        return out
 
     def encode(self, wave: np.ndarray, speaker: str | None = None, unit_feats: np.ndarray | None = None) -> Encoded:
         """Tokens of one utterance.
@@ -146,43 +245,51 @@ class ExpressiveTokenizer:
                                                            cfg.pitch_range_octaves)
         sf = (self.style_features(wave) - self.style_mean) / self.style_std
         styles = _nearest(sf, self.style_centroids)
+        named = [("style", vocab.style0 + styles, cfg.style_hz), ("pitch", pitch, cfg.pitch_hz),
+                 ("unit", vocab.unit0 + units, cfg.unit_hz)]
+        levels = self.level_tokens(wave, speaker) if cfg.n_level_bins else np.zeros(0, np.int64)
+        if cfg.n_level_bins:
+            named.append(("level", levels, cfg.level_hz))
         streams = {}
-        for name, ids, hz in (("style", vocab.style0 + styles, cfg.style_hz), ("pitch", pitch, cfg.pitch_hz),
-                              ("unit", vocab.unit0 + units, cfg.unit_hz)):
+        for name, ids, hz in named:
             kept, starts = collapse(ids)
             streams[name] = (kept, starts / hz)
         tokens = [tok for _, _, tok in interleave(streams)]
-        return Encoded(tokens, speaker, units, pitch, styles, len(wave) / cfg.sample_rate_hz)
+        return Encoded(tokens, speaker, units, pitch, styles, len(wave) / cfg.sample_rate_hz, levels)
 
     def split_streams(self, tokens: list[int]) -> dict:
         """Parse an interleaved sequence back into timed streams, using unit durations as the clock.
 
         Returns a dict with ``units`` (K,), ``unit_frames`` (K,) durations in unit frames (from the fitted
-        mean run length of each unit), and per unit its ``pitch`` token and ``style`` index (the latest pitch
-        and style token before it; pitch/style tokens before any unit apply from the start).
+        mean run length of each unit), and per unit its ``pitch`` token, ``style`` index and ``level`` token
+        (the latest of each before it; -1 for level before any level token).
 
         Raises:
             TokenizerError: the sequence holds no unit token.
         """
         vocab = self.vocab
-        units, pitches, styles = [], [], []
-        pitch, style = vocab.pitch(None), 0
+        units, pitches, styles, levels = [], [], [], []
+        pitch, style, level = vocab.pitch(None), 0, -1
         for tok in tokens:
             kind = vocab.kind(int(tok))
             if kind == "unit":
                 units.append(tok - vocab.unit0)
                 pitches.append(pitch)
                 styles.append(style)
+                levels.append(level)
             elif kind == "pitch":
                 pitch = int(tok)
             elif kind == "style":
                 style = int(tok) - vocab.style0
+            elif kind == "level":
+                level = int(tok)
         if not units:
             raise TokenizerError("the token sequence holds no content unit, so there is nothing to speak")
         units = np.asarray(units)
         dur = self.unit_durations if self.unit_durations is not None else np.ones(self.config.n_units)
         frames = np.maximum(1, np.round(dur[units])).astype(np.int64)
-        return {"units": units, "unit_frames": frames, "pitch": np.asarray(pitches), "style": np.asarray(styles)}
+        return {"units": units, "unit_frames": frames, "pitch": np.asarray(pitches), "style": np.asarray(styles),
+                "level": np.asarray(levels, np.int64)}
 
     def pitch_to_f0(self, pitch_tokens: np.ndarray, speaker_log2_f0: float) -> np.ndarray:
         """F0 in Hz (0 for the unvoiced token) of pitch token ids, at the bin centres."""
@@ -217,7 +324,8 @@ class ExpressiveTokenizer:
             arrays["unit_durations"] = self.unit_durations
         with atomic_path(folder / "tokenizer.safetensors") as tmp:
             save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(tmp))
-        meta = {"version": TOKENIZER_VERSION, "config": asdict(self.config), "speaker_log2_f0": self.speaker_log2_f0}
+        meta = {"version": TOKENIZER_VERSION, "config": asdict(self.config), "speaker_log2_f0": self.speaker_log2_f0,
+                "speaker_level_db": self.speaker_level_db}
         atomic_write_text(folder / "tokenizer.json", json.dumps(meta, indent=2))
 
     @staticmethod
@@ -236,7 +344,7 @@ class ExpressiveTokenizer:
         a = load_file(str(folder / "tokenizer.safetensors"))
         return ExpressiveTokenizer(TokenizerConfig(**meta["config"]), a["unit_centroids"], a["style_centroids"],
                                    a["style_mean"], a["style_std"], dict(meta["speaker_log2_f0"]),
-                                   a.get("unit_durations"))
+                                   a.get("unit_durations"), dict(meta.get("speaker_level_db", {})))
 
 
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -337,7 +445,8 @@ def style_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 
 def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: TokenizerConfig = TokenizerConfig(),
                   *, progress: bool = True, unit_feats: list[np.ndarray] | None = None) -> ExpressiveTokenizer:
-    """Fit the unit and style codebooks (scikit-learn k-means), speaker mean F0 and mean unit durations.
+    """Fit the unit and style codebooks (scikit-learn k-means), speaker mean F0, speaker mean active level
+    (when ``config.n_level_bins``) and mean unit durations.
 
     Args:
         waves: (N_i,) waveforms at ``config.sample_rate_hz``.
@@ -349,13 +458,15 @@ def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: Tokenize
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from tqdm import tqdm
 
-    uf, sf, f0s = [], [], {}
+    uf, sf, f0s, levels = [], [], {}, {}
     for i, (w, spk) in enumerate(tqdm(list(zip(waves, speakers)), desc="tokenizer features", unit="utt",
                                       disable=not progress)):
         uf.append(unit_features(w, config) if unit_feats is None else unit_feats[i])
         sf.append(style_features(w, config))
         f = f0_track(w, config.sample_rate_hz)
         f0s.setdefault(spk, []).append(np.log2(f[f > 0]))
+        if config.n_level_bins:
+            levels.setdefault(spk, []).append(active_level_db(w, config.sample_rate_hz))
     U, S = np.concatenate(uf), np.concatenate(sf)
     if len(U) < config.n_units or len(S) < config.n_styles:
         raise TokenizerError(f"{len(U)} unit frames and {len(S)} style windows cannot fit {config.n_units} units "
@@ -366,6 +477,7 @@ def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: Tokenize
     tok = ExpressiveTokenizer(config, units.cluster_centers_.astype(np.float32),
                               styles.cluster_centers_.astype(np.float32), mean, std,
                               {s: float(np.concatenate(v).mean()) for s, v in f0s.items() if sum(map(len, v))})
+    tok.speaker_level_db = speaker_levels(levels)
     # mean run length of each unit (the decoder's duration model)
     runs = np.zeros(config.n_units)
     counts = np.zeros(config.n_units)
@@ -376,3 +488,14 @@ def fit_tokenizer(waves: list[np.ndarray], speakers: list[str], config: Tokenize
         np.add.at(counts, kept, 1)
     tok.unit_durations = np.where(counts > 0, runs / np.maximum(counts, 1), 1.0)
     return tok
+
+
+def speaker_levels(levels_by_speaker: dict) -> dict:
+    """speaker -> mean of the utterances' active levels (dBFS), over finite values only."""
+    out = {}
+    for spk, values in levels_by_speaker.items():
+        v = np.asarray(values, np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[spk] = float(v.mean())
+    return out

@@ -5,6 +5,8 @@ A small dilated 1-D conv network predicts, per 10 ms frame, the coded spectral e
 the pitch token's bin centre, absolute and relative to the speaker) and the style token; F0 itself is taken
 from the pitch tokens and the WORLD synthesiser (pyworld) makes the waveform. So pitch tokens control the
 output F0 exactly (up to WORLD's analysis of its own output), and the network only has to learn timbre.
+Level tokens (when the tokenizer has them) set the output level the same way: each 0.5 s window of the
+synthesised speech is brought to the speaker's mean level plus its level token's offset (:func:`apply_level`).
 
 Deduplicated units lose their durations, so a duration predictor (``DurationPredictor``: conv layers over
 the collapsed unit sequence with its pitch and style, regressing log run length) restores them at decode
@@ -26,7 +28,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from speechvision.avlm.tokens import ExpressiveTokenizer
+from speechvision.avlm.tokens import ExpressiveTokenizer, active_mask, frame_levels_db, power_mean_db
 from speechvision.core.checkpoint import load_model_checkpoint
 from speechvision.core.errors import SpeechvisionError
 
@@ -249,7 +251,7 @@ class UnitVocoder:
 
     @torch.no_grad()
     def decode(self, tokens: list[int], speaker: str | None = None, speaker_log2_f0: float | None = None,
-               rate: float = 1.0, voice: str | None = None) -> np.ndarray:
+               rate: float = 1.0, voice: str | None = None, speaker_level_db: float | None = None) -> np.ndarray:
         """(N,) float32 waveform at the tokenizer's rate for an interleaved token sequence.
 
         F0 is the bin centre of each pitch token relative to the speaker's mean (``speaker`` fitted or
@@ -257,7 +259,9 @@ class UnitVocoder:
         its predicted duration (the vocoder's duration predictor), or its corpus-mean run length when the
         vocoder has none; ``rate`` > 1 speaks faster. A voice-conditioned vocoder renders the timbre of
         ``voice``, else of ``speaker`` when it is a training voice, else (held-out speakers) of its
-        ``default_voice``, else of the training voice whose mean F0 is nearest the speaker's.
+        ``default_voice``, else of the training voice whose mean F0 is nearest the speaker's. Level tokens
+        set each window's active level to the speaker's mean level (``speaker_level_db`` in dBFS, else the
+        enrolled ``speaker``'s, else the mean over known speakers) plus the token's offset.
 
         Raises:
             TokenizerError: the sequence holds no content unit.
@@ -281,7 +285,46 @@ class UnitVocoder:
         pred = v(torch.from_numpy(units)[None], torch.from_numpy(pf)[None], torch.from_numpy(style)[None],
                  None if vi is None else torch.tensor([vi]))[0]
         coded = (pred * v.target_std + v.target_mean).numpy()
-        return world_synthesize(f0, coded, v.config)
+        wave = world_synthesize(f0, coded, v.config)
+        level = self.tok.level_to_db(np.repeat(streams["level"], reps))
+        if np.isfinite(level).any():
+            ref = speaker_level_db if speaker_level_db is not None else self.tok.speaker_level(speaker)
+            wave = apply_level(wave, ref + level, self.tok.config.sample_rate_hz, v.config.frame_ms,
+                               int(round(100 / self.tok.config.level_hz)))
+        return wave
+
+
+def apply_level(wave: np.ndarray, target_db: np.ndarray, sample_rate_hz: int, frame_ms: float = 10.0,
+                frames_per_window: int = 50, peak: float = 0.99) -> np.ndarray:
+    """Bring each window's active level to its target: the level tokens' rendering.
+
+    Args:
+        wave: (N,) synthesised speech.
+        target_db: (T,) target active level in dBFS per ``frame_ms`` frame (NaN: keep the level).
+        frames_per_window: frames per level window (the tokenizer's ``level_hz`` window).
+        peak: if the result's peak is above this, the whole utterance is scaled down to it (PCM range).
+    Returns:
+        (N,) float32: the waveform times a gain that is constant per window at its centre (the target
+        minus the measured active level, over the window's active frames) and interpolated linearly in dB
+        between window centres, so there are no steps.
+    """
+    hop = int(round(sample_rate_hz * frame_ms / 1000))
+    lv = frame_levels_db(wave, sample_rate_hz, frame_ms)
+    active = active_mask(lv)
+    n = min(len(lv), len(target_db))
+    centres, gains = [], []
+    for start in range(0, n, frames_per_window):
+        sl = slice(start, min(start + frames_per_window, n))
+        use = active[sl] & np.isfinite(target_db[sl])
+        if use.any():
+            gains.append(power_mean_db(target_db[sl][use]) - power_mean_db(lv[sl][use]))
+            centres.append((sl.start + sl.stop) / 2 * hop)
+    if not gains:
+        return wave.astype(np.float32)
+    gain_db = np.interp(np.arange(len(wave)), centres, gains)
+    y = wave * 10 ** (gain_db / 20)
+    top = np.abs(y).max()
+    return (y * (peak / top) if top > peak else y).astype(np.float32)
 
 
 def _smooth_f0(f0: np.ndarray, width: int = 5) -> np.ndarray:

@@ -86,6 +86,9 @@ def add_tokenize_arguments(p) -> None:
                    help="frame features the content units cluster: MFCC (default), the offline Whisper encoder, "
                         "or a local HuBERT")
     p.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
+    p.add_argument("--level-bins", type=non_negative_int, default=16,
+                   help="level tokens: bins of the active level relative to the speaker, over +-12 dB per 0.5 s "
+                        "window (default 16, 1.5 dB each; 0 = no level stream, the tokenizer before issue 20)")
 
 
 @command("speechlm", "tokenize", arguments=add_tokenize_arguments, writes=Writes(),
@@ -96,7 +99,7 @@ def cmd_tokenize(args) -> None:
     from speechvision.avlm.tokens import TokenizerConfig
 
     cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
-                          hubert_path=str(args.hubert) if args.hubert else None)
+                          hubert_path=str(args.hubert) if args.hubert else None, n_level_bins=args.level_bins)
     print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
 
 
