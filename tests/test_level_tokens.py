@@ -1,28 +1,30 @@
 """Level tokens (issue 20): the layout, quantisation, the tokenizer's level stream relative to the speaker,
 the sampler's constraints and the vocoder's rendering of the level."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("pyworld", reason="the expressive extra is not installed (pip install -e '.[expressive]')")
 
-from speechvision.avlm.infer import carry_state  # noqa: E402
-from speechvision.avlm.lm import allowed_next  # noqa: E402
-from speechvision.avlm.tokens import (  # noqa: E402
+from speechvision.avlm.infer import carry_state
+from speechvision.avlm.lm import allowed_next
+from speechvision.avlm.tokens import (
     ExpressiveTokenizer,
     TokenizerConfig,
     active_level_db,
     fit_tokenizer,
 )
-from speechvision.avlm.vocabulary import (  # noqa: E402
+from speechvision.avlm.vocabulary import (
     N_SPECIAL,
     Vocabulary,
     interleave,
     level_bin_centre,
     quantize_level,
 )
-from speechvision.avlm.vocoder import EnvelopeNetwork, UnitVocoder, VocoderConfig, apply_level, world_targets  # noqa: E402
+from speechvision.avlm.vocoder import EnvelopeNetwork, UnitVocoder, VocoderConfig, apply_level, world_targets
 
 RATE = 16000
 
@@ -60,7 +62,7 @@ def test_interleave_puts_level_between_style_and_pitch_and_the_sampler_agrees():
                "level": (np.array([v.level(2), v.level(5)]), np.array([0.0, 0.5]))}
     tokens = [t for _, _, t in interleave(streams)]
     assert tokens == [v.style(1), v.level(2), v.pitch(3), v.unit(0), v.level(5), v.unit(1)]
-    for a, b in zip(tokens, tokens[1:]):
+    for a, b in pairwise(tokens):
         assert allowed_next(v, a)[b], (v.to_str(a), v.to_str(b))
     kinds = v.kinds()
     after_level = allowed_next(v, v.level(1), allow_eos=False)

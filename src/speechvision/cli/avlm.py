@@ -32,8 +32,11 @@ from speechvision.cli.common import (
 
 def add_spoken_emotion_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--dialogues", type=positive_int, default=200, help="question/response pairs (default 200; "
+    p.add_argument("--dialogues", type=positive_int, default=800, help="question/response pairs (default 800; "
                    "each spoken in 4 emotions)")
+    p.add_argument("--grammar", choices=("answering", "v1"), default="answering",
+                   help="answering (default): the reply answers the question with its content words; v1: the "
+                        "grammar before issue 20, whose replies do not follow from their questions")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
@@ -45,7 +48,7 @@ def cmd_data_spoken_emotion(args) -> None:
     from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
     out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
-                                                            workers=args.workers), force=args.force)
+                                                            workers=args.workers, grammar=args.grammar), force=args.force)
     meta, _ = load_corpus(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
 

@@ -18,6 +18,17 @@ Layout of the folder::
 Dialogues are question/response pairs from a small grammar (``role`` is "question" or "response"), so
 the AVLM dialogue task (issue 8) can use the same corpus. Splits are by dialogue (70/15/15) and the test
 split is spoken only by held-out voices.
+
+Two grammars (``EmotionBuildConfig.grammar``):
+
+- ``answering`` (the default since issue 20): the reply answers the question and reuses its content words,
+  as a real answer would, so it follows from the question: "Did your brother sell the car last night?" ->
+  "Yes, my brother sold the car last night." (person, verb, object, time and place carried over; "your" and
+  "my" swapped; "you" answered with "I"). Every reply is a function of its question, so reply WER measures
+  something a model can learn. Replies are affirmative: a "no" would be a coin flip no model could hear.
+- ``v1``: the grammar before issue 20, whose replies do not follow from their questions ("Why did my
+  sister go home after the meeting?" -> "Because my sister had to sell the photos."). Kept so that the
+  corpora of docs written before it can be rebuilt.
 """
 
 from __future__ import annotations
@@ -109,10 +120,63 @@ def _dialogue(rng: random.Random) -> tuple[str, str]:
     return f"Are we going {pl} {tm}?", f"No, we are going {rng.choice(_PLACES)} {rng.choice(_TIMES)}."
 
 
+# --- the answering grammar (issue 20) ---------------------------------------------------------------------
+# (as asked, as answered): the answerer speaks of the same person from the other side
+_ASKED_PEOPLE = [("you", "I"), ("your brother", "my brother"), ("your sister", "my sister"),
+                 ("your friend", "my friend"), ("your mother", "my mother"), ("my father", "your father"),
+                 ("my cousin", "your cousin"), ("the manager", "the manager"), ("the teacher", "the teacher"),
+                 ("the doctor", "the doctor"), ("the driver", "the driver"), ("our neighbour", "our neighbour"),
+                 ("Sam", "Sam"), ("Maria", "Maria"), ("Peter", "Peter"), ("Anna", "Anna")]
+_OBJECTS = ["the letter", "the keys", "the tickets", "the report", "the photos", "the package", "the phone",
+            "the boxes", "the bike", "the books", "the flowers", "the computer", "the bags", "the umbrella",
+            "the camera", "the car", "the dog", "the papers"]
+# (base, past, past participle); verbs that go with every object above
+_VERB_FORMS = [("take", "took", "taken"), ("find", "found", "found"), ("sell", "sold", "sold"),
+               ("bring", "brought", "brought"), ("lose", "lost", "lost"), ("check", "checked", "checked"),
+               ("move", "moved", "moved"), ("see", "saw", "seen"), ("buy", "bought", "bought"),
+               ("keep", "kept", "kept"), ("leave", "left", "left"), ("need", "needed", "needed")]
+_WHEN = _TIMES + ["this evening", "on Friday", "last week", "after school"]
+_WHERE = _PLACES + ["to the park", "to the bank", "to the library", "to the city"]
+_FUTURE = ["tomorrow", "tonight", "on Saturday", "next week", "after lunch", "this afternoon"]
+
+
+def _cap(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def _answering_dialogue(rng: random.Random) -> tuple[str, str]:
+    """One question and the reply that answers it with the question's own content words."""
+    (pq, pa), t, (v, vp, vpp) = rng.choice(_ASKED_PEOPLE), rng.choice(_OBJECTS), rng.choice(_VERB_FORMS)
+    kind = rng.randrange(7)
+    if kind == 0:
+        tm = rng.choice(_WHEN)
+        return f"Did {pq} {v} {t} {tm}?", f"Yes, {pa} {vp} {t} {tm}."
+    if kind == 1:
+        pl, tm = rng.choice(_WHERE), rng.choice(_WHEN)
+        return f"Did {pq} go {pl} {tm}?", f"Yes, {pa} went {pl} {tm}."
+    if kind == 2:
+        tm = rng.choice(_FUTURE)
+        return f"Will {pq} {v} {t} {tm}?", f"Yes, {pa} will {v} {t} {tm}."
+    if kind == 3:
+        aux_q, aux_a = ("Have", "have") if pq == "you" else ("Has", "has")
+        return f"{aux_q} {pq} {vpp} {t} yet?", f"Yes, {pa} {aux_a} already {vpp} {t}."
+    if kind == 4:
+        pl, tm = rng.choice(_WHERE), rng.choice(_FUTURE)
+        return f"Are we going {pl} {tm}?", f"Yes, we are going {pl} {tm}."
+    if kind == 5:
+        return f"Why did {pq} {v} {t}?", f"{_cap(pa)} had to {v} {t}."
+    tm = rng.choice(_FUTURE)
+    return f"Can {pq} {v} {t} {tm}?", f"Yes, {pa} can {v} {t} {tm}."
+
+
+GRAMMARS = {"answering": _answering_dialogue, "v1": _dialogue}
+
+
 @dataclass
 class EmotionBuildConfig:
-    dialogues: int = 150
+    dialogues: int = 800
     seed: int = 0
+    grammar: str = "answering"  # see GRAMMARS and the module docstring
     workers: int | None = None
     train_voices: tuple[str, ...] = tuple(v.id for v in TRAIN_VOICES)
     heldout_voices: tuple[str, ...] = tuple(v.id for v in HELDOUT_VOICES)
@@ -187,12 +251,20 @@ def _render_chunk(jobs: list[dict]) -> int:
     return len(jobs)
 
 
+def check_grammar(grammar: str) -> None:
+    """Raises EmotionCorpusError for a grammar name outside ``GRAMMARS``."""
+    if grammar not in GRAMMARS:
+        raise EmotionCorpusError(f"unknown grammar {grammar!r}; choose one of {', '.join(GRAMMARS)}")
+
+
 def plan(config: EmotionBuildConfig) -> list[dict]:
     """Every utterance of the corpus, deterministic in ``config.seed``: dialogue x role x emotion."""
+    check_grammar(config.grammar)
+    make = GRAMMARS[config.grammar]
     rng = random.Random(config.seed)
     seen, pairs = set(), []
     while len(pairs) < config.dialogues:
-        pair = _dialogue(rng)
+        pair = make(rng)
         if pair[0] not in seen:
             seen.add(pair[0])
             pairs.append(pair)
@@ -235,8 +307,12 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
     for name, value in (("--dialogues", config.dialogues), ("--workers", config.workers or 1)):
         if value < 1:
             raise EmotionCorpusError(f"{name} {value}: give 1 or more")
-    keep = begin_build(out, {"dataset": "spoken-emotion", "dialogues": config.dialogues, "seed": config.seed,
-                             "train_voices": config.train_voices, "heldout_voices": config.heldout_voices},
+    check_grammar(config.grammar)
+    key = {"dataset": "spoken-emotion", "dialogues": config.dialogues, "seed": config.seed,
+           "train_voices": config.train_voices, "heldout_voices": config.heldout_voices}
+    if config.grammar != "v1":
+        key["grammar"] = config.grammar  # v1 builds keep the key they were made with, so they still resume
+    keep = begin_build(out, key,
                        force=force, kind="spoken-emotion corpus")
     rows = plan(config)
     jobs = [{"text": r["text"], "voice": r["voice"], "prosody": r["prosody"], "out": str(out / r["audio"]),
@@ -258,7 +334,7 @@ def build_spoken_emotion(out: str | Path, config: EmotionBuildConfig = EmotionBu
             "voices": list(config.train_voices), "heldout_voices": list(config.heldout_voices),
             "sample_rate_hz": SAMPLE_RATE_HZ,
             "splits": {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")},
-            "build": {"dialogues": config.dialogues, "seed": config.seed,
+            "build": {"dialogues": config.dialogues, "seed": config.seed, "grammar": config.grammar,
                       "plan_sha1": hashlib.sha1(json.dumps(rows).encode()).hexdigest()}}
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2))
