@@ -12,23 +12,64 @@ from speechvision.avlm.data.spoken_emotion import EMOTIONS
 from speechvision.avlm.tokens import active_level_db, f0_track
 
 
-def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
-    """(speech tokens, ``collate`` batch of the clip: ids, attention_mask, visual (1, Tv, ...), visual_mask
-    (1, Tv)) of a face video and its audio, through the model's visual front-end (dlib landmarks at 25 fps;
-    frames without a face masked)."""
-    from speechvision.avlm.corpus import read_wave
-    from speechvision.avlm.face import FaceAnalyzer, read_video
+def clip_batch(model, tok, frames: np.ndarray, wave: np.ndarray, analyzer=None) -> tuple[list[int], dict, object]:
+    """(speech tokens, ``collate`` batch, FaceTrack) of one clip through the model's front-ends.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB video frames at 25 fps (``face.read_video``).
+        wave: (N,) float waveform at the tokenizer's rate.
+        analyzer: a ``FaceAnalyzer`` to reuse (dlib loads its weights once).
+    Returns:
+        The batch holds ids and attention_mask (1, L), visual (1, Tv, ...) and visual_mask (1, Tv): dlib
+        landmarks at 25 fps, frames without a face masked.
+    Raises:
+        FaceError: no face in any frame. TokenizerError: audio shorter than one unit frame.
+    """
+    from speechvision.avlm.face import FaceAnalyzer
     from speechvision.avlm.model import collate
     from speechvision.avlm.visual import visual_input
 
-    frames = read_video(video)
-    track = FaceAnalyzer().track(frames)
+    track = (analyzer or FaceAnalyzer()).track(frames)
     visual = visual_input(model.config.visual_encoder, track.landmarks, frames, track.has_face,
                           model.config.crop_size_px)
-    tokens = tok.encode(read_wave(audio, tok.config.sample_rate_hz)).tokens
+    tokens = tok.encode(wave).tokens
     b = collate([{"tokens": tokens, "visual": visual, "emotion": 0}], tok.vocab)
     b["visual_mask"][0, :len(visual)] = torch.from_numpy(np.asarray(track.has_face))
+    return tokens, b, track
+
+
+def _inputs(model, tok, video, audio) -> tuple[list[int], dict]:
+    """(speech tokens, ``collate`` batch) of a face video file and an audio file (see :func:`clip_batch`)."""
+    from speechvision.avlm.corpus import read_wave
+    from speechvision.avlm.face import read_video
+
+    tokens, b, _ = clip_batch(model, tok, read_video(video), read_wave(audio, tok.config.sample_rate_hz))
     return tokens, b
+
+
+@torch.no_grad()
+def reply_to_clip(model, speaker, tokens: list[int], batch: dict, *, emotion: str | None = None,
+                  voice: str | None = None, temperature: float = 0.8, top_p: float = 0.95, max_tokens: int = 150,
+                  seed: int = 0) -> dict:
+    """The dialogue model's answer to one clip (``clip_batch``): emotion probabilities, the emotion used (the
+    most probable one, or ``emotion``), the reply's speech tokens and its waveform (``speaker``, a
+    ``UnitVocoder``, in ``voice``; 0.1 s of silence when the reply holds no unit).
+
+    Returns:
+        {"probabilities": {emotion: p}, "emotion", "tokens", "wave" (N,) float32, "sample_rate_hz"}.
+    """
+    from speechvision.avlm.model import predict_emotion, sample_response
+
+    tok = speaker.tok
+    probs = predict_emotion(model, tok.vocab, tokens, batch["visual"], batch["visual_mask"])
+    used = emotion or EMOTIONS[int(probs.argmax())]
+    new = sample_response(model, tok.vocab, tokens, used, batch["visual"], batch["visual_mask"],
+                          max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    rate = tok.config.sample_rate_hz
+    has_unit = any(tok.vocab.kind(t) == "unit" for t in new)
+    wave = speaker.decode(new, voice) if has_unit else np.zeros(rate // 10, np.float32)
+    return {"probabilities": {e: float(x) for e, x in zip(EMOTIONS, probs)}, "emotion": used, "tokens": new,
+            "wave": wave, "sample_rate_hz": rate}
 
 
 @torch.no_grad()
@@ -62,25 +103,20 @@ def respond(model_path: str | Path, tokens_dir: str | Path, vocoder_dir: str | P
     Raises:
         FaceError, AudioError, AVLMError as ``recognize``; ValueError: an unknown emotion.
     """
-    from speechvision.avlm.model import load_avlm, predict_emotion, sample_response
+    from speechvision.avlm.model import load_avlm
     from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
     if emotion is not None and emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
     speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
-    tok = speaker.tok
-    model = load_avlm(model_path, tok.vocab)
-    question, b = _inputs(model, tok, video, audio)
-    probs = predict_emotion(model, tok.vocab, question, b["visual"], b["visual_mask"])
-    used = emotion or EMOTIONS[int(probs.argmax())]
-    new = sample_response(model, tok.vocab, question, used, b["visual"], b["visual_mask"], max_new_tokens=max_tokens,
-                          temperature=temperature, top_p=top_p, seed=seed)
-    rate = tok.config.sample_rate_hz
-    wave = speaker.decode(new, voice) if any(tok.vocab.kind(t) == "unit" for t in new) else np.zeros(rate // 10, np.float32)
-    write_wav_atomic(Path(out_wav), wave, rate)
-    return {"emotion": used, "probabilities": {e: float(x) for e, x in zip(EMOTIONS, probs)}, "new_tokens": len(new),
-            "seconds": round(len(wave) / rate, 2)}
+    model = load_avlm(model_path, speaker.tok.vocab)
+    question, b = _inputs(model, speaker.tok, video, audio)
+    r = reply_to_clip(model, speaker, question, b, emotion=emotion, voice=voice, temperature=temperature,
+                      top_p=top_p, max_tokens=max_tokens, seed=seed)
+    write_wav_atomic(Path(out_wav), r["wave"], r["sample_rate_hz"])
+    return {"emotion": r["emotion"], "probabilities": r["probabilities"], "new_tokens": len(r["tokens"]),
+            "seconds": round(len(r["wave"]) / r["sample_rate_hz"], 2)}
 
 
 def prompt_ids(vocab, tokens: list[int], next_turn: bool = True) -> list[int]:

@@ -345,6 +345,27 @@ def cmd_respond(args) -> None:
                        max_tokens=args.max_tokens, seed=args.seed))
 
 
+def add_avlm_demo_arguments(p) -> None:
+    p.add_argument("--out", type=Path, default=Path("avlm-demo"), help="output folder (default avlm-demo)")
+    p.add_argument("--stack", type=Path, default=None,
+                   help="an AVLM stack folder (default: the one bundled in the package)")
+    p.add_argument("--seed", type=seed, default=0)
+
+
+@command("avlm", "demo", arguments=add_avlm_demo_arguments, writes=Writes(names=("results.json",)),
+         help="the bundled AVLM (trained on SYNTHETIC data) on its bundled face clips: emotion and a spoken reply")
+def cmd_avlm_demo(args) -> None:
+    from speechvision.avlm.demo import run_demo
+
+    r = run_demo(args.out, root=args.stack, seed=args.seed)
+    print(f"AVLM demo, {r['label']}")
+    for row in r["clips"]:
+        probs = " ".join(f"{k} {v:.2f}" for k, v in row["probabilities"].items())
+        print(f"{row['id']}: true {row['true_emotion']}, reply in {row['emotion']} ({probs}) -> {row['reply']}")
+    print(f"wrote {args.out / 'results.json'}, {args.out / r['picture']} and {len(r['clips'])} replies "
+          f"in {r['seconds']} s")
+
+
 def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--model", required=True, type=Path, help="dialogue.pt of `speechvision avlm train --task dialogue`")
     p.add_argument("--av", required=True, type=Path)
