@@ -6,6 +6,8 @@
   resolution), and the top-5 real images the SEN retrieves when the server has a dataset.
 * Tab "Colour keyword": one sentence, colours from the palette; the same sentence is spoken with
   each colour word and generated with the same seed (the paper's keyword experiment).
+* Tab "Emotion and reply (AVLM)": a face video with speech in, the emotion and a spoken reply out
+  (:mod:`speechvision.web_avlm`).
 
 The model is loaded once and shared; requests queue with bounded concurrency. Bad input (not audio,
 silence, too long, empty text) comes back as a readable one-line message in the page's status box,
@@ -182,8 +184,9 @@ def _upscale(img: np.ndarray, size: int) -> np.ndarray:
     return img.repeat(reps, axis=0).repeat(reps, axis=1)
 
 
-def build_app(service: SpeechToImageService):
-    """The Gradio Blocks page over a :class:`SpeechToImageService`."""
+def build_app(service: SpeechToImageService, emotion=None, emotion_off: str = "No AVLM stack was loaded."):
+    """The Gradio Blocks page over a :class:`SpeechToImageService` and, for the AVLM tab, an
+    :class:`~speechvision.web_avlm.EmotionService` (None: the tab shows ``emotion_off``)."""
     import logging
 
     import gradio as gr
@@ -245,25 +248,35 @@ def build_app(service: SpeechToImageService):
             swap_images = gr.Gallery(label="same sentence, same seed, one colour word changed", columns=8,
                                      elem_id="swap-images", format="png")
             swap_go.click(on_swap, [sentence, colours, swap_seed], [swap_images, swap_status], api_name="colour_swap")
+        from speechvision.web_avlm import emotion_tab
+
+        emotion_tab(gr, emotion, emotion_off, log, _message)
     return app
 
 
 def serve(checkpoint: str | Path | None = None, *, config: ServeConfig = ServeConfig(), data: str | Path | None = None,
-          sen_checkpoint: str | Path | None = None, block: bool = True):
-    """Load the model once and serve the page on ``config.host:config.port`` (no share link); says so on
-    stderr once the model is loaded.
+          sen_checkpoint: str | Path | None = None, block: bool = True, avlm_stack: str | Path | None = None):
+    """Load the models once and serve the page on ``config.host:config.port`` (no share link); says so on
+    stderr once the models are loaded.
 
     Raises:
         InputError: the port is taken (checked before the model is loaded).
         CheckpointError, WebInputError: as :class:`SpeechToImageService`.
+        AVLMError: ``avlm_stack`` given and not a loadable stack (without it a missing bundled stack only turns
+            the AVLM tab off).
     """
     import sys
 
+    from speechvision.web_avlm import load_emotion_service
+
     check_port(config.host, config.port)
     service = SpeechToImageService(checkpoint, data=data, sen_checkpoint=sen_checkpoint)
+    emotion, emotion_off = load_emotion_service(avlm_stack)
+    if emotion_off:
+        print(f"speechvision: the AVLM tab is off: {emotion_off}", file=sys.stderr)
     if block:
         print(f"speechvision: serving on http://{config.host}:{config.port} (Ctrl+C stops)", file=sys.stderr)
-    app = build_app(service)
+    app = build_app(service, emotion, emotion_off)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
     app.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
                show_error=False, quiet=True)

@@ -91,8 +91,9 @@ def draw_demo(rows: list[dict], shown: list[tuple], path: Path, label: str) -> P
         draw.text((6, 18 + 14 * k), line, fill=(170, 0, 0))
     for i, (row, (frames, landmarks, has_face)) in enumerate(zip(rows, shown)):
         y0 = head + i * (FRAME_PX + 24)
-        draw.text((6, y0 + 2), f'"{row.get("text") or ""}"  true: {row.get("true_emotion")}  reply in: {row["emotion"]}',
-                  fill=INK)
+        caption = ([f'"{row["text"]}"'] if row.get("text") else []) + (
+            [f"true: {row['true_emotion']}"] if row.get("true_emotion") else []) + [f"reply in: {row['emotion']}"]
+        draw.text((6, y0 + 2), "  ".join(caption), fill=INK)
         for j, t in enumerate(np.linspace(0, len(frames) - 1, 3).round().astype(int)):
             sheet.paste(_frame_with_landmarks(frames[t], landmarks[t] if has_face[t] else None),
                         (j * FRAME_PX, y0 + 16))

@@ -284,10 +284,13 @@ def add_serve_arguments(p) -> None:
     p.add_argument("--data", type=Path, default=None, help="dataset folder for the top-5 SEN retrieval")
     p.add_argument("--sen", type=Path, default=None, help="SEN run used for retrieval (with --data)")
     p.add_argument("--concurrency", type=positive_int, default=2, help="requests processed at once (the rest queue)")
+    p.add_argument("--avlm-stack", type=Path, default=None,
+                   help="AVLM stack folder for the emotion tab (default: the bundled one, when the install has it)")
 
 
 @command("serve", arguments=add_serve_arguments,
-         help="a web page: speak (or upload, or type) a description, see the image",
+         help="a web page: speak (or upload, or type) a description, see the image; and a face video's emotion "
+              "and spoken reply (AVLM tab)",
          example="--port 7860   (then open http://127.0.0.1:7860)")
 def cmd_serve(args) -> None:
     from speechvision.web import ServeConfig, serve
@@ -295,7 +298,7 @@ def cmd_serve(args) -> None:
     if (args.data is None) != (args.sen is None):
         usage_error("serve: the top-5 retrieval needs --data DIR and --sen RUN together")
     serve(args.checkpoint, config=ServeConfig(host=args.host, port=args.port, concurrency=args.concurrency),
-          data=args.data, sen_checkpoint=args.sen)
+          data=args.data, sen_checkpoint=args.sen, avlm_stack=args.avlm_stack)
 
 
 def add_demo_arguments(p) -> None:
