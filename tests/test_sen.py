@@ -201,3 +201,33 @@ def test_factored_heads_train_garment_and_colour_and_reload(tmp_path, tiny_spoke
     torch.testing.assert_close(with_f["loss"] - without["loss"], with_f["factored"])
     with pytest.raises(DatasetError, match="no attribute 'size'"):
         train_sen(tiny_spoken_fashion, tmp_path / "bad", _tiny_cfg(**{"sen.factored": "size"}), progress=False)
+
+
+def test_whisper_front_end_config_features_and_a_tiny_sen(tmp_path, tiny_spoken_fashion):
+    """audio.frontend=whisper (issue 17 item 6): the config demands the matching SEN input width, features are
+    the frozen Whisper encoder's at 25 Hz, and a SEN trains on them and embeds a file through the pipeline's
+    path."""
+    pytest.importorskip("faster_whisper", reason="the expressive extra is not installed")
+    from speechvision.core.audio import LogMelConfig, speech_features
+    from speechvision.data.manifest import load_dataset
+    from speechvision.s2igan.config import ConfigError
+    from speechvision.s2igan.pipeline import embed_wavs
+    from speechvision.s2igan.sen import load_sen
+
+    with pytest.raises(ConfigError, match="set sen.speech.n_mels=384"):
+        _tiny_cfg(**{"audio.frontend": "whisper"})
+    with pytest.raises(ConfigError, match="audio.frontend=mfcc: choose one of logmel, whisper"):
+        _tiny_cfg(**{"audio.frontend": "mfcc"})
+    cfg = _tiny_cfg(**{"audio.frontend": "whisper", "sen.speech.n_mels": 384, "sen.epochs": 1})
+    assert cfg.audio.frontend == "whisper" and cfg.audio.input_rate_hz == 16000 and cfg.audio.feature_dim == 384
+    wave = np.random.default_rng(0).standard_normal(16000 * 3 // 2).astype(np.float32) * 0.1
+    f = speech_features(wave, cfg.audio)
+    assert f.shape == (38, 384) and np.array_equal(f, speech_features(wave, cfg.audio))  # ceil(1.5 s * 25 Hz)
+    assert speech_features(wave, LogMelConfig()).shape[1] == 40
+    train_sen(tiny_spoken_fashion, tmp_path / "w", cfg, progress=False)
+    model, saved, _ = load_sen(tmp_path / "w")
+    assert saved.audio.frontend == "whisper"
+    ds = load_dataset(tiny_spoken_fashion)
+    wav = ds.path(ds.split("test")[0].captions[0].audio)
+    emb = embed_wavs(model.speech_encoder, [wav], saved.audio)
+    assert emb.shape == (1, cfg.sen.speech.embedding_dim) and torch.isfinite(emb).all()

@@ -56,7 +56,7 @@ from speechvision.avlm.vocabulary import (
     quantize_level,
     quantize_pitch,
 )
-from speechvision.core.asr import whisper_model
+from speechvision.core.asr import whisper_encoder_features
 from speechvision.core.atomic import atomic_path, atomic_write_text
 
 TOKENIZER_VERSION = 1
@@ -372,35 +372,6 @@ def unit_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:
 
 
 _HUBERT_CACHE: dict = {}
-
-
-def whisper_encoder_features(wave: np.ndarray, sample_rate_hz: int = 16000) -> np.ndarray:
-    """(T, 384) last-layer Whisper encoder states at 25 Hz (50 Hz frames averaged in pairs), T = ceil(N / 640).
-
-    The encoder takes 30 s windows (3000 log-mel frames, zero-padded as Whisper does), so a longer waveform
-    is encoded window by window.
-
-    Raises:
-        TokenizerError: the rate is not 16 kHz (Whisper's).
-    """
-    from faster_whisper.transcribe import get_ctranslate2_storage
-
-    if sample_rate_hz != 16000:
-        raise TokenizerError(f"Whisper features need 16000 Hz audio, got {sample_rate_hz} Hz")
-    model = whisper_model()
-    mel = model.feature_extractor(wave.astype(np.float32))  # (80, N / 160)
-    n50 = int(np.ceil(len(wave) / 320))
-    chunks = []
-    for start in range(0, mel.shape[1], 3000):
-        window = np.zeros((mel.shape[0], 3000), np.float32)
-        part = mel[:, start:start + 3000]
-        window[:, :part.shape[1]] = part
-        enc = np.array(model.model.encode(get_ctranslate2_storage(window[None]), to_cpu=True))[0]  # (1500, 384)
-        chunks.append(enc[:int(np.ceil(part.shape[1] / 2))])
-    h = np.concatenate(chunks)[:n50]
-    if len(h) % 2:
-        h = np.concatenate([h, h[-1:]])
-    return h.reshape(-1, 2, h.shape[1]).mean(1).astype(np.float32)
 
 
 def _hubert_features(wave: np.ndarray, cfg: TokenizerConfig) -> np.ndarray:

@@ -30,15 +30,18 @@ class AudioError(SpeechvisionError, ValueError):
 
 @dataclass(frozen=True)
 class LogMelConfig:
-    """Log-mel parameters (S2IGAN official setting).
+    """Speech front-end parameters: log-mel (S2IGAN official setting) or a frozen Whisper encoder.
 
     Attributes:
-        sample_rate_hz: model rate; inputs are resampled to it.
+        sample_rate_hz: model rate; inputs are resampled to it (log-mel).
         n_mels: number of mel bands (F).
         window_ms: analysis window and FFT length in milliseconds (25 ms -> 551 samples).
         hop_ms: hop in milliseconds (10 ms -> 220 samples).
         log_offset: added before the log.
         normalize: per-utterance, per-band mean/variance normalisation (CMVN).
+        frontend: "logmel" (the paper's) or "whisper": the last encoder layer of the offline Whisper tiny
+            model (F = 384 at 25 Hz, input at 16 kHz, the window fitted to the utterance instead of padded
+            to 30 s; issue 17 item 6). The SEN's ``speech.n_mels`` must equal :attr:`feature_dim`.
     """
 
     sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ
@@ -47,6 +50,17 @@ class LogMelConfig:
     hop_ms: float = 10.0
     log_offset: float = 1e-6
     normalize: bool = True
+    frontend: str = "logmel"
+
+    @property
+    def input_rate_hz(self) -> int:
+        """The rate audio is loaded at: 16 kHz for the Whisper front end, else ``sample_rate_hz``."""
+        return WHISPER_RATE_HZ if self.frontend == "whisper" else self.sample_rate_hz
+
+    @property
+    def feature_dim(self) -> int:
+        """F of the (T, F) features: ``n_mels``, or the Whisper encoder's width."""
+        return WHISPER_DIM if self.frontend == "whisper" else self.n_mels
 
     @property
     def n_fft(self) -> int:
@@ -223,7 +237,29 @@ def log_mel(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarr
     return np.ascontiguousarray(feats, dtype=np.float32)
 
 
+FRONTENDS = ("logmel", "whisper")
+WHISPER_RATE_HZ, WHISPER_DIM = 16000, 384
+
+
+def speech_features(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(T, F) features of a waveform at ``config.input_rate_hz``: :func:`log_mel`, or for
+    ``frontend="whisper"`` the frozen Whisper encoder's last layer at 25 Hz (F = 384), its window fitted to
+    the utterance (``core.asr.whisper_encoder_features(pad_to_30s=False)``).
+
+    Raises:
+        ValueError: an unknown front end.
+    """
+    if config.frontend == "logmel":
+        return log_mel(wave, config)
+    if config.frontend == "whisper":
+        from speechvision.core.asr import whisper_encoder_features
+
+        return whisper_encoder_features(wave, WHISPER_RATE_HZ, pad_to_30s=False)
+    raise ValueError(f"audio.frontend={config.frontend}: choose one of {', '.join(FRONTENDS)}")
+
+
 def file_log_mel(path: str | Path, config: LogMelConfig = LogMelConfig(),
                  checks: AudioChecks = AudioChecks()) -> np.ndarray:
-    """Load ``path`` and return its (T, F) log-mel features; errors as :func:`load_audio`."""
-    return log_mel(load_audio(path, sample_rate_hz=config.sample_rate_hz, checks=checks), config)
+    """Load ``path`` and return its (T, F) front-end features (:func:`speech_features`); errors as
+    :func:`load_audio`."""
+    return speech_features(load_audio(path, sample_rate_hz=config.input_rate_hz, checks=checks), config)

@@ -108,7 +108,9 @@ class LogMelCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         jobs = [(str(f), config) for f in files]
         workers = workers or os.cpu_count() or 1
-        bar = tqdm(total=len(jobs), desc="log-mel features", unit="utt", disable=not progress)
+        if config.frontend == "whisper":
+            workers = 1  # CTranslate2 runs its own threads and does not survive a fork; one process does it
+        bar = tqdm(total=len(jobs), desc=f"{config.frontend} features", unit="utt", disable=not progress)
         out = []
         if workers == 1:
             for j in jobs:
@@ -122,7 +124,7 @@ class LogMelCache:
         bar.close()
         offsets = np.zeros(len(out) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(f) for f in out])
-        feats = np.concatenate(out) if out else np.zeros((0, config.n_mels), np.float16)
+        feats = np.concatenate(out) if out else np.zeros((0, config.feature_dim), np.float16)
         _save_atomic({"feats": feats, "offsets": offsets}, path, {"paths": rel_paths})
         return LogMelCache(rel_paths, feats, offsets)
 

@@ -242,21 +242,44 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise ConfigError(f"override '{item}': expected section.key=value")
         key, value = item.split("=", 1)
-        obj, parts = cfg, key.strip().split(".")
+        obj, parts, parent = cfg, key.strip().split("."), None
         for p in parts[:-1]:
             if not dataclasses.is_dataclass(obj) or not hasattr(obj, p):
                 raise ConfigError(f"override '{item}': unknown section '{p}'")
-            obj = getattr(obj, p)
+            parent, obj = obj, getattr(obj, p)
         fields = {f.name: f for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
         if parts[-1] not in fields:
             raise ConfigError(f"override '{item}': unknown key '{parts[-1]}' (known: {', '.join(fields)})")
         hints = typing.get_type_hints(type(obj))
         new = _coerce(value.strip(), hints[parts[-1]], key)
-        if dataclasses.is_dataclass(obj) and getattr(type(obj), "__dataclass_params__").frozen:
-            raise ConfigError(f"override '{item}': section is read-only")
-        setattr(obj, parts[-1], new)
+        if getattr(type(obj), "__dataclass_params__").frozen:
+            if parent is None or getattr(type(parent), "__dataclass_params__").frozen:
+                raise ConfigError(f"override '{item}': section is read-only")
+            setattr(parent, parts[-2], dataclasses.replace(obj, **{parts[-1]: new}))  # a frozen section: a new copy
+        else:
+            setattr(obj, parts[-1], new)
     check_config(cfg)
+    check_consistency(cfg)
     return cfg
+
+
+def check_consistency(cfg) -> None:
+    """Settings that must agree across sections.
+
+    Raises:
+        ConfigError: an unknown ``audio.frontend``, or ``sen.speech.n_mels`` other than the front end's
+            feature width (40 log-mel bands by default; 384 for the Whisper encoder).
+    """
+    from speechvision.core.audio import FRONTENDS
+
+    audio, speech = getattr(cfg, "audio", None), getattr(getattr(cfg, "sen", None), "speech", None)
+    if audio is None or speech is None:
+        return
+    if audio.frontend not in FRONTENDS:
+        raise ConfigError(f"audio.frontend={audio.frontend}: choose one of {', '.join(FRONTENDS)}")
+    if speech.n_mels != audio.feature_dim:
+        raise ConfigError(f"sen.speech.n_mels={speech.n_mels} but audio.frontend={audio.frontend} gives "
+                          f"{audio.feature_dim} features per frame; set sen.speech.n_mels={audio.feature_dim}")
 
 
 # Numbers that may be 0 (weights, seeds, a shift); every other number of a config must be above 0.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, load_audio, log_mel
+from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, load_audio, speech_features
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint
 from speechvision.core.cleanup import Cleanup, clean
 from speechvision.core.errors import InputError, check_seed_range, one_line
@@ -160,13 +160,14 @@ def load_weights(module: torch.nn.Module, ck: dict, key: str, name: str) -> None
 def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConfig,
                checks: AudioChecks = AudioChecks(), cleanup: Cleanup = Cleanup()) -> torch.Tensor:
     """Audio files -> (B, E) embeddings with ``encoder`` (eval mode; padding does not change them), each
-    waveform cleaned by ``cleanup`` before its (T, F) log-mel.
+    waveform cleaned by ``cleanup`` before its (T, F) front-end features (log-mel or Whisper).
 
     Raises:
         AudioError: unreadable, silent, too long or too short audio (names the file).
     """
-    sr = audio.sample_rate_hz
-    feats = [torch.from_numpy(log_mel(clean(load_audio(w, sample_rate_hz=sr, checks=checks), sr, cleanup), audio))
+    sr = audio.input_rate_hz
+    feats = [torch.from_numpy(speech_features(clean(load_audio(w, sample_rate_hz=sr, checks=checks), sr, cleanup),
+                                              audio))
              for w in wavs]
     for w, f in zip(wavs, feats):
         if len(f) < encoder.min_frames:
