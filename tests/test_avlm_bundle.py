@@ -77,6 +77,7 @@ def _tiny_stack(tmp_path):
     v, rng = tok.vocab, np.random.default_rng(0)
     lines = [json.dumps({"id": r["id"], "split": r["split"], "emotion": r["emotion"], "speaker": r["voice"],
                          "dialogue": r["dialogue"], "role": r["role"], "text": r["text"],
+                         "audio": str(tmp_path / "speech" / r["audio"]),
                          "tokens": [v.style(0), v.level(4), v.pitch(int(rng.integers(64)))]
                          + [v.unit(int(u)) for u in rng.integers(0, 8, 10)]}) for r in rows]
     (tmp_path / "tokens" / "encoded.jsonl").write_text("\n".join(lines) + "\n")
@@ -123,3 +124,26 @@ def test_tiny_stack_exports_within_budget_loads_and_runs_the_demo(tmp_path, monk
         bundle.export_stack(tokens, vocoder, dialogue, tmp_path / "big", clips=clips)
     with pytest.raises(AVLMError, match="bundle.json: missing"):
         bundle.load_stack(tmp_path / "big")
+
+
+def test_dialogue_evaluation_measures_references_once_and_reuses_them(tmp_path, monkeypatch):
+    """The test references (real and resynthesised: judge features, transcripts, DNSMOS) are cached per tokens
+    and vocoder; a second evaluation reads them instead of measuring again, with the same ceilings."""
+    from speechvision.avlm import judges
+    from speechvision.avlm.dialogue import evaluate_dialogue
+    from speechvision.avlm.references import reference_cache_path
+
+    tokens, vocoder, dialogue = _tiny_stack(tmp_path)
+    first = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e1",
+                              limit=2, progress=False)
+    cache = reference_cache_path(tokens, vocoder)
+    assert len(cache.read_text().splitlines()) == 8  # the test split's 8 utterances
+    calls = []
+    real = judges.transcribe
+    monkeypatch.setattr(judges, "transcribe", lambda w, r=16000: calls.append(1) or real(w, r))
+    second = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e2",
+                               limit=2, progress=False)
+    assert len(calls) == 2  # only the two replies were transcribed
+    assert second["reference_real"] == first["reference_real"]
+    assert second["reference_resynth"] == first["reference_resynth"]
+    assert first["replies"]["n"] == 2 and 0 <= first["replies"]["wer"]

@@ -173,12 +173,11 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     ambiguous-audio clips; WER of the
     replies against the reference response texts; DNSMOS. Reference rows give the same judge, WER and
     DNSMOS on the real reference responses and on their resynthesis (encode, decode), the ceilings a
-    generated reply can reach through this vocoder.
+    generated reply can reach through this vocoder; they are measured once per tokens and vocoder and
+    cached (:mod:`speechvision.avlm.references`).
     """
     from tqdm import tqdm
 
-    from speechvision.avlm.corpus import read_wave
-    from speechvision.avlm.evaluate import voice_references
     from speechvision.avlm.judges import (
         classification_report,
         dnsmos,
@@ -187,6 +186,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         transcribe,
         word_error_rate,
     )
+    from speechvision.avlm.references import test_references, voice_feature_sets
     from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
@@ -198,18 +198,10 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)
     items = items[:limit] if limit else items
     judge = train_judge(speech_dir, rate, progress=progress)
-    from speechvision.avlm.corpus import load_encoded
-
-    test_rows = load_encoded(tokens_dir, "test")
-    # every test utterance, real and resynthesised, once: the judge's references and the reply ceilings
-    waves, feats = {}, {}
-    for r in tqdm(test_rows, desc="judge references", unit="utt", disable=not progress):
-        waves["real", r["id"]] = read_wave(r["audio"], rate)
-        waves["resynth", r["id"]] = speaker.decode(r["tokens"], r["speaker"])
-        for domain in ("real", "resynth"):
-            feats[domain, r["id"]] = emotion_features(waves[domain, r["id"]], rate)
-    voices = [{"id": r["id"], "voice": r["speaker"]} for r in test_rows]
-    refs = {d: voice_references(feats, voices, d) for d in ("real", "resynth")}
+    # the test utterances, real and resynthesised, measured once per tokens + vocoder (cached): the judge's
+    # per-voice references and the reply ceilings
+    refs = test_references(tokens_dir, vocoder_dir, speaker, progress=progress)
+    voice_sets = {d: voice_feature_sets(refs, d) for d in ("real", "resynth")}
     rows = []
     for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):
         b = collate_dialogues([it], vocab, with_response=False)
@@ -221,13 +213,14 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         wave = speaker.decode(toks, it["response_voice"]) if has_unit else np.zeros(rate // 10, np.float32)
         row = {"id": it["id"], "target": target, "predicted": EMOTIONS[int(probs.argmax())], "used": emotion,
                "ambiguous": it["ambiguous"], "reference": it["response_text"], "new_tokens": len(toks)}
-        for name, w in (("reply", wave), ("real", waves["real", it["response_id"]]),
-                        ("resynth", waves["resynth", it["response_id"]])):
-            f = (emotion_features(w, rate) if name == "reply" else feats[name, it["response_id"]])[None]
+        measured = {"reply": {"feats": emotion_features(wave, rate), "text": transcribe(wave, rate),
+                              "dnsmos": dnsmos(wave, rate)["ovrl"] if len(wave) > rate // 2 else None},
+                    **{d: refs[it["response_id"]][d] for d in ("real", "resynth")}}
+        for name, m in measured.items():
+            f = m["feats"][None]
             row[f"{name}_judge"] = judge.predict(f)[0]
-            row[f"{name}_judge_norm"] = judge.predict(f, refs["real" if name == "real" else "resynth"][it["response_voice"]])[0]
-            row[f"{name}_text"] = transcribe(w, rate)
-            row[f"{name}_dnsmos"] = dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None
+            row[f"{name}_judge_norm"] = judge.predict(f, voice_sets["real" if name == "real" else "resynth"][it["response_voice"]])[0]
+            row[f"{name}_text"], row[f"{name}_dnsmos"] = m["text"], m["dnsmos"]
         rows.append(row)
         if n < 4:
             write_wav_atomic(out / "samples" / f"{it['id']}-reply-{emotion}.wav", wave, rate)
@@ -246,7 +239,8 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     metrics = {"model": str(Path(model_path).resolve()), "fusion": model.config.fusion,
                "visual_encoder": model.config.visual_encoder, "force_emotion": force_emotion, "seed": seed,
                "recognition": classification_report([r["target"] for r in rows], [r["predicted"] for r in rows]),
-               "recognition_ambiguous": classification_report([r["target"] for r in amb], [r["predicted"] for r in amb]),
+               "recognition_ambiguous": classification_report([r["target"] for r in amb], [r["predicted"] for r in amb])
+               if amb else None,
                "replies": block("reply", rows), "replies_ambiguous": block("reply", amb) if amb else None,
                "reference_real": block("real", rows), "reference_resynth": block("resynth", rows)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

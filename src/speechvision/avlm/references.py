@@ -1,0 +1,76 @@
+"""What the dialogue evaluation measures on the test split's reference utterances, once per tokens and
+vocoder: each utterance's real recording and its resynthesis (encode -> vocoder) with their judge features,
+offline-Whisper transcripts and DNSMOS. None of it depends on the dialogue model, so every fusion and seed
+reads the same cached numbers (the reference ceilings are then identical across runs, and an evaluation
+costs only its own replies).
+
+The cache is ``<vocoder>/test-references-<key>.jsonl``, one JSON line per utterance, keyed by the tokens'
+``encoded.jsonl`` and the vocoder checkpoint (their paths, sizes and times); a killed build resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+DOMAINS = ("real", "resynth")
+
+
+def reference_cache_path(tokens_dir: str | Path, vocoder_dir: str | Path) -> Path:
+    from speechvision.data.cache import content_key
+
+    files = [Path(tokens_dir) / "encoded.jsonl", Path(vocoder_dir) / "vocoder.pt"]
+    return Path(vocoder_dir) / f"test-references-{content_key(files, {'kind': 'test-references', 'version': 1})}.jsonl"
+
+
+def test_references(tokens_dir, vocoder_dir, speaker, *, progress: bool = True) -> dict[str, dict]:
+    """utterance id -> {"voice", "real": {...}, "resynth": {...}}, each domain holding ``feats`` (88,) eGeMAPS
+    functionals (np.ndarray), ``text`` (Whisper transcript) and ``dnsmos`` (overall MOS, None under 0.5 s).
+
+    Args:
+        speaker: the ``UnitVocoder`` of ``tokens_dir`` and ``vocoder_dir`` (it makes the resynthesis).
+    """
+    from tqdm import tqdm
+
+    from speechvision.avlm.corpus import load_encoded, read_wave
+    from speechvision.avlm.judges import dnsmos, emotion_features, transcribe
+
+    path = reference_cache_path(tokens_dir, vocoder_dir)
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: measured again
+                continue
+            done[row["id"]] = row
+    rate = speaker.tok.config.sample_rate_hz
+    rows = load_encoded(tokens_dir, "test")
+    todo = [r for r in rows if r["id"] not in done]
+    with open(path, "a") as f:
+        for r in tqdm(todo, desc="test references", unit="utt", disable=not progress):
+            waves = {"real": read_wave(r["audio"], rate), "resynth": speaker.decode(r["tokens"], r["speaker"])}
+            row = {"id": r["id"], "voice": r["speaker"]}
+            for d, w in waves.items():
+                row[d] = {"feats": emotion_features(w, rate).tolist(), "text": transcribe(w, rate),
+                          "dnsmos": dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None}
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[r["id"]] = row
+    out = {}
+    for r in rows:
+        row = done[r["id"]]
+        out[r["id"]] = {"voice": row["voice"],
+                        **{d: {**row[d], "feats": np.asarray(row[d]["feats"], np.float64)} for d in DOMAINS}}
+    return out
+
+
+def voice_feature_sets(refs: dict[str, dict], domain: str) -> dict[str, np.ndarray]:
+    """voice -> (M, 88) features of that voice's reference utterances in ``domain``: the speaker-normalised
+    judge's reference sets."""
+    by_voice: dict[str, list] = {}
+    for row in refs.values():
+        by_voice.setdefault(row["voice"], []).append(row[domain]["feats"])
+    return {v: np.stack(f) for v, f in by_voice.items()}
