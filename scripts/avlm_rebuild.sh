@@ -1,0 +1,44 @@
+#!/bin/sh
+# The AVLM recipe of issue 20, from nothing to the numbers of docs/avlm.md and docs/expressive-speech.md and
+# an exported stack. Every step is skipped when its output exists, so rerunning the script resumes it
+# (the corpus build also resumes inside itself). Run it from the repository root:
+#
+#     sh scripts/avlm_rebuild.sh RUNS          # e.g. /work/runs/avlm20; keep it outside the repository
+#
+# Each command uses one thread (OMP_NUM_THREADS=1), as the timings in the docs do. LIMIT sets the test
+# question clips each dialogue evaluation uses (default 160 of the 480).
+set -eu
+R=${1:?usage: sh scripts/avlm_rebuild.sh RUNS_FOLDER}
+LIMIT=${LIMIT:-160}
+SV="speechvision"
+export OMP_NUM_THREADS=1
+mkdir -p "$R"
+step() { # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; log its wall time
+  name=$1; output=$2; shift 2
+  if [ -e "$output" ]; then echo "== $name: done ($output)"; return; fi
+  echo "== $name: $*"; t0=$(date +%s)
+  "$@"
+  echo "{\"step\": \"$name\", \"seconds\": $(( $(date +%s) - t0 ))}" >> "$R/steps.jsonl"
+}
+# the corpus build resumes by itself; dataset.json is written last
+step corpus "$R/spoken-emotion/dataset.json" $SV data spoken-emotion --out "$R/spoken-emotion"
+step av "$R/av-emotion/dataset.json" $SV data av-emotion --speech "$R/spoken-emotion" --out "$R/av-emotion"
+step tokens "$R/tokens/encoded.jsonl" $SV speechlm tokenize --data "$R/spoken-emotion" --out "$R/tokens" \
+  --unit-features whisper --units 500
+step vocoder "$R/vocoder/vocoder.pt" $SV speechlm vocoder --tokens "$R/tokens" --out "$R/vocoder" --steps 3000
+step speechlm "$R/speechlm/best.pt" $SV speechlm train --tokens "$R/tokens" --out "$R/speechlm" --hidden 128 \
+  --layers 2 --steps 400 --eval-every 100
+step resynthesis "$R/eval-expressive/metrics.json" $SV speechlm evaluate --data "$R/spoken-emotion" \
+  --tokens "$R/tokens" --vocoder "$R/vocoder" --lm "$R/speechlm" --out "$R/eval-expressive"
+step prosody "$R/prosody.txt" sh -c "python scripts/prosody_fidelity.py --tokens '$R/tokens' --vocoder '$R/vocoder' -n 240 > '$R/prosody.txt'"
+for seed in 0 1 2; do
+  for fusion in speech-only perceiver concat cross-attention; do
+    run="$R/dialogue-$fusion-s$seed"
+    step "dialogue $fusion s$seed" "$run/dialogue.pt" $SV avlm train --task dialogue --av "$R/av-emotion" \
+      --tokens "$R/tokens" --lm "$R/speechlm" --fusion "$fusion" --finetune-steps 400 --seed "$seed" --out "$run"
+    step "evaluate $fusion s$seed" "$R/eval-dialogue-$fusion-s$seed/metrics.json" $SV avlm evaluate-dialogue \
+      --model "$run/dialogue.pt" --av "$R/av-emotion" --tokens "$R/tokens" --vocoder "$R/vocoder" \
+      --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$seed" --out "$R/eval-dialogue-$fusion-s$seed"
+  done
+done
+echo "== done: python scripts/dialogue_table.py NAME=$R/eval-dialogue-NAME-s0,... (docs/avlm.md)"
