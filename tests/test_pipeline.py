@@ -33,6 +33,18 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_spoke
     assert "| gan |" in summary and "matmul peak" in summary and done["matmul_peak_gflops"] > 0
     assert (out / "bundle.pt").is_file() and (out / "eval" / "grid.png").is_file()
 
+    # an ablation row: the same data, SEN and judges, another GAN (w/o RS); only the GAN stages run
+    variant = tmp_path / "no-rs"
+    v_opts = PipelineOptions(data=str(tiny_spoken_fashion), steps=2, judge_epochs=1, overrides=sets + ["gan.rs=false"],
+                             sen=str(out / "sen"), judges=str(out / "judges"))
+    v = run_pipeline(variant, v_opts, progress=False)
+    assert not (variant / "sen").exists() and not (variant / "judges").exists()
+    assert (variant / "gan" / "checkpoint.pt").is_file() and 0 <= v["metrics"]["colour"] <= 1
+    assert (out / "sen" / "checkpoint.pt").stat().st_mtime_ns == sen_mtime
+    with pytest.raises(Exception, match="missing|no such|not found"):
+        run_pipeline(tmp_path / "bad", PipelineOptions(data=str(tiny_spoken_fashion), steps=2,
+                                                       sen=str(tmp_path / "nowhere")), progress=False)
+
 
 def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):
     with pytest.raises(PipelineError, match="--preset cub: give --data"):

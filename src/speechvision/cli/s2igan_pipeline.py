@@ -15,6 +15,10 @@ def add_pipeline_arguments(p) -> None:
     p.add_argument("--steps", type=positive_int, default=None, help="GAN iterations (default: the preset's)")
     p.add_argument("--judge-epochs", type=positive_int, default=10, help="epochs of the attribute judges")
     p.add_argument("--data", type=Path, default=None, help="train on this built dataset instead of building one")
+    p.add_argument("--sen", type=Path, default=None,
+                   help="use this finished SEN run instead of training one (the GAN-only ablation rows)")
+    p.add_argument("--judges", type=Path, default=None,
+                   help="use these trained attribute judges (a `train classifier` folder) instead of training them")
     p.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
                    help="folder with the four Fashion-MNIST idx .gz files (Debian: dataset-fashion-mnist)")
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
@@ -31,6 +35,8 @@ def cmd_pipeline(args) -> None:
 
     opts = PipelineOptions(preset=args.preset, overrides=list(args.overrides), images=args.images, steps=args.steps,
                            judge_epochs=args.judge_epochs, fashion_mnist=str(args.fashion_mnist),
-                           workers=args.workers, seed=args.seed, data=str(args.data) if args.data else None)
+                           workers=args.workers, seed=args.seed, data=str(args.data) if args.data else None,
+                           sen=str(args.sen) if args.sen else None,
+                           judges=str(args.judges) if args.judges else None)
     run_pipeline(args.out, opts, progress=not args.no_progress)
     print(summary_markdown(args.out), end="")

@@ -8,6 +8,10 @@ Run folder ``out``: ``data/`` (the spoken-fashion build, its log-mel and Incepti
 ``pipeline.json`` (the options, the resolved config, each finished stage's wall time) and
 ``summary.md`` (stage times, the machine's measured matmul peak and the headline metrics).
 
+Variants of one recipe (the ablation rows) can share a finished run's parts: ``data`` (a built dataset, with
+its feature caches), ``sen`` (a finished SEN run) and ``judges`` (trained attribute judges); the stage of a
+shared part only checks that it loads.
+
 Resumable from any stage after a kill: a finished stage is recorded in ``pipeline.json`` (atomically)
 and skipped; an unfinished one continues from its own checkpoint (the dataset builder skips what it
 wrote, SEN and GAN ``--resume``, the feature caches are reused) or, for the short judge, evaluation
@@ -50,6 +54,8 @@ class PipelineOptions:
         seed: dataset seed.
         data: an existing dataset folder to train on instead of building ``out/data`` (the data stage
             then only checks that it loads).
+        sen: a finished SEN run folder to use instead of training ``out/sen`` (GAN-only variants).
+        judges: a trained attribute-judge folder to use instead of training ``out/judges``.
     """
 
     preset: str = "spoken-fashion"
@@ -61,6 +67,8 @@ class PipelineOptions:
     workers: int | None = None
     seed: int = 0
     data: str | None = None
+    sen: str | None = None
+    judges: str | None = None
 
     def config(self) -> Config:
         """The resolved config: preset, then ``--set`` overrides, then ``steps``."""
@@ -78,7 +86,8 @@ class PipelineState:
     def __init__(self, out: Path, options: PipelineOptions):
         self.path = out / "pipeline.json"
         saved = json.loads(self.path.read_text()) if self.path.is_file() else None
-        if saved is not None and saved["options"] != json.loads(json.dumps(asdict(options))):
+        defaults = json.loads(json.dumps(asdict(PipelineOptions())))  # options added later: their defaults
+        if saved is not None and {**defaults, **saved["options"]} != json.loads(json.dumps(asdict(options))):
             raise PipelineError(f"{self.path}: this run folder was started with other options "
                                 f"({saved['options']}); rerun with those or choose another --out")
         self.options = options
@@ -86,6 +95,8 @@ class PipelineState:
         self.seconds: dict[str, float] = saved["stage_seconds"] if saved else {}
         self.partial: dict[str, float] = saved.get("partial_seconds", {}) if saved else {}
         self.data = Path(options.data) if options.data else out / "data"
+        self.sen = Path(options.sen) if options.sen else out / "sen"
+        self.judges = Path(options.judges) if options.judges else out / "judges"
         self._lock = threading.Lock()
         self.save()
 
@@ -140,29 +151,38 @@ def stage_features(out: Path, state: PipelineState, progress: bool) -> None:
 
 
 def stage_sen(out: Path, state: PipelineState, progress: bool) -> None:
+    if state.options.sen:  # a shared SEN run: check that it loads
+        from speechvision.s2igan.sen import load_sen
+
+        load_sen(state.sen)
+        return
     from speechvision.s2igan.train_sen import train_sen
 
-    train_sen(state.data, out / "sen", state.config, resume=(out / "sen" / "checkpoint.pt").is_file(),
-              progress=progress)
+    train_sen(state.data, state.sen, state.config, resume=(state.sen / "checkpoint.pt").is_file(), progress=progress)
 
 
 def stage_gan(out: Path, state: PipelineState, progress: bool) -> None:
     from speechvision.s2igan.train_gan import train_gan
 
     resume = (out / "gan" / "checkpoint.pt").is_file()
-    train_gan(state.data, out / "sen", out / "gan", state.config, resume=resume, progress=progress)
+    train_gan(state.data, state.sen, out / "gan", state.config, resume=resume, progress=progress)
 
 
 def stage_judges(out: Path, state: PipelineState, progress: bool) -> None:
+    if state.options.judges:  # shared judges: check that they load
+        from speechvision.s2igan.classifier import load_classifier
+
+        load_classifier(state.judges)
+        return
     from speechvision.s2igan.train_classifier import train_classifier
 
-    train_classifier(state.data, out / "judges", epochs=state.options.judge_epochs, progress=progress)
+    train_classifier(state.data, state.judges, epochs=state.options.judge_epochs, progress=progress)
 
 
 def stage_evaluate(out: Path, state: PipelineState, progress: bool) -> None:
     from speechvision.s2igan.evaluate import evaluate
 
-    evaluate(out / "gan", state.data, out=out / "eval", classifier=out / "judges", progress=progress)
+    evaluate(out / "gan", state.data, out=out / "eval", classifier=state.judges, progress=progress)
 
 
 def stage_export(out: Path, state: PipelineState, progress: bool) -> None:
