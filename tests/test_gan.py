@@ -169,6 +169,34 @@ def test_end_to_end_updates_the_speech_encoder(tmp_path, tiny_spoken_fashion, ti
     assert not torch.equal(ck["speech_encoder"][key], sen["model"]["speech_encoder." + key])
 
 
+def test_end_to_end_without_a_pretrained_sen_starts_from_a_seeded_fresh_encoder(tmp_path, tiny_spoken_fashion, tiny_sen):
+    """gan.sen_pretrained=false (the paper's end-to-end row): the speech encoder starts from a fresh seeded
+    initialisation, not the SEN run's weights; it is refused without end_to_end."""
+    from speechvision.s2igan.config import ConfigError
+    from speechvision.s2igan.sen import load_sen
+    from speechvision.s2igan.train_gan import reinitialise
+
+    with pytest.raises(ConfigError, match="needs gan.end_to_end=true"):
+        _tiny_cfg(**{"gan.sen_pretrained": "false"})
+    cfg = _tiny_cfg(**{"gan.iterations": 1, "gan.end_to_end": "true", "gan.sen_pretrained": "false"})
+    enc = load_sen(tiny_sen)[0].speech_encoder
+    pretrained = {k: v.clone() for k, v in enc.state_dict().items()}
+    state = torch.random.get_rng_state()
+    reinitialise(enc, cfg.gan.seed)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global stream is untouched
+    fresh = {k: v.clone() for k, v in enc.state_dict().items()}
+    assert not torch.equal(fresh["rnn.weight_hh_l0"], pretrained["rnn.weight_hh_l0"])
+    reinitialise(enc, cfg.gan.seed)
+    assert all(torch.equal(v, fresh[k]) for k, v in enc.state_dict().items())
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "e2e0", cfg, device="cpu", progress=False)
+    ck = load_checkpoint(tmp_path / "e2e0", "gan")
+    # one Adam step (lr 2e-4) away from the seeded fresh weights, far from the pretrained ones
+    key = "rnn.weight_hh_l0"
+    fresh_gap = (ck["speech_encoder"][key] - fresh[key]).abs().max()
+    pretrained_gap = (ck["speech_encoder"][key] - pretrained[key]).abs().mean()
+    assert fresh_gap < 1e-3 < pretrained_gap, (fresh_gap, pretrained_gap)
+
+
 def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path, tiny_spoken_fashion, tiny_sen):
     """The GPU path's switches are device-agnostic: they run (and stay fp32 in the checkpoint) on CPU."""
     import math

@@ -75,7 +75,9 @@ class GANConfig:
         kl_weight: weight of the CA KL term (2.0); uncond_weight: unconditional D/G terms (1.0);
         rs_weight: RS term of the generator (1.0, last stage only).
         rs: use the relation supervisor (False = "w/o RS"); end_to_end: train the SEN speech
-            encoder jointly instead of freezing it.
+            encoder jointly instead of freezing it; sen_pretrained: start it from the SEN run's weights
+            (False, with end_to_end: from a fresh seeded initialisation, the paper's "end-to-end" row
+            without a pretrained SEN; the SEN run then only gives the architecture and the image head).
         rs_image_size_px: Inception input side of the RS's image encoder (299: the paper; 75..299).
         rs_bf16: the RS's Inception pass under bfloat16 autocast (paper: off).
         rs_every: the RS phases every k-th step, its generator term weighted by k (paper: 1).
@@ -102,6 +104,7 @@ class GANConfig:
     rs_bf16: bool = False
     rs_every: int = 1
     end_to_end: bool = False
+    sen_pretrained: bool = True
     ema_decay: float = 0.999
     snapshot_every: int = 2000
     checkpoint_every: int = 1000
@@ -277,6 +280,10 @@ def check_consistency(cfg) -> None:
         return
     if audio.frontend not in FRONTENDS:
         raise ConfigError(f"audio.frontend={audio.frontend}: choose one of {', '.join(FRONTENDS)}")
+    gan = getattr(cfg, "gan", None)
+    if gan is not None and not gan.sen_pretrained and not gan.end_to_end:
+        raise ConfigError("gan.sen_pretrained=false needs gan.end_to_end=true (a fresh speech encoder that is not "
+                          "trained would give the generator noise)")
     if speech.n_mels != audio.feature_dim:
         raise ConfigError(f"sen.speech.n_mels={speech.n_mels} but audio.frontend={audio.frontend} gives "
                           f"{audio.feature_dim} features per frame; set sen.speech.n_mels={audio.feature_dim}")

@@ -97,6 +97,8 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     batches = GANBatches(gd.images, gd.labels, gd.captions_of(), None if gc.end_to_end else gd.embeddings,
                          image_emb, gc, dev)
 
+    if not gc.sen_pretrained:  # the "end-to-end" ablation without a pretrained SEN (a resume loads its weights)
+        reinitialise(sen.speech_encoder, gc.seed)
     training = GANTraining.build(cfg, dev, sen.speech_encoder, sync_batchnorm=info.active and sync_batchnorm,
                                  channels_last=channels_last)
     if amp not in (None, "bf16"):
@@ -159,3 +161,13 @@ def ablation_overrides(*, no_dense: bool, no_rs: bool, end_to_end: bool) -> list
 def apply_ablation(cfg: Config, *, no_dense: bool, no_rs: bool, end_to_end: bool) -> Config:
     """The paper's ablation switches applied to ``cfg`` (see :func:`ablation_overrides`)."""
     return apply_overrides(cfg, ablation_overrides(no_dense=no_dense, no_rs=no_rs, end_to_end=end_to_end))
+
+
+def reinitialise(module: torch.nn.Module, seed: int) -> None:
+    """Every submodule's own ``reset_parameters`` under a fixed seed (PyTorch's default initialisation), so the
+    fresh weights are reproducible and the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in module.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
