@@ -1,0 +1,22 @@
+#!/bin/sh
+# The ablation rows of issue 16 (S2IGAN Table 2 layout) on spoken-fashion, with `speechvision pipeline`.
+# Every variant shares the full run's dataset (and its feature caches) and attribute judges; the GAN-only
+# variants also share its SEN, so they cost only their GAN and evaluation. Rerun to resume.
+#
+#     sh scripts/ablations.sh FULL_RUN OUT [STEPS]
+#
+# FULL_RUN is a finished `speechvision pipeline --out FULL_RUN --steps STEPS` (the full model, seed 0);
+# STEPS must be its GAN iterations (default 10000). Run one variant at a time on a 2-core machine.
+set -eu
+FULL=${1:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS]}
+OUT=${2:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS]}
+STEPS=${3:-10000}
+SHARED="--data $FULL/data --judges $FULL/judges --steps $STEPS --no-progress"
+run() { name=$1; shift; echo "== $name"; speechvision pipeline --out "$OUT/$name" $SHARED "$@" > "$OUT/$name.log" 2>&1; }
+mkdir -p "$OUT"
+run no-dense --sen "$FULL/sen" --set gan.generator.dense=false
+run no-rs --sen "$FULL/sen" --set gan.rs=false
+run end-to-end --sen "$FULL/sen" --set gan.end_to_end=true --set gan.sen_pretrained=false
+run sen-no-distinctive --set sen.distinctive_loss=false
+run full-seed1 --set sen.seed=201 --set gan.seed=101
+for v in no-dense no-rs end-to-end sen-no-distinctive full-seed1; do echo "== $v"; cat "$OUT/$v/summary.md"; done
