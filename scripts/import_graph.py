@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "speechvision"
 # Inference entry points and what they must never reach (docs/architecture.md).
 INFERENCE = ("speechvision.s2igan.pipeline", "speechvision.s2igan.retrieval", "speechvision.s2igan.export",
-             "speechvision.avlm.infer", "speechvision.web", "speechvision.demo")
+             "speechvision.avlm.infer", "speechvision.avlm.demo", "speechvision.avlm.bundle", "speechvision.web",
+             "speechvision.web_avlm", "speechvision.demo")
 TRAINING_SUFFIXES = (".losses", ".dialogue")
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 120
 
