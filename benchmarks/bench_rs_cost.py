@@ -87,9 +87,12 @@ def main() -> None:
     ap.add_argument("--variant", type=parse_variant, action="append",
                     help="SIZE[:bf16][:every=K]; repeatable (default: the preset's levers and neighbours)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--batch-size", type=int, default=None, help="GAN batch size (default: the preset's, 32)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = preset("spoken-fashion")
+    if args.batch_size:
+        cfg.gan.batch_size = args.batch_size
     gc0 = cfg.gan
     variants = args.variant or [parse_variant(v) for v in (
         f"{gc0.rs_image_size_px}" + (":bf16" if gc0.rs_bf16 else "") + f":every={gc0.rs_every}",
