@@ -41,9 +41,12 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_spoke
     assert not (variant / "sen").exists() and not (variant / "judges").exists()
     assert (variant / "gan" / "checkpoint.pt").is_file() and 0 <= v["metrics"]["colour"] <= 1
     assert (out / "sen" / "checkpoint.pt").stat().st_mtime_ns == sen_mtime
-    with pytest.raises(Exception, match="missing|no such|not found"):
+    from speechvision.core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="nowhere"):  # refused before any stage runs
         run_pipeline(tmp_path / "bad", PipelineOptions(data=str(tiny_spoken_fashion), steps=2,
                                                        sen=str(tmp_path / "nowhere")), progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):

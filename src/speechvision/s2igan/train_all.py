@@ -221,6 +221,22 @@ def summary_markdown(out: str | Path) -> str:
     return (Path(out) / "summary.md").read_text()
 
 
+def check_shared_parts(options: PipelineOptions) -> None:
+    """The shared SEN run and judges (``options.sen``, ``options.judges``) load.
+
+    Raises:
+        CheckpointError: naming the folder and what is wrong with it.
+    """
+    if options.sen:
+        from speechvision.s2igan.sen import load_sen
+
+        load_sen(options.sen)
+    if options.judges:
+        from speechvision.s2igan.classifier import load_classifier
+
+        load_classifier(options.judges)
+
+
 def run_pipeline(out: str | Path, options: PipelineOptions = PipelineOptions(), *, progress: bool = True,
                  stop_after: str | None = None) -> dict:
     """Run (or resume) every stage into ``out``; returns ``{"stage_seconds", "metrics", "matmul_peak_gflops"}``
@@ -236,6 +252,7 @@ def run_pipeline(out: str | Path, options: PipelineOptions = PipelineOptions(), 
     if options.data is None and options.preset != "spoken-fashion":
         raise PipelineError(f"--preset {options.preset}: give --data, a dataset built with `speechvision data "
                             f"{options.preset}` (only spoken-fashion is built by the pipeline)")
+    check_shared_parts(options)  # before any stage: a wrong --sen or --judges fails in seconds, not after hours
     out.mkdir(parents=True, exist_ok=True)
     state = PipelineState(out, options)
     for stage in STAGES:
