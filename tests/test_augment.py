@@ -210,3 +210,40 @@ def test_cub_preset_trains_the_sen_and_gan_on_augmented_views(tmp_path, cub_audi
     train_sen(cub_audio, tmp_path / "sen_off", off, progress=False)
     with pytest.raises(DatasetError, match="no augmented views"):
         train_gan(cub_audio, tmp_path / "sen_off", tmp_path / "bad", _tiny_cub_cfg(), device="cpu", progress=False)
+
+
+def test_epoch_views_are_fresh_each_epoch_reproducible_and_keep_the_bird(cub):
+    """data.augment.on_the_fly: every epoch a new crop and flip of each image, cut from its crop base; a
+    function of (seed, key, epoch), inside the official crop like the cached views."""
+    from speechvision.s2igan.augment import crop_base, epoch_view
+
+    cfg = AugmentConfig(enabled=True, on_the_fly=True, seed=3)
+    img = _cub_tensors(cub)[0]
+    base = crop_base(img, cfg, 64)
+    assert tuple(base.shape[-2:]) == resized_size(img.shape[-2], img.shape[-1], cfg, 64)
+    views = [epoch_view(base, cfg, 64, key=5, epoch=e) for e in range(6)]
+    assert all(v.shape == (3, 64, 64) for v in views)
+    assert len({v.numpy().tobytes() for v in views}) > 1  # new draws across epochs
+    assert torch.equal(views[2], epoch_view(base, cfg, 64, key=5, epoch=2))  # reproducible (resume)
+    assert not torch.equal(views[2], epoch_view(base, cfg, 64, key=6, epoch=2))  # per image
+    red = lambda x: ((x[0] > 200) & (x[1] < 60)).sum()  # noqa: E731 - outside the official crop
+    assert all(red(v) == 0 and _green(v).any() for v in views)
+
+
+def test_cub_preset_trains_the_gan_on_the_fly_and_resumes_exactly(tmp_path, cub_audio):
+    """The GPU path, run on CPU: fresh views per epoch with RS embeddings encoded per batch; a resumed run
+    equals an uninterrupted one, and the cached views are not used (a SEN without views is enough)."""
+    from speechvision.core.checkpoint import load_checkpoint
+    from speechvision.s2igan.train_gan import train_gan
+    from speechvision.s2igan.train_sen import train_sen
+
+    sen_off = _tiny_cub_cfg(**{"data.augment.enabled": "false"})
+    train_sen(cub_audio, tmp_path / "sen", sen_off, progress=False)
+    fly = _tiny_cub_cfg(**{"data.augment.on_the_fly": "true"})
+    train_gan(cub_audio, tmp_path / "sen", tmp_path / "full", fly, device="cpu", progress=False)
+    train_gan(cub_audio, tmp_path / "sen", tmp_path / "cut", fly, device="cpu", progress=False, stop_after_step=1)
+    train_gan(cub_audio, None, tmp_path / "cut", fly, device="cpu", progress=False, resume=True)
+    a, b = (load_checkpoint(tmp_path / n, "gan") for n in ("full", "cut"))
+    assert a["step"] == 3
+    for k in a["G_ema"]:
+        torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)

@@ -87,22 +87,39 @@ def image_views(img: torch.Tensor, cfg: AugmentConfig, size_px: int, key: int, n
     plain S x S image padded by ``max_shift_px`` (edges replicated), an S x S window at a uniform offset
     (a shift of -m .. m px each way), flipped likewise.
     """
-    S, m = size_px, cfg.max_shift_px
-    plain = resize_uint8(img, (S, S))
+    plain = resize_uint8(img, (size_px, size_px))
     draws = view_draws(cfg, key, n_views).tolist()
     if not draws:
         return plain[None]
+    base = crop_base(img, cfg, size_px)
+    return torch.stack([plain] + [_crop(base, cfg, size_px, *d) for d in draws]).contiguous()
+
+
+def crop_base(img: torch.Tensor, cfg: AugmentConfig, size_px: int) -> torch.Tensor:
+    """(3, H, W) uint8 -> the image every view is cropped from: resized by :func:`resized_size` (crop mode),
+    or the plain S x S image padded by ``max_shift_px`` with its edges replicated (shift mode)."""
+    m = cfg.max_shift_px
     if m > 0:
-        base = F.pad(plain[None].float(), (m, m, m, m), mode="replicate")[0].to(torch.uint8)
-    else:
-        base = resize_uint8(img, resized_size(img.shape[-2], img.shape[-1], cfg, S))
-    free_y, free_x = base.shape[-2] - S, base.shape[-1] - S
-    out = [plain]
-    for uy, ux, uf in draws:
-        y0, x0 = _offset(uy, free_y), _offset(ux, free_x)
-        view = base[:, y0:y0 + S, x0:x0 + S]
-        out.append(view.flip(-1) if cfg.hflip and uf < 0.5 else view)
-    return torch.stack(out).contiguous()
+        plain = resize_uint8(img, (size_px, size_px))
+        return F.pad(plain[None].float(), (m, m, m, m), mode="replicate")[0].to(torch.uint8)
+    return resize_uint8(img, resized_size(img.shape[-2], img.shape[-1], cfg, size_px))
+
+
+def _crop(base: torch.Tensor, cfg: AugmentConfig, size_px: int, uy: float, ux: float, uf: float) -> torch.Tensor:
+    """The S x S window of ``base`` at the uniform draws (uy, ux), flipped when ``uf`` < 0.5 and ``hflip``."""
+    S = size_px
+    y0, x0 = _offset(uy, base.shape[-2] - S), _offset(ux, base.shape[-1] - S)
+    view = base[:, y0:y0 + S, x0:x0 + S]
+    return view.flip(-1) if cfg.hflip and uf < 0.5 else view
+
+
+def epoch_view(base: torch.Tensor, cfg: AugmentConfig, size_px: int, key: int, epoch: int) -> torch.Tensor:
+    """(3, S, S) uint8: a fresh augmented view of the image with ``key`` for training ``epoch``, cropped from
+    its :func:`crop_base` (``data.augment.on_the_fly``: a new crop and flip every epoch, as the official code
+    draws them). A function of (seed, key, epoch) only, so a resumed run sees the same views."""
+    g = torch.Generator().manual_seed(draw_seed("epoch-view", cfg.seed, int(key) * 1_000_003 + int(epoch)))
+    uy, ux, uf = torch.rand(3, generator=g, dtype=torch.float64).tolist()
+    return _crop(base, cfg, size_px, uy, ux, uf).contiguous()
 
 
 def augment_views(images: torch.Tensor | Sequence[torch.Tensor], cfg: AugmentConfig, size_px: int, *,

@@ -129,6 +129,10 @@ class AugmentConfig:
             official resize+crop; the spoken-fashion option).
         views: K cached augmented views per image (view 0 is the plain image).
         seed: seeds the views and the per-epoch draws.
+        on_the_fly: the GAN draws a fresh crop and flip of every real, wrong, similar and different image each
+            epoch and encodes the RS's real embeddings as batches are drawn, as the official code does (for a
+            GPU: on 2 CPU cores the Inception pass per step is slow). The SEN, which trains on the CPU, still
+            reads the K cached views.
     """
 
     enabled: bool = False
@@ -137,6 +141,7 @@ class AugmentConfig:
     max_shift_px: int = 0
     views: int = 4
     seed: int = 0
+    on_the_fly: bool = False
 
 
 @dataclass

@@ -8,7 +8,10 @@ function of ``(seed, step)``, so ``--resume`` after a kill continues exactly whe
 Real-image augmentation (``data.augment``, :mod:`speechvision.s2igan.augment`): when the SEN's config has it
 on, :class:`GANData` holds K views per image, (N, K, 3, S, S) uint8, with their Inception features
 (N, K, 2048); :class:`GANBatches` shows each real and wrong image in the view drawn for the epoch (the RS's
-anchor, similar and different embeddings in the same view) and builds the smaller scales per batch.
+anchor, similar and different embeddings in the same view) and builds the smaller scales per batch. With
+``data.augment.on_the_fly`` (for a GPU) it instead crops a fresh view of every image each epoch from the
+image's crop base (:func:`~speechvision.s2igan.augment.epoch_view`) and encodes the RS's real embeddings of
+those views as the batch is drawn, as the official code does.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch.nn.functional as F
 
 from speechvision.core.images import to_unit_range
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.s2igan.augment import augment_views, resize_uint8, view_for_epoch
+from speechvision.s2igan.augment import augment_views, crop_base, epoch_view, resize_uint8, view_for_epoch
 from speechvision.s2igan.config import AugmentConfig, Config
 from speechvision.s2igan.image_features import load_images
 from speechvision.s2igan.sen_data import SENInputs, embed_speech
@@ -60,7 +63,8 @@ class GANBatches:
     """
 
     def __init__(self, images, labels, caption_audio, embeddings, image_emb, cfg, device,
-                 augment: AugmentConfig | None = None):
+                 augment: AugmentConfig | None = None, sources: list[torch.Tensor] | None = None,
+                 embed_real=None):
         self.images, self.labels = images, torch.as_tensor(labels)
         self.caption_audio, self.embeddings, self.image_emb = caption_audio, embeddings, image_emb
         self.cfg, self.device = cfg, device
@@ -73,6 +77,7 @@ class GANBatches:
         self.has_views = images.dim() == 5
         self.scales = None if self.has_views else uint8_pyramid(images, cfg.generator.sizes_px)
         self.augment, self._view_epoch, self._views = None, -1, None
+        self.sources, self.embed_real, self.fresh = sources, embed_real, False
         if augment is not None:
             self.use_augment(augment)
 
@@ -80,10 +85,19 @@ class GANBatches:
         """Draw each image's view per epoch (``augment.enabled``: uniform over views 1 .. K-1, seeded with
         ``augment.seed``; the views themselves are the SEN config's) or show view 0, the plain image (off).
 
+        With ``augment.on_the_fly``: a fresh view of every image each epoch, cropped from ``sources``.
+
         Raises:
             DatasetError: augmentation is on but the images have no views (the SEN's ``data.augment`` was
-                off, or the GANData file was made without it).
+                off, or the GANData file was made without it), or on the fly without crop bases.
         """
+        self.fresh = augment.enabled and augment.on_the_fly
+        if self.fresh:
+            if self.sources is None:
+                raise DatasetError("data.augment.on_the_fly needs the training images' crop bases: train the GAN "
+                                   "from the dataset folder, not a GANData file")
+            self.augment, self._view_epoch = augment, -1
+            return
         if augment.enabled and not self.has_views:
             raise DatasetError("data.augment is on but the GAN data has no augmented views (the SEN run's "
                                "data.augment was off): train the SEN with it, or --set data.augment.enabled=false")
@@ -135,6 +149,26 @@ class GANBatches:
             out[clash] = torch.randint(len(self.images), (int(clash.sum()),), generator=g)
         return out
 
+    def fresh_views(self, rows: torch.Tensor, epoch: int) -> torch.Tensor:
+        """(B, 3, S, S) uint8: each image of ``rows`` in its fresh view of ``epoch`` (on the fly)."""
+        size = self.cfg.generator.sizes_px[-1]
+        return torch.stack([epoch_view(self.sources[i], self.augment, size, i, epoch) for i in rows.tolist()])
+
+    def _images_and_embeddings(self, rows: dict, epoch: int) -> dict:
+        """The real and wrong images (per scale) and the RS's anchor, similar and different embeddings."""
+        if not self.fresh:
+            v = self.views_of_epoch(epoch)
+            return {"real": self.real_images(rows["real"], v), "wrong": self.real_images(rows["wrong"], v),
+                    **{k: self.embeddings_of(rows[src], v) for k, src in (("anchor", "real"), ("similar", "similar"),
+                                                                          ("different", "different"))}}
+        views = {k: self.fresh_views(r, epoch) for k, r in rows.items()}
+        out = {k: [to_unit_range(s) for s in uint8_pyramid(views[k].to(self.device), self.cfg.generator.sizes_px)]
+               for k in ("real", "wrong")}
+        for name, src in (("anchor", "real"), ("similar", "similar"), ("different", "different")):
+            out[name] = (self.embed_real(views[src]).to(self.device) if self.embed_real is not None
+                         else self.image_emb[rows[src]].to(self.device))
+        return out
+
     def get(self, step: int) -> dict:
         epoch, k = divmod(step, self.steps_per_epoch)
         idx = self._permutation(epoch)[k * self.B:(k + 1) * self.B]
@@ -146,11 +180,10 @@ class GANBatches:
         wrong, similar = self._pick_other_class(idx, g), self._pick_same_class(idx, g)
         different = self._pick_other_class(idx, g)
         z, eps = torch.randn(self.B, gc.noise_dim, generator=g), torch.randn(self.B, gc.condition_dim, generator=g)
-        dev, v = self.device, self.views_of_epoch(epoch)
-        batch = {"real": self.real_images(idx, v), "wrong": self.real_images(wrong, v),
-                 "audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
-                 "anchor": self.embeddings_of(idx, v), "similar": self.embeddings_of(similar, v),
-                 "different": self.embeddings_of(different, v)}
+        dev = self.device
+        batch = {"audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
+                 **self._images_and_embeddings({"real": idx, "wrong": wrong, "similar": similar,
+                                                "different": different}, epoch)}
         if self.embeddings is not None:
             batch["embedding"] = self.embeddings[audio].to(dev)
         return batch
@@ -171,6 +204,8 @@ class GANData:
             (computed on use).
         snapshot_audio: (K,) rows of ``embeddings`` used for snapshot grids (val caption 0).
         audio_paths: the A audio files (relative to the dataset), for end-to-end training.
+        sources: with ``data.augment.on_the_fly``, each training image's crop base (3, h, w) uint8
+            (:func:`~speechvision.s2igan.augment.crop_base`), from which a fresh view is cut every epoch.
     """
 
     images: torch.Tensor
@@ -181,6 +216,7 @@ class GANData:
     image_features: torch.Tensor | None
     snapshot_audio: torch.Tensor
     audio_paths: list[str]
+    sources: list[torch.Tensor] | None = None  # crop bases of the images (data.augment.on_the_fly)
 
     def captions_of(self) -> list[list[int]]:
         o, a = self.caption_offsets.tolist(), self.caption_audio.tolist()
@@ -193,7 +229,7 @@ class GANData:
         remap[used] = torch.arange(len(used))
         return GANData(self.images, self.labels, self.caption_offsets, remap[self.caption_audio],
                        self.embeddings[used], self.image_features, remap[self.snapshot_audio],
-                       [self.audio_paths[i] for i in used.tolist()])
+                       [self.audio_paths[i] for i in used.tolist()], self.sources)
 
     def save(self, path: str | Path, *, fp16: bool = True) -> None:
         """One safetensors file (for moving the GAN stage to another machine)."""
@@ -240,10 +276,21 @@ def training_images(ds: Dataset, rows: list[int], size_px: int, augment: Augment
     return images
 
 
+def crop_bases(ds: Dataset, rows: list[int], augment: AugmentConfig, size_px: int, chunk: int = 256) -> list[torch.Tensor]:
+    """Each record's :func:`~speechvision.s2igan.augment.crop_base` (3, h, w) uint8, read ``chunk`` files at a
+    time (for ``data.augment.on_the_fly``)."""
+    files = [ds.path(ds.records[i].image) for i in rows]
+    out = []
+    for s in range(0, len(files), chunk):
+        out += [crop_base(torch.from_numpy(im).permute(2, 0, 1), augment, size_px) for im in load_images(files[s:s + chunk])]
+    return out
+
+
 def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progress: bool = True,
-                     inputs: SENInputs | None = None) -> GANData:
+                     inputs: SENInputs | None = None, fresh: AugmentConfig | None = None) -> GANData:
     """Embed every caption with the frozen SEN and collect the training images (train split), as K views
-    each when the SEN's ``data.augment`` is on (their features only if ``inputs`` were loaded with views)."""
+    each when the SEN's ``data.augment`` is on (their features only if ``inputs`` were loaded with views);
+    with ``fresh`` (the GAN run's ``data.augment`` when on the fly) also each image's crop base."""
     inputs = inputs or SENInputs.load(ds, sen_cfg, progress=progress)
     audio = sorted(inputs.logmels.index)
     audio_index = {p: i for i, p in enumerate(audio)}
@@ -258,12 +305,13 @@ def prepare_gan_data(ds: Dataset, sen, sen_cfg: Config, size_px: int, *, progres
     same_views = (augment is None) == (inputs.augment is None)
     feats = inputs.image_inputs[train] if sen_cfg.sen.image.kind == "inception" and same_views else None
     snap = torch.tensor([audio_index[r.captions[0].audio] for r in (ds.split("val") or ds.split("test"))[:16]])
+    sources = crop_bases(ds, train, fresh, size_px) if fresh is not None else None
     return GANData(images.contiguous(), torch.tensor([ds.records[i].class_id for i in train]), offsets,
-                   torch.tensor([a for c in caps for a in c]), emb, feats, snap, audio)
+                   torch.tensor([a for c in caps for a in c]), emb, feats, snap, audio, sources)
 
 
-def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *,
-                  progress: bool = True) -> tuple[GANData, SENInputs | None]:
+def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *, progress: bool = True,
+                  fresh: AugmentConfig | None = None) -> tuple[GANData, SENInputs | None]:
     """``data``, a dataset folder (embedded now with the frozen ``sen``, see :func:`prepare_gan_data`) or a
     ``GANData`` safetensors file; also the folder's SEN inputs (log-mels), None for a file.
     ``gc`` is the run's :class:`~speechvision.s2igan.config.GANConfig`.
@@ -277,7 +325,8 @@ def load_gan_data(data: str | Path, gc, sen, sen_cfg: Config, *,
         return GANData.load(data), None
     ds = load_dataset(data)
     inputs = SENInputs.load(ds, sen_cfg, progress=progress, views=True)  # the views' features, cached by the SEN
-    return prepare_gan_data(ds, sen, sen_cfg, gc.generator.sizes_px[-1], progress=progress, inputs=inputs), inputs
+    return prepare_gan_data(ds, sen, sen_cfg, gc.generator.sizes_px[-1], progress=progress, inputs=inputs,
+                            fresh=fresh), inputs
 
 
 def relation_embeddings(gd: GANData, encoder, *, progress: bool = True) -> torch.Tensor:

@@ -88,14 +88,17 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
     gc = cfg.gan
     _check_setup(cfg, sen_cfg, sen_checkpoint, info)
     progress = progress and info.is_main
-    gd, inputs = load_gan_data(data, gc, sen, sen_cfg, progress=progress)
+    aug = cfg.data.augment
+    fresh = aug if aug.enabled and aug.on_the_fly else None  # a new view every epoch, encoded per batch
+    gd, inputs = load_gan_data(data, gc, sen, sen_cfg, progress=progress, fresh=fresh)
     image_head = sen.image_encoder.to(dev).eval()
     rs_encoder = (RelationImageEncoder(InceptionFeatures(inception_weights, device=dev), image_head,
                                        gc.rs_image_size_px, gc.rs_bf16) if gc.rs else None)
-    image_emb = (relation_embeddings(gd, rs_encoder, progress=progress) if gc.rs
+    image_emb = (relation_embeddings(gd, rs_encoder, progress=progress) if gc.rs and fresh is None
                  else torch.zeros(len(gd.images), 1))
     batches = GANBatches(gd.images, gd.labels, gd.captions_of(), None if gc.end_to_end else gd.embeddings,
-                         image_emb, gc, dev)
+                         image_emb, gc, dev, sources=gd.sources,
+                         embed_real=rs_encoder.real if gc.rs and fresh is not None else None)
 
     if not gc.sen_pretrained:  # the "end-to-end" ablation without a pretrained SEN (a resume loads its weights)
         reinitialise(sen.speech_encoder, gc.seed)
