@@ -226,7 +226,7 @@ def test_epoch_views_are_fresh_each_epoch_reproducible_and_keep_the_bird(cub):
     assert len({v.numpy().tobytes() for v in views}) > 1  # new draws across epochs
     assert torch.equal(views[2], epoch_view(base, cfg, 64, key=5, epoch=2))  # reproducible (resume)
     assert not torch.equal(views[2], epoch_view(base, cfg, 64, key=6, epoch=2))  # per image
-    red = lambda x: ((x[0] > 200) & (x[1] < 60)).sum()  # noqa: E731 - outside the official crop
+    red = lambda x: ((x[0] > 200) & (x[1] < 60)).sum()  # outside the official crop
     assert all(red(v) == 0 and _green(v).any() for v in views)
 
 
