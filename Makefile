@@ -50,6 +50,8 @@ $(BROWSER): tests/browser/package.json tests/browser/package-lock.json
 
 demo: $(STAMP) sysdeps
 	$(BIN)/speechvision demo
+	@if [ -f src/speechvision/assets/avlm/bundle.json ]; then $(BIN)/speechvision avlm demo --out avlm-demo --force; \
+	else echo "note: no AVLM stack is bundled yet, so \`speechvision avlm demo\` is skipped (docs/avlm.md)"; fi
 
 # The whole spoken-fashion recipe (data, features, SEN, GAN, judges, evaluation, bundle); rerun to resume.
 # Scale it down with e.g. `make train TRAIN_ARGS="--images 2000 --steps 3000"`.

