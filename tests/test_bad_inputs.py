@@ -197,6 +197,15 @@ avlm-dialogue-out-not-empty     1 dir             avlm evaluate-dialogue {dialog
 features-duration-nan           2 --max-duration-s features @good.wav --max-duration-s nan
 synth-out-is-folder             1 dir             synth coat --out @dir
 config-epochs-0                 1 sen.epochs      config --set sen.epochs=0
+config-frontend-width           1 sen.speech.n_mels config --set audio.frontend=whisper
+config-e2e-from-scratch         1 gan.end_to_end  config --set gan.sen_pretrained=false
+# pipeline variants, the AVLM demo and tab: shared parts and stacks before any work
+pipeline-sen-missing            1 nowhere         pipeline --out @new --data @ds --sen @nowhere
+pipeline-judges-missing         1 nowhere         pipeline --out @new --data @ds --judges @nowhere
+avlm-demo-no-stack              1 bundle.json     avlm demo --out @new --stack @dir
+serve-avlm-stack-missing        1 bundle.json     serve --avlm-stack @dir --port {free}
+data-emotion-grammar            2 --grammar       data spoken-emotion --out @new --grammar v3
+speechlm-tokenize-levels-neg    2 --level-bins    speechlm tokenize --data @ds --out @new --level-bins -1
 """
 SHORT = {"av": AV, "lm": LM, "respond": RESPOND, "sf": SF, "gen": GEN, "gan": GAN, "dialogue": DIALOGUE,
          "speech": SPEECH, "fm": "{fm}", "busy": "{busy}", "free": "{free}"}
