@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -225,3 +226,52 @@ def test_resume_refuses_another_sen_while_the_recorded_one_exists(tmp_path, tiny
     assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == before
     train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "run", _tiny_cfg(), device="cpu", progress=False, resume=True)
     assert load_checkpoint(tmp_path / "run", "gan")["step"] == 4
+
+
+def test_attribute_conditioning_reads_the_sens_factored_posteriors(tmp_path, tiny_spoken_fashion, tiny_sen):
+    """gan.attribute_condition (issue 17): the CA reads [e, softmax posteriors of the SEN's garment and colour
+    heads], the heads copied into the generator as frozen buffers; it trains, resumes and generates through
+    the pipeline and the exported bundle; refused without factored heads and with end-to-end training."""
+    from speechvision.core.checkpoint import CheckpointError
+    from speechvision.data.manifest import load_dataset
+    from speechvision.s2igan.config import ConfigError
+    from speechvision.s2igan.dsg import DSG
+    from speechvision.s2igan.export import export_bundle
+    from speechvision.s2igan.pipeline import S2IGANPipeline
+    from speechvision.s2igan.sen import load_sen
+
+    with pytest.raises(ConfigError, match="does not go with gan.end_to_end"):
+        _tiny_cfg(**{"gan.attribute_condition": "true", "gan.end_to_end": "true"})
+    with pytest.raises(CheckpointError, match="needs a SEN trained with sen.factored"):
+        train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "x", _tiny_cfg(**{"gan.attribute_condition": "true"}),
+                  device="cpu", progress=False)
+    sen_cfg = _tiny_cfg(**{"sen.factored": "garment,colour"})
+    train_sen(tiny_spoken_fashion, tmp_path / "sen", sen_cfg, progress=False)
+    cfg = _tiny_cfg(**{"sen.factored": "garment,colour", "gan.attribute_condition": "true"})
+    train_gan(tiny_spoken_fashion, tmp_path / "sen", tmp_path / "full", cfg, device="cpu", progress=False)
+    train_gan(tiny_spoken_fashion, tmp_path / "sen", tmp_path / "cut", cfg, device="cpu", progress=False,
+              stop_after_step=2)
+    train_gan(tiny_spoken_fashion, None, tmp_path / "cut", cfg, device="cpu", progress=False, resume=True)
+    a, b = (load_checkpoint(tmp_path / n, "gan") for n in ("full", "cut"))
+    for k in a["G_ema"]:
+        torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)
+    sen = load_sen(tmp_path / "sen")[0]
+    heads = list(sen.attribute_heads.values())
+    assert tuple(a["config"]["gan"]["generator"]["attribute_sizes"]) == (10, 8)
+    torch.testing.assert_close(a["G_ema"]["attribute_weight"], torch.cat([h.weight for h in heads]))
+    g = DSG(dataclasses.replace(cfg.gan.generator, attribute_sizes=(10, 8)))
+    g.set_attribute_heads(heads)
+    e = torch.nn.functional.normalize(torch.randn(3, 32), dim=-1)
+    x = g.condition_input(e)
+    assert x.shape == (3, 32 + 18) and torch.equal(x[:, :32], e)
+    torch.testing.assert_close(x[:, 32:42].sum(-1), torch.ones(3))
+    torch.testing.assert_close(x[:, 42:].sum(-1), torch.ones(3))
+    with pytest.raises(ValueError, match="built for"):
+        g.set_attribute_heads(heads[:1])
+    ds = load_dataset(tiny_spoken_fashion)
+    wav = ds.path(ds.split("test")[0].captions[0].audio)
+    export_bundle(tmp_path / "full", tmp_path / "b.pt", fp16=False)
+    for source in (tmp_path / "full", tmp_path / "b.pt"):
+        pipe = S2IGANPipeline.load(source)
+        images = pipe.speech_to_images([wav], seed=0, n_per_speech=1)
+        assert images[-1].shape[-1] == cfg.gan.generator.sizes_px[-1] and torch.isfinite(images[-1]).all()

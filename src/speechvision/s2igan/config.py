@@ -82,6 +82,9 @@ class GANConfig:
         rs_bf16: the RS's Inception pass under bfloat16 autocast (paper: off).
         rs_every: the RS phases every k-th step, its generator term weighted by k (paper: 1).
             The three are the CPU levers of :mod:`speechvision.s2igan.relation_encoder` (docs/fidelity.md).
+        attribute_condition: the generator's CA also reads the SEN's attribute posteriors (needs a SEN
+            trained with ``sen.factored``; issue 17's compositional conditioning, not in the paper; see
+            :mod:`speechvision.s2igan.dsg`). Sets ``generator.attribute_sizes`` from the SEN at training.
         ema_decay: EMA of the generator weights used for generation (0.999).
         snapshot_every, checkpoint_every, log_every: in iterations.
         seed: random seed; every step's randomness is derived from (seed, step).
@@ -105,6 +108,7 @@ class GANConfig:
     rs_every: int = 1
     end_to_end: bool = False
     sen_pretrained: bool = True
+    attribute_condition: bool = False
     ema_decay: float = 0.999
     snapshot_every: int = 2000
     checkpoint_every: int = 1000
@@ -286,6 +290,9 @@ def check_consistency(cfg) -> None:
     if audio.frontend not in FRONTENDS:
         raise ConfigError(f"audio.frontend={audio.frontend}: choose one of {', '.join(FRONTENDS)}")
     gan = getattr(cfg, "gan", None)
+    if gan is not None and gan.attribute_condition and gan.end_to_end:
+        raise ConfigError("gan.attribute_condition=true does not go with gan.end_to_end=true (the generator's copy "
+                          "of the SEN's attribute heads is frozen while the speech encoder would change)")
     if gan is not None and not gan.sen_pretrained and not gan.end_to_end:
         raise ConfigError("gan.sen_pretrained=false needs gan.end_to_end=true (a fresh speech encoder that is not "
                           "trained would give the generator noise)")

@@ -10,6 +10,11 @@ connection). Shapes for the paper preset (ngf 64, base 64 px):
 Stage 2/3: joint conv3x3 + BN + GLU over [h, tiled c], two residual blocks, then (dense) the residual
 output concatenated with the stage input h, upsampled (nearest x2, conv3x3, BN, GLU). ``dense=False``
 drops the concatenation (plain StackGAN-v2 stacking, the paper's "w/o Dense").
+
+Attribute conditioning (``attribute_sizes``, issue 17; not in the paper): the CA also reads the frozen SEN's
+attribute posteriors of the embedding, e.g. garment (10) and colour (8), computed inside the generator by the
+SEN's factored heads (kept as buffers, never trained): CA input [e, softmax(W_garment e), softmax(W_colour e)]
+(B, E + 18). An unseen garment-colour combination then reaches the generator as two familiar factors.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class DSGConfig:
         stages: number of stages, each doubling the resolution (3).
         dense: the dense connection of the DSG (False = "w/o Dense").
         res_blocks: residual blocks per later stage (2).
+        attribute_sizes: values per attribute of the SEN's factored heads the CA also reads (() = the
+            paper: the embedding alone). The heads' weights are buffers, copied from the SEN.
     """
 
     embedding_dim: int = 1024
@@ -43,6 +50,7 @@ class DSGConfig:
     stages: int = 3
     dense: bool = True
     res_blocks: int = 2
+    attribute_sizes: tuple[int, ...] = ()
 
     @property
     def sizes_px(self) -> list[int]:
@@ -135,7 +143,11 @@ class DSG(nn.Module):
     def __init__(self, config: DSGConfig = DSGConfig()):
         super().__init__()
         self.config = cfg = config
-        self.ca = ConditioningAugmentation(cfg.embedding_dim, cfg.condition_dim)
+        n_attr = sum(cfg.attribute_sizes)
+        if n_attr:  # the SEN's attribute heads, frozen (buffers: never trained, saved with the generator)
+            self.register_buffer("attribute_weight", torch.zeros(n_attr, cfg.embedding_dim))
+            self.register_buffer("attribute_bias", torch.zeros(n_attr))
+        self.ca = ConditioningAugmentation(cfg.embedding_dim + n_attr, cfg.condition_dim)
         self.init_stage = DSGFirstStage(cfg)
         chans = [cfg.ngf // 2 ** i for i in range(cfg.stages)]
         if chans[-1] < 2:
@@ -144,8 +156,29 @@ class DSG(nn.Module):
                                           for i in range(cfg.stages - 1)])
         self.to_image = nn.ModuleList([nn.Sequential(conv3x3(ch, 3), nn.Tanh()) for ch in chans])
 
+    def condition_input(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, E) -> the CA's input: e, or [e, per-attribute softmax posteriors] (B, E + sum(sizes))."""
+        if not self.config.attribute_sizes:
+            return e
+        logits = e @ self.attribute_weight.t() + self.attribute_bias
+        probs = [p.softmax(-1) for p in logits.split(list(self.config.attribute_sizes), dim=-1)]
+        return torch.cat([e] + probs, dim=-1)
+
+    def set_attribute_heads(self, heads: list[nn.Linear]) -> None:
+        """Copy the SEN's factored heads (in ``attribute_sizes`` order) into the frozen buffers.
+
+        Raises:
+            ValueError: heads whose sizes differ from ``attribute_sizes``.
+        """
+        sizes = tuple(h.out_features for h in heads)
+        if sizes != tuple(self.config.attribute_sizes):
+            raise ValueError(f"attribute heads of sizes {sizes} for a generator built for {self.config.attribute_sizes}")
+        with torch.no_grad():
+            self.attribute_weight.copy_(torch.cat([h.weight for h in heads]))
+            self.attribute_bias.copy_(torch.cat([h.bias for h in heads]))
+
     def forward(self, e: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None = None):
-        c, mu, logvar = self.ca(e, eps)
+        c, mu, logvar = self.ca(self.condition_input(e), eps)
         h = self.init_stage(torch.cat([c, z], dim=1))
         images = [self.to_image[0](h)]
         for stage, head in zip(self.next_stages, self.to_image[1:]):

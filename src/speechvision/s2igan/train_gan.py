@@ -102,8 +102,14 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
 
     if not gc.sen_pretrained:  # the "end-to-end" ablation without a pretrained SEN (a resume loads its weights)
         reinitialise(sen.speech_encoder, gc.seed)
+    heads = list(sen.attribute_heads.values()) if gc.attribute_condition else []
+    if heads and ckpt is None:  # a new run: the generator reads the SEN's attribute posteriors (issue 17)
+        gc.generator.attribute_sizes = tuple(h.out_features for h in heads)
     training = GANTraining.build(cfg, dev, sen.speech_encoder, sync_batchnorm=info.active and sync_batchnorm,
                                  channels_last=channels_last)
+    if heads and ckpt is None:  # a resume restores them with the generator
+        for g in (training.G, training.G_ema):
+            g.set_attribute_heads(heads)
     if amp not in (None, "bf16"):
         raise ValueError(f"amp must be bf16 or None, got {amp!r}")
     start = training.load_state(ckpt) if ckpt is not None else 0
@@ -153,6 +159,9 @@ def _check_setup(cfg: Config, sen_cfg: Config, sen_checkpoint: str | Path, info:
     if sen_cfg.sen.image.kind != "inception" and cfg.gan.rs:
         raise CheckpointError(f"{sen_checkpoint}: the RS needs a SEN with the Inception image encoder; "
                               "use --no-rs or train the SEN with sen.image.kind=inception")
+    if cfg.gan.attribute_condition and not sen_cfg.sen.factored:
+        raise CheckpointError(f"{sen_checkpoint}: gan.attribute_condition needs a SEN trained with sen.factored "
+                              "(this one has no attribute heads)")
 
 
 def ablation_overrides(*, no_dense: bool, no_rs: bool, end_to_end: bool) -> list[str]:
