@@ -247,3 +247,30 @@ def test_cub_preset_trains_the_gan_on_the_fly_and_resumes_exactly(tmp_path, cub_
     assert a["step"] == 3
     for k in a["G_ema"]:
         torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)
+
+
+def test_on_the_fly_batches_encode_rs_embeddings_only_on_rs_steps():
+    """With gan.rs_every=2 the real embeddings of fresh views are encoded on the RS steps only (0, 2, ...), and
+    the real image and the anchor come from the same fresh view."""
+    from speechvision.s2igan.augment import crop_base
+
+    gc = config_from_dict({"gan": {"batch_size": 4, "rs_every": 2, "generator": {"base_size_px": 4}}}).gan
+    aug = AugmentConfig(enabled=True, on_the_fly=True, seed=2)
+    imgs = [torch.full((3, 20, 20), 10 * i, dtype=torch.uint8) for i in range(8)]
+    calls = []
+
+    def embed(views):  # (B, 3, S, S) uint8 -> (B, 1): the view's pixel code
+        calls.append(len(views))
+        return views[:, 0, 0, 0].float()[:, None]
+
+    b = GANBatches(torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), [[0]] * 8,
+                   torch.zeros(1, 2), torch.zeros(8, 1), gc, "cpu", augment=aug,
+                   sources=[crop_base(im, aug, 16) for im in imgs], embed_real=embed)
+    x0 = b.get(0)
+    assert len(calls) == 3  # anchor, similar, different
+    pix = ((x0["real"][-1][:, 0, 0, 0] + 1) * 127.5).round()
+    torch.testing.assert_close(x0["anchor"].flatten(), pix)
+    b.get(1)
+    assert len(calls) == 3  # not an RS step: nothing encoded
+    b.get(2)
+    assert len(calls) == 6

@@ -154,8 +154,9 @@ class GANBatches:
         size = self.cfg.generator.sizes_px[-1]
         return torch.stack([epoch_view(self.sources[i], self.augment, size, i, epoch) for i in rows.tolist()])
 
-    def _images_and_embeddings(self, rows: dict, epoch: int) -> dict:
-        """The real and wrong images (per scale) and the RS's anchor, similar and different embeddings."""
+    def _images_and_embeddings(self, rows: dict, epoch: int, step: int) -> dict:
+        """The real and wrong images (per scale) and the RS's anchor, similar and different embeddings (on the
+        fly, encoded only on the steps the RS runs: ``step % rs_every == 0``; zeros otherwise, unread)."""
         if not self.fresh:
             v = self.views_of_epoch(epoch)
             return {"real": self.real_images(rows["real"], v), "wrong": self.real_images(rows["wrong"], v),
@@ -164,9 +165,10 @@ class GANBatches:
         views = {k: self.fresh_views(r, epoch) for k, r in rows.items()}
         out = {k: [to_unit_range(s) for s in uint8_pyramid(views[k].to(self.device), self.cfg.generator.sizes_px)]
                for k in ("real", "wrong")}
+        encode = self.embed_real is not None and step % self.cfg.rs_every == 0
         for name, src in (("anchor", "real"), ("similar", "similar"), ("different", "different")):
-            out[name] = (self.embed_real(views[src]).to(self.device) if self.embed_real is not None
-                         else self.image_emb[rows[src]].to(self.device))
+            out[name] = (self.embed_real(views[src]).to(self.device) if encode
+                         else torch.zeros(len(rows[src]), 1, device=self.device))
         return out
 
     def get(self, step: int) -> dict:
@@ -183,7 +185,7 @@ class GANBatches:
         dev = self.device
         batch = {"audio": audio, "z": z.to(dev), "eps": eps.to(dev), "index": idx,
                  **self._images_and_embeddings({"real": idx, "wrong": wrong, "similar": similar,
-                                                "different": different}, epoch)}
+                                                "different": different}, epoch, step)}
         if self.embeddings is not None:
             batch["embedding"] = self.embeddings[audio].to(dev)
         return batch
