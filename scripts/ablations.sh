@@ -1,5 +1,6 @@
 #!/bin/sh
-# The ablation rows of issue 16 (S2IGAN Table 2 layout) on spoken-fashion, with `speechvision pipeline`.
+# The ablation rows of issue 16 (S2IGAN Table 2 layout) on spoken-fashion, with `speechvision pipeline`, and
+# issue 21's spoken-fashion augmentation row.
 # Every variant shares the full run's dataset (and its feature caches) and attribute judges; the GAN-only
 # variants also share its SEN, so they cost only their GAN and evaluation. Rerun to resume.
 #
@@ -19,4 +20,7 @@ run no-rs --sen "$FULL/sen" --set gan.rs=false
 run end-to-end --sen "$FULL/sen" --set gan.end_to_end=true --set gan.sen_pretrained=false
 run sen-no-distinctive --set sen.distinctive_loss=false
 run full-seed1 --set sen.seed=201 --set gan.seed=101
-for v in no-dense no-rs end-to-end sen-no-distinctive full-seed1; do echo "== $v"; cat "$OUT/$v/summary.md"; done
+# issue 21: the spoken-fashion real-image augmentation (flip + up to 4 px shift, a fresh view every epoch)
+run augment-shift4 --sen "$FULL/sen" --set data.augment.enabled=true --set data.augment.max_shift_px=4 \
+  --set data.augment.on_the_fly=true
+for v in no-dense no-rs end-to-end sen-no-distinctive full-seed1 augment-shift4; do echo "== $v"; cat "$OUT/$v/summary.md"; done
