@@ -19,6 +19,12 @@ def _fmt(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {h:.{digits}f}"
 
 
+def _ambiguous(ms: list[dict]) -> str:
+    """Recognition accuracy on ambiguous-audio clips, or "—" when the evaluated clips had none."""
+    acc = [m["recognition_ambiguous"]["accuracy"] for m in ms if m.get("recognition_ambiguous")]
+    return f"{_fmt(acc)} %" if len(acc) == len(ms) else "—"
+
+
 def main() -> None:
     groups = {}
     for arg in sys.argv[1:]:
@@ -33,7 +39,7 @@ def main() -> None:
         rec = [m["recognition"]["accuracy"] for m in ms]
         norm = [m["replies"]["emotion_accuracy_speaker_normalised"] for m in ms]
         print(f"| {name} | {_fmt(rec)} % ({', '.join(f'{100 * v:.1f}' for v in rec)}) "
-              f"| {_fmt([m['recognition_ambiguous']['accuracy'] for m in ms])} % "
+              f"| {_ambiguous(ms)} "
               f"| {_fmt([m['replies']['emotion_accuracy'] for m in ms])} % "
               f"| {_fmt(norm)} % ({', '.join(f'{100 * v:.1f}' for v in norm)}) "
               f"| {_fmt([m['replies']['wer'] for m in ms])} % "
