@@ -1,7 +1,9 @@
 """The bundled model's images are the ones recorded before the refactors (scripts/bundled_reference.py).
 
-Bit-identical on a machine with the CPU kernel set the references were written with; on another
-(AVX2 vs AVX-512 kernels round differently) at most 1 grey level apart per pixel.
+CPUs round differently even with the same kernel set: on an AMD EPYC reporting the same "AVX512"
+capability as the Intel machine that recorded them, 5 of 28 images had 1 or 2 pixels one grey level
+off. So on any machine: at most 1 grey level apart per pixel, and at most 0.1 % of pixels differing
+(a wrong weight, layer or seed changes far more).
 """
 
 import importlib.util
@@ -26,10 +28,7 @@ def test_bundled_model_gives_the_recorded_images():
     assert len(recorded) >= 20, f"no reference images in {ref.OUT}; run scripts/bundled_reference.py"
     now = ref.reference_images()
     assert sorted(now) == sorted(recorded)
-    same_kernels = (ref.OUT / "capability.txt").read_text().strip() == ref.capability()
     for name, img in now.items():
-        if same_kernels:
-            assert np.array_equal(img, recorded[name]), f"{name}: not bit-identical to the reference"
-        else:
-            diff = np.abs(img.astype(int) - recorded[name].astype(int))
-            assert diff.max() <= 1, f"{name}: {diff.max()} grey levels from the reference"
+        diff = np.abs(img.astype(int) - recorded[name].astype(int))
+        assert diff.max() <= 1, f"{name}: {diff.max()} grey levels from the reference"
+        assert (diff > 0).mean() <= 1e-3, f"{name}: {(diff > 0).mean():.2%} of pixels differ from the reference"

@@ -3,6 +3,7 @@ same global batch (within float tolerance); rank 0 alone writes the run; the run
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import torch
 from conftest import free_port
 
 from speechvision.core.checkpoint import load_checkpoint
-from speechvision.core.distributed import DistInfo, local_slice, shard
+from speechvision.core.distributed import DistInfo, _gloo_on_loopback, local_slice, shard
 from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.train_sen import train_sen
 
@@ -32,6 +33,19 @@ def test_shard_slices_batch_sized_tensors_only():
         local_slice(9, DistInfo(rank=0, world_size=2))
 
 
+def test_gloo_stays_on_loopback_for_a_loopback_master(monkeypatch):
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.7")  # another machine: gloo picks its interface itself
+    _gloo_on_loopback()
+    assert "GLOO_SOCKET_IFNAME" not in os.environ
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    _gloo_on_loopback()
+    assert os.environ["GLOO_SOCKET_IFNAME"] == "lo"
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "eth9")  # the user's choice is kept
+    _gloo_on_loopback()
+    assert os.environ["GLOO_SOCKET_IFNAME"] == "eth9"
+
+
 def _train(kind, args, nproc=1):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
@@ -40,9 +54,17 @@ def _train(kind, args, nproc=1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
                "127.0.0.1", "--master_port", str(free_port()), "-m", "speechvision"]
     extra = ["--device", "cpu"] if kind == "gan" else []
-    res = subprocess.run(cmd + ["train", kind, "--no-progress"] + extra + args, capture_output=True,
-                         text=True, env=env, timeout=900)
-    assert res.returncode == 0, res.stderr[-3000:]
+    # Own process group: on a timeout the torchrun workers are killed with it, so no orphan keeps the
+    # output pipe open (subprocess.run's timeout would then wait for it forever).
+    proc = subprocess.Popen(cmd + ["train", kind, "--no-progress"] + extra + args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd[-3:])} train {kind}: no exit after 600 s; stderr: {err[-2000:]}")
+    assert proc.returncode == 0, err[-3000:]
 
 
 def _grads(ckpt, opt):
@@ -94,9 +116,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
     one, two = load_checkpoint(root / "one", "gan"), load_checkpoint(root / "two", "gan")
     assert one["step"] == two["step"] == 1
     # Rounding of the split batch, amplified by the tiny nets' batch norms: 1.4e-3 (a generator conv) and
-    # 1.9e-3 (a discriminator conv) were seen in fresh-clone runs. A reduction error differs by O(1).
+    # 1.9e-3 (a discriminator conv) were seen in fresh-clone runs, and once in 10 runs 2.15e-2 in the
+    # generator's last 4-channel conv (4, 4, 3, 3). A reduction error differs by O(1).
     _assert_grads_close(one, two, "opt_D", 1e-2)
-    _assert_grads_close(one, two, "opt_G", 1e-2)
+    _assert_grads_close(one, two, "opt_G", 5e-2)
     _losses_close(root / "one", root / "two", 1e-3)  # logged losses are global means, written by rank 0 only
     assert json.loads((root / "two" / "config.json").read_text())["processes"] == 2
     # Resume under torchrun to the end (3 steps).
