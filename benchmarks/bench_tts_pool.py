@@ -11,6 +11,7 @@ utterances per second and the ratio, measured in one run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,12 +22,12 @@ import speechvision.core.tts as tts
 
 def _default_threads() -> None:
     tts._PIPER_THREADS = None
-    tts._piper_voice.cache_clear()
 
 
 def run(jobs: list[tts.SynthesisJob], workers: int, initializer, chunk: int) -> float:
     chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
-    with ProcessPoolExecutor(max_workers=workers, initializer=initializer) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=initializer,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         pool.submit(initializer).result()  # start the processes before timing (not counted)
         t0 = time.perf_counter()
         assert sum(pool.map(tts._run_jobs, chunks)) == len(jobs)

@@ -12,7 +12,7 @@ import torch
 from conftest import free_port
 
 from speechvision.core.checkpoint import load_checkpoint
-from speechvision.core.distributed import DistInfo, _gloo_on_loopback, local_slice, shard
+from speechvision.core.distributed import DistInfo, local_slice, shard
 from speechvision.s2igan.config import apply_overrides, preset
 from speechvision.s2igan.train_sen import train_sen
 
@@ -31,19 +31,6 @@ def test_shard_slices_batch_sized_tensors_only():
     assert out["other"].shape == (5,) and out["scalar"].item() == 1.0
     with pytest.raises(ValueError, match="divisible"):
         local_slice(9, DistInfo(rank=0, world_size=2))
-
-
-def test_gloo_stays_on_loopback_for_a_loopback_master(monkeypatch):
-    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
-    monkeypatch.setenv("MASTER_ADDR", "10.0.0.7")  # another machine: gloo picks its interface itself
-    _gloo_on_loopback()
-    assert "GLOO_SOCKET_IFNAME" not in os.environ
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    _gloo_on_loopback()
-    assert os.environ["GLOO_SOCKET_IFNAME"] == "lo"
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "eth9")  # the user's choice is kept
-    _gloo_on_loopback()
-    assert os.environ["GLOO_SOCKET_IFNAME"] == "eth9"
 
 
 def _train(kind, args, nproc=1):

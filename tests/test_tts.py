@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_pool_workers_run_piper_on_one_thread(monkeypatch):
 
     default, _ = synthesize("a red coat", DEFAULT_VOICE)
     monkeypatch.setattr(tts, "_PIPER_THREADS", None)
+    tts._piper_voice.cache_clear()  # a pool process starts with no voice loaded
     try:
         tts._one_thread_per_worker()  # what each process of synthesize_many's pool runs first
         assert tts._piper_voice("en_US-joe-medium").session.get_session_options().intra_op_num_threads == 1
@@ -44,6 +46,18 @@ def test_pool_workers_run_piper_on_one_thread(monkeypatch):
         tts._piper_voice.cache_clear()
     # Piper samples its noise, so the two renderings differ; the one-thread session still says the same thing
     assert 0.8 < len(one_thread) / len(default) < 1.25 and np.abs(one_thread).max() > 0.05
+
+
+@pytest.mark.timeout(300)
+def test_a_pool_after_the_parent_loaded_piper_finishes(tmp_path):
+    """The CI hang of stop 25: forked pool processes freed the Piper session inherited from a parent that had
+    synthesised before, and waited forever on its thread pool's lost threads."""
+    synthesize("a red coat", DEFAULT_VOICE)  # the parent now holds a Piper session
+    time.sleep(3)  # whose pool threads stop spinning and wait on a condition variable (the hanging state)
+    jobs = [SynthesisJob(text, DEFAULT_VOICE, str(tmp_path / f"{i}.flac"))
+            for i, text in enumerate(["a red coat", "a blue bag", "a green dress"])]
+    assert synthesize_many(jobs, workers=2, chunk=1, progress=False) == 3
+    assert all((tmp_path / f"{i}.flac").stat().st_size > 1000 for i in range(3))
 
 
 @needs_espeak

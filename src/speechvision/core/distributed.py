@@ -12,7 +12,6 @@ see only the local slice unless :func:`convert_sync_batchnorm` makes them sync (
 from __future__ import annotations
 
 import os
-import socket
 import warnings
 from dataclasses import dataclass
 
@@ -51,25 +50,8 @@ def init_from_env(device: str | None = None) -> tuple[DistInfo, str | None]:
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     if not dist.is_initialized():
-        if not cuda:
-            _gloo_on_loopback()
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     return DistInfo(rank, world, local), device or "cpu"
-
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _gloo_on_loopback() -> None:
-    """Single-machine runs (``MASTER_ADDR`` on loopback) keep gloo's connections on the loopback
-    interface. Without ``GLOO_SOCKET_IFNAME`` gloo listens on the address the host name resolves to,
-    which on a sandboxed machine may be unreachable: the processes then wait for each other until the
-    process-group timeout (30 min). A ``GLOO_SOCKET_IFNAME`` set by the user is kept."""
-    if "GLOO_SOCKET_IFNAME" in os.environ or os.environ.get("MASTER_ADDR", "") not in _LOOPBACK:
-        return
-    loopback = [name for _, name in socket.if_nameindex() if name == "lo"]
-    if loopback:
-        os.environ["GLOO_SOCKET_IFNAME"] = loopback[0]
 
 
 def shutdown() -> None:

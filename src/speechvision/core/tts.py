@@ -18,6 +18,7 @@ Engines:
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -151,10 +152,10 @@ _PIPER_THREADS: int | None = None
 
 
 def _one_thread_per_worker() -> None:
-    """``ProcessPoolExecutor`` initializer of :func:`synthesize_many`: one onnxruntime thread per process."""
+    """``ProcessPoolExecutor`` initializer of :func:`synthesize_many`: one onnxruntime thread per process
+    (for voices loaded after it: the pool's processes are spawned, so they start with none)."""
     global _PIPER_THREADS
     _PIPER_THREADS = 1
-    _piper_voice.cache_clear()  # a voice inherited from the parent keeps its own thread pool
 
 
 @lru_cache(maxsize=2)
@@ -295,9 +296,9 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
     """Synthesise every job whose output file does not exist yet.
 
     Jobs run in ``workers`` processes (default: CPU count) in chunks of ``chunk`` so each process
-    loads its Piper voice once, each with one onnxruntime thread (measured in docs/performance.md). Returns
-    the number of files written. Resumable: rerunning after a
-    kill only does the missing files.
+    loads its Piper voice once, each with one onnxruntime thread (measured in docs/performance.md); the
+    processes are spawned, so a parent that has loaded voices or torch is safe. Returns the number of files
+    written. Resumable: rerunning after a kill only does the missing files.
     """
     from tqdm import tqdm
 
@@ -315,7 +316,10 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
             done += _run_jobs(c)
             bar.update(len(c))
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker) as pool:
+        # Spawned, not forked: a forked process inherits the parent's onnxruntime and torch thread pools
+        # without their threads, and freeing or using them there can wait forever.
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             for n in pool.map(_run_jobs, chunks):
                 done += n
                 bar.update(n)
