@@ -153,6 +153,7 @@ data-sf-foreign-folder          1 dir             {sf} --out @dir --images 12
 data-sf-workers-negative        2 --workers       {sf} --out @new --workers -1
 data-sf-images-0                2 --images        {sf} --out @new --images 0
 data-sf-seed-huge               2 --seed          {sf} --out @new --seed 1e30
+data-sf-captions-per-combo-2    1 --captions-per-combo {sf} --out @new --images 12 --captions-per-combo 2
 data-cub-workers-0              2 --workers       data cub --root @dir --out @new --workers 0
 data-emotion-dialogues-0        2 --dialogues     data spoken-emotion --out @new --dialogues 0
 data-emotion-out-is-file        1 file.txt        data spoken-emotion --out @file.txt --dialogues 2

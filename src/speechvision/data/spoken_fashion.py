@@ -260,6 +260,9 @@ def build_spoken_fashion(out: str | Path, *, fashion_mnist: str | Path = FASHION
         raise DatasetError(f"--images {config.images}: need at least 3 images (train, val, test)")
     if config.workers is not None and config.workers < 1:
         raise DatasetError(f"--workers {config.workers}: give 1 or more synthesis processes")
+    if config.captions_per_combo < CAPTIONS_PER_IMAGE:
+        raise DatasetError(f"--captions-per-combo {config.captions_per_combo}: need at least {CAPTIONS_PER_IMAGE} "
+                           f"(each image gets {CAPTIONS_PER_IMAGE} different captions of its combination)")
     fm = load_fashion_mnist(fashion_mnist)
     if config.grammar not in GRAMMARS:
         raise DatasetError(f"--grammar {config.grammar}: choose from {', '.join(GRAMMARS)}")
