@@ -296,7 +296,7 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
     """Synthesise every job whose output file does not exist yet.
 
     Jobs run in ``workers`` processes (default: CPU count) in chunks of ``chunk`` so each process
-    loads its Piper voice once, each with one onnxruntime thread (measured in docs/performance.md); the
+    loads its Piper voice once, each with one onnxruntime thread (`benchmarks/bench_tts_pool.py` compares); the
     processes are spawned, so a parent that has loaded voices or torch is safe. Returns the number of files
     written. Resumable: rerunning after a kill only does the missing files.
     """
