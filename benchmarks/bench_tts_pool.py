@@ -1,6 +1,6 @@
 """Piper synthesis throughput of a process pool: onnxruntime's default threads per process against one.
 
-Runs the same Piper jobs through ``ProcessPoolExecutor(workers)`` the way ``synthesize_many`` does, once with
+Runs the same Piper jobs through ``synthesize_many``'s pool (``tts.synthesis_pool``), once with
 each process's onnxruntime session on its default thread count (one per core) and once with one thread
 (``_one_thread_per_worker``, what ``synthesize_many`` uses), interleaved, best of ``--repeats``; prints
 utterances per second and the ratio, measured in one run.
@@ -11,10 +11,8 @@ utterances per second and the ratio, measured in one run.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import speechvision.core.tts as tts
@@ -26,8 +24,7 @@ def _default_threads() -> None:
 
 def run(jobs: list[tts.SynthesisJob], workers: int, initializer, chunk: int) -> float:
     chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
-    with ProcessPoolExecutor(max_workers=workers, initializer=initializer,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with tts.synthesis_pool(workers, initializer) as pool:
         pool.submit(initializer).result()  # start the processes before timing (not counted)
         t0 = time.perf_counter()
         assert sum(pool.map(tts._run_jobs, chunks)) == len(jobs)

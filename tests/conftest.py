@@ -1,10 +1,20 @@
 import gzip
+import importlib.util
 import shutil
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def load_script(name: str):
+    """The module ``scripts/<name>.py`` (scripts are files, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def free_port() -> int:

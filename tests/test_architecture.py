@@ -1,19 +1,12 @@
 """The layout rules of docs/architecture.md, read from the source by scripts/import_graph.py."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_graph.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def ig():
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("import_graph")
 
 
 def test_no_import_cycle_counting_function_local_imports(ig):

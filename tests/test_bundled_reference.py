@@ -6,24 +6,13 @@ off. So on any machine: at most 1 grey level apart per pixel, and at most 0.1 % 
 (a wrong weight, layer or seed changes far more).
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from conftest import load_script
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bundled_reference.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("bundled_reference", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_bundled_model_gives_the_recorded_images():
-    ref = _script()
+    ref = load_script("bundled_reference")
     recorded = {p.stem: np.asarray(Image.open(p)) for p in sorted(ref.OUT.glob("*.png"))}
     assert len(recorded) >= 20, f"no reference images in {ref.OUT}; run scripts/bundled_reference.py"
     now = ref.reference_images()

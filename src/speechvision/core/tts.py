@@ -291,6 +291,16 @@ def _run_jobs(jobs: list[SynthesisJob]) -> int:
     return len(jobs)
 
 
+def synthesis_pool(workers: int, initializer=_one_thread_per_worker) -> ProcessPoolExecutor:
+    """The process pool of :func:`synthesize_many`: ``workers`` processes, each running ``initializer`` first
+    (default: one onnxruntime thread per Piper session).
+
+    Spawned, not forked: a forked process inherits the parent's onnxruntime and torch thread pools without
+    their threads, and freeing or using them there can wait forever (the CI hang of stop 25)."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=initializer,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
 def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None, chunk: int = 16,
                     progress: bool = True) -> int:
     """Synthesise every job whose output file does not exist yet.
@@ -316,10 +326,7 @@ def synthesize_many(jobs: Iterable[SynthesisJob], *, workers: int | None = None,
             done += _run_jobs(c)
             bar.update(len(c))
     else:
-        # Spawned, not forked: a forked process inherits the parent's onnxruntime and torch thread pools
-        # without their threads, and freeing or using them there can wait forever.
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        with synthesis_pool(workers) as pool:
             for n in pool.map(_run_jobs, chunks):
                 done += n
                 bar.update(n)
