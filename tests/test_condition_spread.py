@@ -12,3 +12,21 @@ def test_the_bundled_model_separates_the_spoken_colours(capsys):
     assert s["mu_spread"] > 10 * s["sigma"]
     assert script.main(["bundled"]) == 0
     assert "| bundled |" in capsys.readouterr().out
+
+
+def test_the_picture_has_one_upscaled_row_per_checkpoint_and_is_never_overwritten(tmp_path):
+    import pytest
+    import torch
+    from PIL import Image
+
+    script = load_script("condition_spread")
+    rows = [torch.rand(8, 3, 8, 8) * 2 - 1, -torch.ones(8, 3, 8, 8)]
+    path = tmp_path / "swap.png"
+    script.draw_rows(rows, ["a\nb", "c"], path, scale=2, label_px=50)
+    img = Image.open(path)
+    assert img.size == (50 + 8 * 8 * 2, 2 * 8 * 2)
+    assert img.getpixel((50, 16)) == (0, 0, 0)  # row 2 is black, to the right of the labels
+    before = path.read_bytes()
+    with pytest.raises(SystemExit):
+        script.main(["bundled", "--picture", str(path)])
+    assert path.read_bytes() == before

@@ -80,7 +80,7 @@ class GANConfig:
             without a pretrained SEN; the SEN run then only gives the architecture and the image head).
         rs_image_size_px: Inception input side of the RS's image encoder (299: the paper; 75..299).
         rs_bf16: the RS's Inception pass under bfloat16 autocast (paper: off).
-        rs_every: the RS phases every k-th step, its generator term weighted by k (paper: 1).
+        rs_every: the RS phases every k-th step, its generator term with ``rs_weight`` there (paper: 1).
             The three are the CPU levers of :mod:`speechvision.s2igan.relation_encoder` (docs/fidelity.md).
         attribute_condition: the generator's CA also reads the SEN's attribute posteriors (needs a SEN
             trained with ``sen.factored``; issue 17's compositional conditioning, not in the paper; see

@@ -65,7 +65,8 @@ class S2IGANLoss:
     then :meth:`accumulate_gradients` is called for each of :meth:`phases_at` the step, in order ``D``,
     ``RS``, ``G``; each returns its scalar terms (detached 0-d tensors, so no device sync) for the log.
     With ``cfg.rs_every`` = k > 1 the RS phase and the generator's RS term run on every k-th step only
-    (steps 0, k, 2k, ...), the term weighted by k, so that its gradient per step is the paper's on average.
+    (steps 0, k, 2k, ...), the term with its own ``rs_weight`` there (not scaled by k: scaled, it kept the
+    spoken colour out of the conditioning in the CPU runs of issue 16, docs/results.md).
 
     The batch is a dict with ``real`` / ``wrong`` (lists of (B, 3, S, S) per scale, [-1, 1]),
     ``embedding`` (B, E) speech embeddings, ``z`` (B, Z), ``eps`` (B, C), and for the RS the frozen
@@ -144,7 +145,7 @@ class S2IGANLoss:
         if self._fake_emb is not None:
             logits = self.RS(batch["anchor"], self._fake_emb)
             rs = F.cross_entropy(logits, torch.full((len(logits),), SIMILAR, device=logits.device))
-            total = total + self.cfg.rs_weight * self.cfg.rs_every * rs
+            total = total + self.cfg.rs_weight * rs
             out["G_RS"] = rs.detach()
         total.backward()
         return out

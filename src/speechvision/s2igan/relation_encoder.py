@@ -13,7 +13,7 @@ Three levers of :class:`~speechvision.s2igan.config.GANConfig`, all off in the p
 * ``rs_bf16``: the RS's Inception pass under bfloat16 autocast (fast only where the CPU has AMX or
   AVX-512 BF16, or on a GPU); embeddings come back as fp32.
 * ``rs_every`` (in :class:`~speechvision.s2igan.losses.S2IGANLoss`): the RS phases every k-th step, the
-  generator's RS term weighted by k there.
+  generator's RS term with its own weight there (not scaled by k).
 
 At 299 px in fp32 (the paper) the fakes take exactly :meth:`InceptionFeatures.differentiable`'s path.
 """
