@@ -28,34 +28,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechvision.data.captions import COLOURS
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "speechvision" / "assets" / "examples"
+from speechvision.demo import swap_wavs
 
 
-def spread(checkpoint: str | None) -> dict[str, float]:
-    """The four figures above for a bundle or GAN run (None: the bundled model)."""
+def load(checkpoint: str):
+    """The pipeline of a bundle file or GAN run folder; ``bundled``: the package's model."""
     from speechvision.s2igan.pipeline import S2IGANPipeline
 
-    wavs = sorted(EXAMPLES.glob("swap-*-coat.flac"))
-    pipe = S2IGANPipeline.load(checkpoint)
+    return S2IGANPipeline.load(None if checkpoint == "bundled" else checkpoint)
+
+
+def spread(pipe) -> dict[str, float]:
+    """The four figures above for one loaded pipeline (:func:`load`)."""
     with torch.no_grad():
-        e = pipe.embed(wavs)  # (8, E)
+        e = pipe.embed(swap_wavs())  # (8, E)
         G = pipe.generator
         _, mu, logvar = G.ca(G.condition_input(e))  # (8, C) each
-    n = len(wavs)
+    n = len(e)
     off = ~torch.eye(n, dtype=torch.bool)
     en = torch.nn.functional.normalize(e, dim=1)
     return {"emb_cos": float((en @ en.T)[off].mean()), "mu_spread": float(torch.cdist(mu, mu)[off].mean()),
             "mu_norm": float(mu.norm(dim=1).mean()), "sigma": float(torch.exp(0.5 * logvar).mean())}
 
 
-def swap_row(checkpoint: str | None, seed: int) -> torch.Tensor:
-    """The eight colour-swap images of one checkpoint, all from noise ``seed``: (8, 3, H, W) in [-1, 1]."""
-    from speechvision.s2igan.pipeline import S2IGANPipeline
-
-    wavs = [EXAMPLES / f"swap-{c}-coat.flac" for c in COLOURS]
-    pipe = S2IGANPipeline.load(checkpoint)
+def swap_row(pipe, seed: int) -> torch.Tensor:
+    """The eight colour-swap images of one loaded pipeline, all from noise ``seed``: (8, 3, H, W) in [-1, 1]."""
+    wavs = swap_wavs()
     with torch.no_grad():
         return pipe.generate(pipe.embed(wavs), [seed] * len(wavs))[-1]
 
@@ -87,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--picture {args.picture}: exists; choose another path")
     named = [c.split("=", 1) if "=" in c else [c, c] for c in args.checkpoints]
     print("| checkpoint | emb_cos | mu_spread | mu_norm | sigma |\n|---|---|---|---|---|")
+    rows = []
     for _, ck in named:
-        s = spread(None if ck == "bundled" else ck)
+        pipe = load(ck)
+        s = spread(pipe)
         print(f"| {ck} | {s['emb_cos']:.3f} | {s['mu_spread']:.2f} | {s['mu_norm']:.2f} | {s['sigma']:.3f} |")
+        if args.picture is not None:
+            rows.append(swap_row(pipe, args.seed))
     if args.picture is not None:
-        rows = [swap_row(None if ck == "bundled" else ck, args.seed) for _, ck in named]
         draw_rows(rows, [label.replace(", ", "\n") for label, _ in named], args.picture)
         print(f"wrote {args.picture}")
     return 0

@@ -33,6 +33,13 @@ def swap_stem(colour: str) -> str:
     return f"swap-{colour}-coat"
 
 
+def swap_wavs() -> list[Path]:
+    """The bundled colour-swap recordings, one per colour in ``COLOURS`` order."""
+    from speechvision.data.captions import COLOURS
+
+    return [EXAMPLES / f"{swap_stem(c)}.flac" for c in COLOURS]
+
+
 def make_examples(out: Path = EXAMPLES, sample_rate_hz: int = 16000) -> list[Path]:
     """(Re)create the bundled example recordings as 16 kHz FLAC (the front-end resamples to 22.05 kHz)."""
     import soundfile as sf
@@ -68,8 +75,7 @@ def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) ->
     save_grid(images, out / "demo-grid.png", nrow=4)
     save_pngs(images, [out / f"{stem}-seed{i:04d}.png" for i, stem in
                        enumerate(stem for stem, _, _ in EXAMPLE_TEXTS for _ in range(4))])
-    swap_wavs = [EXAMPLES / f"{swap_stem(c)}.flac" for c in COLOURS]
-    emb = pipe.embed(swap_wavs)
+    emb = pipe.embed(swap_wavs())
     swap = pipe.generate(emb, [7] * len(COLOURS))[-1]  # same seed: only the colour word differs
     save_grid(swap, out / "colour-swap.png", nrow=len(COLOURS))
     print(f"spoken descriptions -> images ({images.shape[-1]}x{images.shape[-1]} px, 4 seeds each):")
@@ -82,4 +88,4 @@ def run_demo(out: Path = Path("demo-output"), checkpoint: Path | None = None) ->
     return out
 
 
-__all__ = ["run_demo", "make_examples"]
+__all__ = ["run_demo", "make_examples", "swap_wavs"]
