@@ -73,11 +73,13 @@ def build(cfg, device: str = "cpu"):
     return training, batches, embed, InceptionFeatures(device=device), head
 
 
-def make_loop(training, batches, embed, loss, gc) -> GANLoop:
+def make_loop(training, batches, embed, loss, gc, amp: str | None = None) -> GANLoop:
+    """A GANLoop over the preset's training with ``gc``; ``amp="bf16"``: every forward pass under bf16 autocast
+    (as ``speechvision train gan --amp bf16``)."""
     t = dataclasses.replace(training, cfg=dataclasses.replace(training.cfg, gan=gc))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
     return GANLoop(training=t, loss=loss, batches=batches, embed=embed, snapshots=None, folder=None,
-                   info=DistInfo(), device=torch.device("cpu"), autocast=torch.autocast("cpu", enabled=False),
-                   sen_checkpoint="")
+                   info=DistInfo(), device=torch.device("cpu"), autocast=autocast, sen_checkpoint="")
 
 
 def main() -> None:
@@ -88,6 +90,8 @@ def main() -> None:
                     help="SIZE[:bf16][:every=K]; repeatable (default: the preset's levers and neighbours)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--batch-size", type=int, default=None, help="GAN batch size (default: the preset's, 32)")
+    ap.add_argument("--amp", choices=["bf16"], default=None,
+                    help="every forward pass of the step under bf16 autocast (default: fp32, as the preset)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = preset("spoken-fashion")
@@ -100,7 +104,7 @@ def main() -> None:
     training, batches, embed, inception, head = build(cfg)
     base = dataclasses.replace(gc0, rs_image_size_px=299, rs_bf16=False, rs_every=1)
     loops = {"no RS": (make_loop(training, batches, embed, S2IGANLoss(training.G, training.Ds, None, None, base),
-                                 dataclasses.replace(base, rs=False)), 1)}
+                                 dataclasses.replace(base, rs=False), args.amp), 1)}
     for v in [{"size_px": 299, "bf16": False, "every": 1}] + variants:
         gc = dataclasses.replace(base, rs_image_size_px=v["size_px"], rs_bf16=v["bf16"], rs_every=v["every"])
         enc = RelationImageEncoder(inception, head, v["size_px"], v["bf16"])
@@ -108,7 +112,8 @@ def main() -> None:
             f", every {v['every']} steps" if v["every"] > 1 else "") + (" (paper)" if v == {
                 "size_px": 299, "bf16": False, "every": 1} else "")
         loops[name] = (make_loop(training, batches, embed,
-                                 S2IGANLoss(training.G, training.Ds, training.RS, enc.fake, gc), gc), v["every"])
+                                 S2IGANLoss(training.G, training.Ds, training.RS, enc.fake, gc), gc, args.amp),
+                         v["every"])
 
     def run(loop, k):  # k consecutive steps from step 0 (the RS runs at step 0)
         for s in range(k):
@@ -125,7 +130,8 @@ def main() -> None:
             times[name].append((time.perf_counter() - t) / k)
     peak = max(peak, matmul_peak_flops())
     best = {k: min(v) for k, v in times.items()}
-    print(f"threads {args.threads}, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, batch {gc0.batch_size}, "
+    precision = "bf16 autocast" if args.amp else "fp32"
+    print(f"threads {args.threads}, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, batch {gc0.batch_size}, {precision}, "
           f"best of {args.repeats}\n\n| step | seconds | ratio to no RS | GFLOP | fraction of fp32 matmul peak |\n"
           "|---|---|---|---|---|")
     for name in loops:

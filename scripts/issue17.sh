@@ -20,12 +20,7 @@ done_() { test -f "$OUT/.done-$1"; }
 mark() { touch "$OUT/.done-$1"; }
 step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
 
-step data
-done_ data || { $S data spoken-fashion --out "$OUT/data" --grammar v2 --voices broad --captions-per-combo 24; mark data; }
-step speech-augment
-done_ augment || { $S data speech-augment --data "$OUT/data" --copies 3; mark augment; }
-step robust-splits
-done_ robust || { $S data spoken-fashion-robust --from "$OUT/data" --out "$OUT/robust"; mark robust; }
+sh "$HERE/issue17_data.sh" "$OUT"
 
 SEN_COMMON="--set sen.factored=garment,colour --set data.speech_augment.enabled=true --no-progress"
 train_sen() {  # NAME [--set ...]

@@ -17,12 +17,17 @@ from speechvision.s2igan.pipeline import S2IGANPipeline
 def export_bundle(gan_run: str | Path, out: str | Path, *, fp16: bool = True,
                   sen_checkpoint: str | Path | None = None) -> Path:
     """Write the deployable bundle: SEN speech encoder + EMA generator + config (weights only)."""
-    pipe = S2IGANPipeline.load(gan_run, sen_checkpoint=sen_checkpoint)
+    return write_bundle(S2IGANPipeline.load(gan_run, sen_checkpoint=sen_checkpoint), out, str(gan_run), fp16=fp16)
+
+
+def write_bundle(pipe: S2IGANPipeline, out: str | Path, source: str, *, fp16: bool = True) -> Path:
+    """``pipe``'s speech encoder, generator and config as a bundle (kind ``s2igan``, weights only, fp16 by
+    default, written atomically); ``source``: what it was made from, kept in the file."""
 
     def cast(sd):
         return {k: (v.half() if fp16 and v.is_floating_point() else v).cpu().contiguous() for k, v in sd.items()}
 
-    save_checkpoint(out, "s2igan", {"config": pipe.config.to_dict(), "source": str(gan_run),
+    save_checkpoint(out, "s2igan", {"config": pipe.config.to_dict(), "source": source,
                                     "speech_encoder": cast(pipe.speech_encoder.state_dict()),
                                     "generator": cast(pipe.generator.state_dict())})
     return Path(out)

@@ -15,6 +15,7 @@ from speechvision.s2igan.augment import augment_views, view_for_epoch
 from speechvision.s2igan.config import AugmentConfig, Config, SpeechAugmentConfig
 from speechvision.s2igan.image_features import image_features, load_images, view_features
 from speechvision.s2igan.sen import SEN
+from speechvision.s2igan.speech_encoder import SpeechEncoder
 
 
 @dataclass
@@ -28,7 +29,7 @@ class SENInputs:
 
     dataset: Dataset
     logmels: LogMelCache
-    image_inputs: torch.Tensor
+    image_inputs: torch.Tensor | None  # None: loaded with images=False (speech only)
     record_index: dict[str, int]
     augment: AugmentConfig | None = None
     speech_copies: dict[str, list[str]] | None = None  # train audio -> augmented copies (data.speech_augment)
@@ -36,10 +37,12 @@ class SENInputs:
     _epoch_views: tuple[int, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @staticmethod
-    def load(ds: Dataset, cfg: Config, *, progress: bool = True, views: bool = False) -> SENInputs:
+    def load(ds: Dataset, cfg: Config, *, progress: bool = True, views: bool = False,
+             images: bool = True) -> SENInputs:
         """Log-mels of every caption and the image inputs of every record (cached on disk). ``views``: also
         the augmented views of ``cfg.data.augment`` when it is enabled (for training; evaluation and
-        retrieval read view 0 only, so they leave it False and compute no views)."""
+        retrieval read view 0 only, so they leave it False and compute no views). ``images=False``: speech
+        only (``image_inputs`` None; for the speech-encoder distillation, which reads no image)."""
         audio = [c.audio for r in ds.records for c in r.captions if c.audio]
         if not audio:
             raise DatasetError(f"{ds.root}: the dataset has no caption audio; rebuild it without --no-audio")
@@ -47,6 +50,9 @@ class SENInputs:
         copies = load_augment_index(ds.root, sa.copies) if sa is not None else None
         extra = [c for cs in copies.values() for c in cs] if copies else []
         logmels = LogMelCache.build(ds.root, audio + extra, cfg.audio, progress=progress)
+        index = {r.id: i for i, r in enumerate(ds.records)}
+        if not images:
+            return SENInputs(ds, logmels, None, index, None, copies, sa)
         images = [r.image for r in ds.records]
         aug = cfg.data.augment if views and cfg.data.augment.enabled else None
         if cfg.sen.image.kind == "inception" and aug is not None:
@@ -62,7 +68,7 @@ class SENInputs:
 
             inputs = torch.from_numpy(load_images_uint8([ds.path(p) for p in images])).permute(0, 3, 1, 2)
             inputs = to_unit_range(inputs)
-        return SENInputs(ds, logmels, inputs, {r.id: i for i, r in enumerate(ds.records)}, aug, copies, sa)
+        return SENInputs(ds, logmels, inputs, index, aug, copies, sa)
 
     def views_of_epoch(self, epoch: int) -> torch.Tensor:
         """(N,) the view each record's image shows in training ``epoch`` (seeded with ``augment.seed``)."""
@@ -99,15 +105,23 @@ class SENInputs:
 
 @torch.no_grad()
 def embed_speech(model: SEN, inputs: SENInputs, audio_paths: list[str], batch_size: int = 256) -> np.ndarray:
-    """(N, D) speech embeddings of the given audio files (eval mode)."""
+    """(N, D) speech embeddings of the given audio files by the SEN's speech encoder (eval mode)."""
     model.eval()
+    return embed_audio(model.speech_encoder, inputs, audio_paths, batch_size)
+
+
+@torch.no_grad()
+def embed_audio(encoder: SpeechEncoder, inputs: SENInputs, audio_paths: list[str],
+                batch_size: int = 256) -> np.ndarray:
+    """(N, D) embeddings of the given audio files (their clean cached log-mels) by ``encoder``; leaves its
+    train/eval mode to the caller."""
     out = []
     order = np.argsort([inputs.logmels.length(p) for p in audio_paths])  # similar lengths batch together
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         feats, lengths = inputs.speech_batch([audio_paths[i] for i in idx])
-        out.append((idx, model.speech_encoder(feats, lengths).numpy()))
-    emb = np.zeros((len(audio_paths), model.speech_encoder.config.embedding_dim), np.float32)
+        out.append((idx, encoder(feats, lengths).numpy()))
+    emb = np.zeros((len(audio_paths), encoder.config.embedding_dim), np.float32)
     for idx, e in out:
         emb[idx] = e
     return emb

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Issue 17 without a GAN retrain: the bundled generator kept, its speech encoder distilled on the broad-voice,
+# grammar-v2, augmented data into its own embedding space (`speechvision train distill`), then the robustness
+# table of the bundled model and of the distilled bundle, judged by the same attribute classifiers.
+# Every step resumes when the script is rerun.
+#
+#     sh scripts/issue17_distill.sh OUT [EPOCHS]
+#
+# OUT: a run folder outside the repo. flite (the held-out engine) speaks only in the robust test splits; the
+# distillation selects its epoch on the val split of the training voices.
+set -eu
+OUT=${1:?usage: sh scripts/issue17_distill.sh OUT [EPOCHS]}
+EPOCHS=${2:-6}
+S=${SPEECHVISION:-speechvision}
+PY=${PYTHON:-python}
+HERE=$(cd "$(dirname "$0")" && pwd)
+sh "$HERE/issue17_data.sh" "$OUT"
+echo "== judges ($(date -u +%H:%M:%S))"
+test -f "$OUT/judges/classifier.pt" || $S train classifier --data "$OUT/data" --out "$OUT/judges" --epochs 10
+echo "== distill ($(date -u +%H:%M:%S))"
+if [ ! -f "$OUT/distill/bundle.pt" ]; then
+  resume=""; test -f "$OUT/distill/checkpoint.pt" && resume="--resume"
+  $S train distill --data "$OUT/data" --out "$OUT/distill" --epochs "$EPOCHS" --no-progress \
+    --set data.speech_augment.copies=3 $resume
+fi
+echo "== robustness tables ($(date -u +%H:%M:%S))"
+test -f "$OUT/robustness-distilled.json" || $PY "$HERE/robustness_table.py" --checkpoint "$OUT/distill/bundle.pt" \
+  --data "$OUT/data" --robust "$OUT/robust" --classifier "$OUT/judges" --limit 250 --rows direct \
+  --json "$OUT/robustness-distilled.json"
+test -f "$OUT/robustness-bundled.json" || $PY "$HERE/robustness_table.py" \
+  --data "$OUT/data" --robust "$OUT/robust" --classifier "$OUT/judges" --limit 250 --rows direct \
+  --json "$OUT/robustness-bundled.json"
+echo "== done ($(date -u +%H:%M:%S))"
