@@ -4,13 +4,15 @@
 # flite speaks only in the robust test splits. Every step resumes when the script is rerun.
 #
 #     sh scripts/issue17_data.sh OUT          # writes OUT/data and OUT/robust
+#
+# CAPTIONS (default 24): recordings per garment-colour combination (fewer for a quicker, smaller run).
 set -eu
 OUT=${1:?usage: sh scripts/issue17_data.sh OUT}
 S=${SPEECHVISION:-speechvision}
 mkdir -p "$OUT"
 echo "== data ($(date -u +%H:%M:%S))"
 test -f "$OUT/.done-data" || { $S data spoken-fashion --out "$OUT/data" --grammar v2 --voices broad \
-  --captions-per-combo 24; touch "$OUT/.done-data"; }
+  --captions-per-combo "${CAPTIONS:-24}"; touch "$OUT/.done-data"; }
 echo "== speech-augment ($(date -u +%H:%M:%S))"
 test -f "$OUT/.done-augment" || { $S data speech-augment --data "$OUT/data" --copies 3; touch "$OUT/.done-augment"; }
 echo "== robust-splits ($(date -u +%H:%M:%S))"
