@@ -1,6 +1,7 @@
 """The speech encoder distilled into a bundle's embedding space (issue 17): centroids, loss, exact resume, bundle."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 
 from speechvision.core.checkpoint import CheckpointError, load_checkpoint
 from speechvision.data.manifest import DatasetError
+from speechvision.s2igan.config import ConfigError
 from speechvision.s2igan.sen_distill import DistillConfig, class_centroids, distill_loss, distill_speech_encoder
 
 
@@ -47,7 +49,13 @@ def test_distillation_resumes_exactly_and_writes_a_bundle_that_generates(tmp_pat
     assert not (tmp_path / "split" / "bundle.pt").exists()
     with pytest.raises(CheckpointError, match="a run already exists"):
         distill_speech_encoder(tiny_spoken_fashion, tmp_path / "split", None, dc, progress=False)
-    resumed = distill_speech_encoder(tiny_spoken_fashion, tmp_path / "split", None, dc, progress=False, resume=True)
+    with pytest.raises(ConfigError, match="own batch_size \\(batch_size=16\\); only the epochs may change"):
+        distill_speech_encoder(tiny_spoken_fashion, tmp_path / "split", None, replace(dc, batch_size=8),
+                               progress=False, resume=True)
+    with pytest.raises(ConfigError, match="distils the bundled model, not"):
+        distill_speech_encoder(tiny_spoken_fashion, tmp_path / "split", tmp_path / "other.pt", progress=False,
+                               resume=True)
+    resumed = distill_speech_encoder(tiny_spoken_fashion, tmp_path / "split", None, None, progress=False, resume=True)
     assert resumed == whole and 0 <= whole["accuracy"] <= 1
     a, b = (load_checkpoint(tmp_path / r / "checkpoint.pt", "sen-distill") for r in ("whole", "split"))
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -154,35 +154,45 @@ def add_train_distill_arguments(p) -> None:
     p.add_argument("--data", required=True, type=Path, help="a spoken-fashion dataset (any voices, phrasings)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--teacher", type=Path, default=None, help="the bundle whose generator is kept (default: bundled)")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument("--temperature", type=positive_float, default=d.temperature)
-    p.add_argument("--seed", type=seed, default=d.seed)
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"default {d.epochs}; may change on --resume")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=positive_float, default=None, help=f"default {d.lr}")
+    p.add_argument("--temperature", type=positive_float, default=None, help=f"default {d.temperature}")
+    p.add_argument("--seed", type=seed, default=None, help=f"default {d.seed}")
     p.add_argument("--no-speech-augment", action="store_true",
                    help="clean speech only (default: the copies of `speechvision data speech-augment`)")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from its last checkpoint, with its own settings (--epochs may change)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value of the teacher's config, e.g. --set data.speech_augment.copies=3")
+
+
+DISTILL_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "temperature": "temperature",
+                   "seed": "seed"}  # argparse dest -> DistillConfig field
 
 
 @command("train", "distill", arguments=add_train_distill_arguments, writes=RUN,
          help="a robust speech encoder in a bundle's embedding space; writes OUT/bundle.pt with its generator",
          example="--data runs/i17/data --out runs/distill")
 def cmd_train_distill(args) -> None:
-    from speechvision.s2igan.config import apply_overrides, preset
+    from speechvision.s2igan.config import ConfigError, apply_overrides, preset
     from speechvision.s2igan.sen_distill import DistillConfig, distill_speech_encoder
 
+    given = {field: getattr(args, dest) for dest, field in DISTILL_OPTIONS.items() if getattr(args, dest) is not None}
+    if args.no_speech_augment:
+        given["speech_augment"] = False
+    if args.resume and (set(given) - {"epochs"} or args.overrides or args.teacher):
+        raise ConfigError("--resume continues with the run's own settings, teacher and --set; only --epochs may "
+                          "be given")
     apply_overrides(preset("spoken-fashion"), args.overrides)  # a bad --set fails now, before any work
     check_exists(args.data, "--data")
     if args.teacher is not None:
         check_exists(args.teacher, "--teacher")
     remove_earlier_run(args.out, args.force)
-    dc = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, temperature=args.temperature,
-                       seed=args.seed, speech_augment=not args.no_speech_augment)
-    print_json(distill_speech_encoder(args.data, args.out, args.teacher, dc, overrides=args.overrides,
-                                      resume=args.resume, progress=not args.no_progress))
+    dc = None if args.resume else DistillConfig(**given)
+    print_json(distill_speech_encoder(args.data, args.out, args.teacher, dc, epochs=given.get("epochs"),
+                                      overrides=args.overrides, resume=args.resume, progress=not args.no_progress))
 
 
 def add_train_classifier_arguments(p) -> None:

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from speechvision.core.checkpoint import load_checkpoint
 from speechvision.core.run import RunFolder
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
-from speechvision.s2igan.config import apply_overrides
+from speechvision.s2igan.config import ConfigError, apply_overrides
 from speechvision.s2igan.export import write_bundle
 from speechvision.s2igan.pipeline import S2IGANPipeline
 from speechvision.s2igan.sen_data import SENInputs, embed_audio
@@ -120,23 +121,30 @@ def agreement(encoder: SpeechEncoder, inputs: SENInputs, audio: list[str], label
 
 
 def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Path | None = None,
-                           dc: DistillConfig = DistillConfig(), *, overrides: list[str] | tuple[str, ...] = (),
+                           dc: DistillConfig | None = None, *, epochs: int | None = None,
+                           overrides: list[str] | tuple[str, ...] = (),
                            resume: bool = False, progress: bool = True,
                            stop_after_epoch: int | None = None) -> dict:
     """Distil the speech encoder of bundle ``teacher`` (None: the bundled model) on ``data`` into run folder
-    ``out`` (module docstring); returns the best val ``{"accuracy", "cosine", "epoch"}``. ``overrides``
-    (``section.key=value``) apply to the teacher's config, e.g. ``data.speech_augment.copies=3``.
-    ``stop_after_epoch`` ends after that epoch as a kill would (for tests).
+    ``out`` (module docstring); returns the best val ``{"accuracy", "cosine", "epoch"}``. ``dc``: the settings
+    (None: the defaults of a new run, the run's own on ``resume``, where a given ``dc`` may differ from them
+    only in ``epochs``); ``epochs`` replaces its epochs. A resumed run keeps its own teacher and overrides.
+    ``overrides`` (``section.key=value``) apply to the teacher's config, e.g.
+    ``data.speech_augment.copies=3``. ``stop_after_epoch`` ends after that epoch as a kill would (for tests).
 
     Raises:
         DatasetError: no train or val captions, or fewer train captions than one batch.
         CheckpointError: an unreadable teacher, ``resume`` without a run, or a new run where one exists.
-        ConfigError: a bad override.
+        ConfigError: a bad override; on ``resume``, settings other than ``epochs`` or a teacher unlike the run's.
     """
     folder = RunFolder(out, "sen-distill", counter="epoch")
     ckpt = folder.start(resume)
     if ckpt is not None:
-        dc, overrides = DistillConfig(**ckpt["distill"]), ckpt["overrides"]
+        if teacher is not None and str(teacher) != ckpt["teacher"]:
+            raise ConfigError(f"{ckpt['path']}: the run distils {ckpt['teacher'] or 'the bundled model'}, "
+                              f"not {teacher}")
+        dc, overrides, teacher = resumed_settings(ckpt, dc), ckpt["overrides"], ckpt["teacher"]
+    dc = replace(dc or DistillConfig(), **({"epochs": epochs} if epochs is not None else {}))
     pipe = S2IGANPipeline.load(teacher)
     cfg = apply_overrides(copy.deepcopy(pipe.config), list(overrides))
     cfg.data.speech_augment.enabled = dc.speech_augment
@@ -154,19 +162,20 @@ def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Pat
         pipe.speech_encoder.eval()
         emb = torch.from_numpy(embed_audio(pipe.speech_encoder, inputs, train_audio))
         centroids, kept = class_centroids(emb, train_y, len(classes), dc.refine_rounds)
-        teacher_val = agreement(pipe.speech_encoder, inputs, val_audio, val_y, centroids)
         epoch, best = 0, {"cosine": -2.0}
         folder.write_config({"distill": asdict(dc), "overrides": list(overrides), "config": cfg.to_dict(),
                              "teacher": str(teacher or "bundled"), "dataset": str(Path(data).resolve()),
                              "train_classes": classes, "centroid_rows_kept": round(kept, 4)})
-        folder.append_log({"epoch": 0, "val": teacher_val, "note": "the teacher itself"})
+        folder.append_log({"epoch": 0, "val": agreement(pipe.speech_encoder, inputs, val_audio, val_y, centroids),
+                           "note": "the teacher itself"})
     else:
         centroids, epoch, best = ckpt["centroids"], ckpt["epoch"], ckpt["best"]
         student.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
 
     def state() -> dict:
-        return {"distill": asdict(dc), "overrides": list(overrides), "config": cfg.to_dict(), "epoch": epoch,
+        return {"distill": asdict(dc), "overrides": list(overrides), "teacher": str(teacher) if teacher else None,
+                "config": cfg.to_dict(), "epoch": epoch,
                 "model": student.state_dict(), "optimizer": opt.state_dict(), "centroids": centroids,
                 "best": best, "train_classes": classes}
 
@@ -185,12 +194,32 @@ def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Pat
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return best
     if not (Path(out) / "bundle.pt").is_file():
-        from speechvision.core.checkpoint import load_checkpoint
-
-        student.load_state_dict(load_checkpoint(Path(out) / "best.pt", "sen-distill")["model"])
-        pipe.speech_encoder, pipe.config = student.eval(), cfg
-        write_bundle(pipe, Path(out) / "bundle.pt", f"{teacher or 'bundled'} + speech encoder distilled on {data}")
+        write_distilled_bundle(pipe, Path(out), cfg, f"{teacher or 'bundled'} + speech encoder distilled on {data}")
     return best
+
+
+def write_distilled_bundle(pipe: S2IGANPipeline, out: Path, cfg, source: str) -> Path:
+    """``out/bundle.pt``: the student of ``out/best.pt`` with ``pipe``'s generator and ``cfg``."""
+    student = copy.deepcopy(pipe.speech_encoder)
+    student.load_state_dict(load_checkpoint(out / "best.pt", "sen-distill")["model"])
+    pipe.speech_encoder, pipe.config = student.eval(), cfg
+    return write_bundle(pipe, out / "bundle.pt", source)
+
+
+def resumed_settings(ckpt: dict, given: DistillConfig | None) -> DistillConfig:
+    """The run's own settings, with ``given.epochs`` when ``given`` (more or fewer epochs to run).
+
+    Raises:
+        ConfigError: ``given`` differs from the run's own in anything but ``epochs`` (names them).
+    """
+    own = DistillConfig(**ckpt["distill"])
+    if given is None:
+        return own
+    changed = [k for k, v in asdict(given).items() if k != "epochs" and v != getattr(own, k)]
+    if changed:
+        raise ConfigError(f"{ckpt['path']}: --resume continues with the run's own {', '.join(changed)} "
+                          f"({', '.join(f'{k}={getattr(own, k)}' for k in changed)}); only the epochs may change")
+    return replace(own, epochs=given.epochs)
 
 
 def distill_epoch(student: SpeechEncoder, opt: torch.optim.Optimizer, inputs: SENInputs, audio: list[str],
