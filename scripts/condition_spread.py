@@ -40,15 +40,13 @@ def load(checkpoint: str):
 
 def spread(pipe) -> dict[str, float]:
     """The four figures above for one loaded pipeline (:func:`load`)."""
+    from speechvision.s2igan.dsg import condition_spread
+
     with torch.no_grad():
         e = pipe.embed(swap_wavs())  # (8, E)
-        G = pipe.generator
-        _, mu, logvar = G.ca(G.condition_input(e))  # (8, C) each
-    n = len(e)
-    off = ~torch.eye(n, dtype=torch.bool)
     en = torch.nn.functional.normalize(e, dim=1)
-    return {"emb_cos": float((en @ en.T)[off].mean()), "mu_spread": float(torch.cdist(mu, mu)[off].mean()),
-            "mu_norm": float(mu.norm(dim=1).mean()), "sigma": float(torch.exp(0.5 * logvar).mean())}
+    off = ~torch.eye(len(e), dtype=torch.bool)
+    return {"emb_cos": float((en @ en.T)[off].mean()), **condition_spread(pipe.generator, e)}
 
 
 def swap_row(pipe, seed: int) -> torch.Tensor:

@@ -131,6 +131,7 @@ def test_tiny_end_to_end_train_resume_generate(tmp_path, tiny_spoken_fashion, ti
         torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)
     log = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [2, 4] and "RS" in log[0]
+    assert all(e["ca_mu_spread"] >= 0 and e["ca_sigma"] > 0 for e in log)  # the conditioning's health, logged
     assert (tmp_path / "full" / "snapshots" / "step00000004.png").is_file()
 
     bundle = export_bundle(tmp_path / "full", tmp_path / "bundle.pt")
@@ -275,3 +276,38 @@ def test_attribute_conditioning_reads_the_sens_factored_posteriors(tmp_path, tin
         pipe = S2IGANPipeline.load(source)
         images = pipe.speech_to_images([wav], seed=0, n_per_speech=1)
         assert images[-1].shape[-1] == cfg.gan.generator.sizes_px[-1] and torch.isfinite(images[-1]).all()
+
+
+def test_condition_spread_reads_how_far_the_ca_mean_moves_with_the_speech():
+    from speechvision.s2igan.dsg import condition_spread
+
+    G = DSG(DSGConfig(embedding_dim=32, condition_dim=8, ngf=8)).eval()
+    init_weights(G)
+    e = torch.nn.functional.normalize(torch.randn(6, 32), dim=1)
+    rng = torch.get_rng_state()
+    base = condition_spread(G, e)
+    assert torch.equal(torch.get_rng_state(), rng)  # draws no noise, so logging it leaves training unchanged
+    with torch.no_grad():
+        G.ca.fc.weight.mul_(10)  # mu = a * sigmoid(g), a and g both linear in the weight
+    assert condition_spread(G, e)["mu_spread"] > 5 * base["mu_spread"]
+    with torch.no_grad():
+        G.ca.fc.weight.zero_()
+        G.ca.fc.bias.fill_(1.0)
+    ignored = condition_spread(G, e)  # a CA that ignores the speech: the same mu for every caption
+    assert ignored["mu_spread"] < 1e-6 and ignored["mu_norm"] > 0
+    with pytest.raises(ValueError, match=">= 2"):
+        condition_spread(G, e[:1])
+
+
+def test_a_run_whose_conditioning_ignores_the_speech_is_warned_about_once(tmp_path, tiny_spoken_fashion, tiny_sen,
+                                                                       monkeypatch, capsys):
+    from speechvision.s2igan import gan_loop
+
+    monkeypatch.setattr(gan_loop, "UNCONDITIONED_STEP", 2)
+    monkeypatch.setattr(gan_loop, "UNCONDITIONED_SPREAD", 1e9)  # any spread counts as too small
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "w", _tiny_cfg(), device="cpu", progress=False)
+    err = capsys.readouterr().err
+    assert err.count("warning: gan: at step 2 the conditioning hardly depends on the speech") == 1
+    monkeypatch.setattr(gan_loop, "UNCONDITIONED_SPREAD", 0.0)  # no spread is too small
+    train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "ok", _tiny_cfg(), device="cpu", progress=False)
+    assert "warning: gan" not in capsys.readouterr().err

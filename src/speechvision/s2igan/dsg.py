@@ -96,8 +96,12 @@ class ConditioningAugmentation(nn.Module):
         self.fc = nn.Linear(embedding_dim, 4 * condition_dim)
         self.glu = GLU()
 
+    def moments(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """e (B, E) -> (mu (B, C), logvar (B, C)), drawing no noise."""
+        return self.glu(self.fc(e)).chunk(2, dim=1)
+
     def forward(self, e: torch.Tensor, eps: torch.Tensor | None = None):
-        mu, logvar = self.glu(self.fc(e)).chunk(2, dim=1)
+        mu, logvar = self.moments(e)
         eps = torch.randn_like(mu) if eps is None else eps
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
@@ -185,6 +189,30 @@ class DSG(nn.Module):
             h = stage(h, c)
             images.append(head(h))
         return images, mu, logvar
+
+
+def condition_spread(G: DSG, e: torch.Tensor) -> dict[str, float]:
+    """How far the CA's mean mu moves with the speech: a health figure of a GAN run (issue 16).
+
+    Args:
+        G: the generator; e: (B, E) speech embeddings of B >= 2 different captions.
+
+    Returns:
+        ``mu_spread``: the mean L2 distance between the B captions' mu (B, C), over all pairs;
+        ``mu_norm``: mean ||mu||; ``sigma``: mean exp(logvar / 2), the CA's noise on top of mu.
+        A ``mu_spread`` far below ``sigma`` means the generator draws from its noise, not the speech
+        (the CPU runs of docs/results.md that drew colours at chance had 0.08-1.4 against sigma 0.99).
+
+    Raises:
+        ValueError: fewer than 2 embeddings.
+    """
+    if len(e) < 2:
+        raise ValueError(f"condition_spread needs >= 2 embeddings, got {len(e)}")
+    with torch.no_grad():
+        mu, logvar = G.ca.moments(G.condition_input(e))  # no noise drawn: the training's RNG is untouched
+    off = ~torch.eye(len(e), dtype=torch.bool, device=mu.device)
+    return {"mu_spread": float(torch.cdist(mu, mu)[off].mean()), "mu_norm": float(mu.norm(dim=1).mean()),
+            "sigma": float(torch.exp(0.5 * logvar).mean())}
 
 
 def init_weights(module: nn.Module) -> None:

@@ -5,11 +5,16 @@ snapshots and checkpointing. :func:`speechvision.s2igan.train_gan.train_gan` wir
 
 Checkpoint keys: ``config``, ``step``, ``sen_checkpoint``, ``G``, ``G_ema``, ``Ds``, ``opt_G``, ``opt_D``
 (``opt_RS``), ``RS`` (with the relation supervisor), ``speech_encoder`` (end-to-end training).
+
+Log lines (``log.jsonl``, every ``gan.log_every`` steps): ``step``, the mean loss terms, ``iterations_per_second``,
+and the conditioning's health, ``ca_mu_spread`` and ``ca_sigma`` of the training generator over the snapshot
+captions (:func:`~speechvision.s2igan.dsg.condition_spread`).
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +34,15 @@ from speechvision.core.images import save_grid
 from speechvision.core.run import RunFolder
 from speechvision.s2igan.config import Config
 from speechvision.s2igan.discriminator import Discriminator
-from speechvision.s2igan.dsg import DSG, init_weights
+from speechvision.s2igan.dsg import DSG, condition_spread, init_weights
 from speechvision.s2igan.gan_data import CaptionEmbedder, GANBatches
 from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.s2igan.relation import RelationSupervisor
+
+# The warning of GANLoop.warn_if_unconditioned: the CPU runs that drew colours at chance had a CA mu spread
+# of 0.08-1.4 at the end, those that drew them 1.78 at step 1,000 and 5.1 at 2,000 (docs/results.md).
+UNCONDITIONED_STEP = 2000
+UNCONDITIONED_SPREAD = 1.0
 
 
 def requires_grad(modules, flag: bool) -> None:
@@ -188,6 +198,11 @@ class Snapshots:
         self.z = torch.randn(len(audio), gc.generator.noise_dim, generator=g).to(device)
         self.eps = torch.randn(len(audio), gc.generator.condition_dim, generator=g).to(device)
 
+    def condition(self, G: DSG, embed: CaptionEmbedder) -> dict[str, float]:
+        """``ca_mu_spread`` and ``ca_sigma`` of ``G`` over the snapshot captions (:func:`condition_spread`)."""
+        s = condition_spread(G, embed(self.audio, False))
+        return {"ca_mu_spread": round(s["mu_spread"], 4), "ca_sigma": round(s["sigma"], 4)}
+
     def save(self, G_ema: DSG, embed: CaptionEmbedder, step: int) -> None:
         with torch.no_grad():
             imgs, _, _ = G_ema(embed(self.audio, False), self.z, self.eps)
@@ -213,6 +228,7 @@ class GANLoop:
     autocast: torch.autocast
     sen_checkpoint: str
     means: LossMeans = field(default_factory=LossMeans, init=False)
+    warned: bool = field(default=False, init=False)
 
     def __post_init__(self):
         """The per-epoch view draw of the run's ``data.augment`` (raises DatasetError if on without views)."""
@@ -240,6 +256,21 @@ class GANLoop:
         ema_update(t.G_ema, t.G, gc.ema_decay)
         self.means.steps += 1
 
+    def warn_if_unconditioned(self, entry: dict) -> None:
+        """One warning (stderr) when, at step >= ``UNCONDITIONED_STEP``, the CA's mean still hardly moves with
+        the speech (``ca_mu_spread`` < ``UNCONDITIONED_SPREAD``): such runs drew colours at chance to the end
+        (docs/results.md, issue 16), so the run is probably worth restarting with another ``gan.seed``."""
+        if self.warned or entry["step"] < UNCONDITIONED_STEP or entry["ca_mu_spread"] >= UNCONDITIONED_SPREAD:
+            return
+        self.warned = True
+        if self.info.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(f"warning: gan: at step {entry['step']} the conditioning hardly depends on the speech (CA mu "
+                       f"spread {entry['ca_mu_spread']:.2f} between the snapshot captions, CA sigma "
+                       f"{entry['ca_sigma']:.2f}); runs like this drew colours at chance: consider another "
+                       f"--set gan.seed (docs/results.md)", file=sys.stderr)
+
     def out_of_time(self, deadline: float | None) -> bool:
         """Past ``deadline`` (a ``time.time()``); under torchrun, if any process is (all stop together)."""
         late = deadline is not None and time.time() > deadline
@@ -265,7 +296,8 @@ class GANLoop:
             bar.update(1)
             done = step + 1
             if done % gc.log_every == 0 or done == gc.iterations:
-                entry = self.means.entry(done, self.info)
+                entry = {**self.means.entry(done, self.info), **self.snapshots.condition(self.training.G, self.embed)}
+                self.warn_if_unconditioned(entry)
                 self.folder.log(entry)  # written after the next checkpoint, so a resume never logs a step twice
                 bar.set_postfix(D=entry.get("D0"), G=entry.get("G0"))
             if self.info.is_main and (done % gc.snapshot_every == 0 or done == gc.iterations):
