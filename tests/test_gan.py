@@ -311,3 +311,22 @@ def test_a_run_whose_conditioning_ignores_the_speech_is_warned_about_once(tmp_pa
     monkeypatch.setattr(gan_loop, "UNCONDITIONED_SPREAD", 0.0)  # no spread is too small
     train_gan(tiny_spoken_fashion, tiny_sen, tmp_path / "ok", _tiny_cfg(), device="cpu", progress=False)
     assert "warning: gan" not in capsys.readouterr().err
+
+
+def test_embedding_scale_multiplies_what_the_ca_reads_and_must_be_positive():
+    from speechvision.s2igan.config import ConfigError
+    from speechvision.s2igan.dsg import condition_spread
+
+    plain = DSG(DSGConfig(embedding_dim=32, condition_dim=8, ngf=8)).eval()
+    init_weights(plain)
+    scaled = DSG(DSGConfig(embedding_dim=32, condition_dim=8, ngf=8, embedding_scale=32 ** 0.5)).eval()
+    scaled.load_state_dict(plain.state_dict())  # no new weights: old bundles load unchanged
+    e = torch.nn.functional.normalize(torch.randn(4, 32), dim=1)
+    z, eps = torch.randn(4, 100), torch.randn(4, 8)
+    with torch.no_grad():
+        a, _, _ = scaled(e, z, eps)
+        b, _, _ = plain(e * 32 ** 0.5, z, eps)
+    torch.testing.assert_close(a[-1], b[-1])
+    assert condition_spread(scaled, e)["mu_spread"] > 2 * condition_spread(plain, e)["mu_spread"]
+    with pytest.raises(ConfigError, match="embedding_scale=0"):
+        apply_overrides(preset("spoken-fashion"), ["gan.generator.embedding_scale=0"])

@@ -40,6 +40,10 @@ class DSGConfig:
         res_blocks: residual blocks per later stage (2).
         attribute_sizes: values per attribute of the SEN's factored heads the CA also reads (() = the
             paper: the embedding alone). The heads' weights are buffers, copied from the SEN.
+        embedding_scale: the CA reads the (unit L2 norm) speech embedding times this (1.0 = the official
+            code). sqrt(embedding_dim) gives each dimension about unit variance, so that at initialisation the
+            CA's mean already moves with the speech on the scale of its unit noise (issue 16: at 1.0 the mean
+            starts about 0.02 per dimension, and some CPU runs never learned to use it).
     """
 
     embedding_dim: int = 1024
@@ -51,6 +55,7 @@ class DSGConfig:
     dense: bool = True
     res_blocks: int = 2
     attribute_sizes: tuple[int, ...] = ()
+    embedding_scale: float = 1.0
 
     @property
     def sizes_px(self) -> list[int]:
@@ -161,12 +166,14 @@ class DSG(nn.Module):
         self.to_image = nn.ModuleList([nn.Sequential(conv3x3(ch, 3), nn.Tanh()) for ch in chans])
 
     def condition_input(self, e: torch.Tensor) -> torch.Tensor:
-        """(B, E) -> the CA's input: e, or [e, per-attribute softmax posteriors] (B, E + sum(sizes))."""
+        """(B, E) -> the CA's input: s e, or [s e, per-attribute softmax posteriors of e] (B, E + sum(sizes)),
+        s = ``embedding_scale``."""
+        scaled = e * self.config.embedding_scale if self.config.embedding_scale != 1.0 else e
         if not self.config.attribute_sizes:
-            return e
+            return scaled
         logits = e @ self.attribute_weight.t() + self.attribute_bias
         probs = [p.softmax(-1) for p in logits.split(list(self.config.attribute_sizes), dim=-1)]
-        return torch.cat([e] + probs, dim=-1)
+        return torch.cat([scaled] + probs, dim=-1)
 
     def set_attribute_heads(self, heads: list[nn.Linear]) -> None:
         """Copy the SEN's factored heads (in ``attribute_sizes`` order) into the frozen buffers.
