@@ -76,3 +76,18 @@ def test_a_killed_stage_keeps_the_time_it_ran(tmp_path, monkeypatch):
     again.run_stage("gan", lambda: time.sleep(0.1))
     saved = json.loads((tmp_path / "pipeline.json").read_text())
     assert saved["stage_seconds"]["gan"] >= 0.3 and saved["partial_seconds"] == {}
+
+
+def test_the_gan_stage_resumes_to_the_runs_own_steps(tmp_path, monkeypatch):
+    """A GAN checkpoint copied in from a shorter run trains on to this run's --steps (it stopped at its own)."""
+    import speechvision.s2igan.train_gan as train_gan_module
+    import speechvision.s2igan.train_all as train_all
+
+    calls = []
+    monkeypatch.setattr(train_gan_module, "train_gan", lambda *a, **k: calls.append(k))
+    state = train_all.PipelineState(tmp_path, PipelineOptions(data=str(tmp_path), steps=9000))
+    train_all.stage_gan(tmp_path, state, False)  # a new GAN: the config's iterations, no override
+    (tmp_path / "gan").mkdir()
+    (tmp_path / "gan" / "checkpoint.pt").write_bytes(b"")
+    train_all.stage_gan(tmp_path, state, False)
+    assert [(c["resume"], c["overrides"]) for c in calls] == [(False, []), (True, ["gan.iterations=9000"])]

@@ -165,7 +165,10 @@ def stage_gan(out: Path, state: PipelineState, progress: bool) -> None:
     from speechvision.s2igan.train_gan import train_gan
 
     resume = (out / "gan" / "checkpoint.pt").is_file()
-    train_gan(state.data, state.sen, out / "gan", state.config, resume=resume, progress=progress)
+    # a resumed GAN trains to this run's --steps, also when its checkpoint was copied in from a shorter run
+    # (its own config would stop it at that run's length; the iterations are one of what --resume may change)
+    steps = [f"gan.iterations={state.config.gan.iterations}"] if resume else []
+    train_gan(state.data, state.sen, out / "gan", state.config, resume=resume, progress=progress, overrides=steps)
 
 
 def stage_judges(out: Path, state: PipelineState, progress: bool) -> None:
