@@ -168,7 +168,7 @@ class DSG(nn.Module):
     def condition_input(self, e: torch.Tensor) -> torch.Tensor:
         """(B, E) -> the CA's input: s e, or [s e, per-attribute softmax posteriors of e] (B, E + sum(sizes)),
         s = ``embedding_scale``."""
-        scaled = e * self.config.embedding_scale if self.config.embedding_scale != 1.0 else e
+        scaled = e * self.config.embedding_scale  # x 1.0 is exact: the official input bit for bit
         if not self.config.attribute_sizes:
             return scaled
         logits = e @ self.attribute_weight.t() + self.attribute_bias

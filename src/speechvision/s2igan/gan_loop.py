@@ -40,7 +40,9 @@ from speechvision.s2igan.losses import S2IGANLoss
 from speechvision.s2igan.relation import RelationSupervisor
 
 # The warning of GANLoop.warn_if_unconditioned: the CPU runs that drew colours at chance had a CA mu spread
-# of 0.08-1.4 at the end, those that drew them 1.78 at step 1,000 and 5.1 at 2,000 (docs/results.md).
+# of 0.08-1.4 at the end, those that drew them 1.78 at step 1,000 and 5.1 at 2,000 (docs/results.md). Those
+# spreads are over the 8 colour-swap recordings (scripts/condition_spread.py); the log's are over the 16
+# snapshot captions, which differ in garment too, so they read somewhat higher: the bound is a loose one.
 UNCONDITIONED_STEP = 2000
 UNCONDITIONED_SPREAD = 1.0
 
