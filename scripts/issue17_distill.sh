@@ -19,9 +19,9 @@ echo "== judges ($(date -u +%H:%M:%S))"
 test -f "$OUT/judges/classifier.pt" || $S train classifier --data "$OUT/data" --out "$OUT/judges" --epochs 10
 echo "== distill ($(date -u +%H:%M:%S))"
 if [ ! -f "$OUT/distill/bundle.pt" ]; then
-  resume=""; test -f "$OUT/distill/checkpoint.pt" && resume="--resume"
-  $S train distill --data "$OUT/data" --out "$OUT/distill" --epochs "$EPOCHS" --no-progress \
-    --set data.speech_augment.copies=3 $resume
+  # a resumed run keeps its own settings: only --epochs may be given again
+  if [ -f "$OUT/distill/checkpoint.pt" ]; then how="--resume"; else how="--set data.speech_augment.copies=3"; fi
+  $S train distill --data "$OUT/data" --out "$OUT/distill" --epochs "$EPOCHS" --no-progress $how
 fi
 echo "== robustness tables ($(date -u +%H:%M:%S))"
 test -f "$OUT/robustness-distilled.json" || $PY "$HERE/robustness_table.py" --checkpoint "$OUT/distill/bundle.pt" \
