@@ -67,7 +67,9 @@ def test_loudness_is_normalised_and_peaks_stay_below_full_scale(speech):
 
 
 def test_a_phone_recording_with_silence_and_hum_embeds_like_the_clean_one(tmp_path, speech):
-    """The bundled model: with the cleanup, the recording's embedding is near the clean file's; without, far."""
+    """The bundled model: with the cleanup, the recording's embedding is near the clean file's, and nearer than
+    without it. (The speech encoder bundled before the issue-17 distillation embedded it at 0.65-0.80 without the
+    cleanup; the distilled one, trained on augmented speech, already gives about 0.97.)"""
     from speechvision.cli import main
     from speechvision.s2igan.pipeline import S2IGANPipeline
 
@@ -78,7 +80,7 @@ def test_a_phone_recording_with_silence_and_hum_embeds_like_the_clean_one(tmp_pa
     cos = torch.nn.functional.cosine_similarity
     without = cos(raw.embed([tmp_path / "phone.wav"]), ref).item()
     with_cleanup = cos(S2IGANPipeline.load(cleanup=Cleanup()).embed([tmp_path / "phone.wav"]), ref).item()
-    assert with_cleanup > without + 0.1 and with_cleanup > 0.8, (without, with_cleanup)
+    assert with_cleanup > 0.95 and with_cleanup > without, (without, with_cleanup)
     assert main(["generate", "--speech", str(tmp_path / "phone.wav"), "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "phone-seed0000.png").is_file()
     assert main(["generate", "--speech", str(tmp_path / "phone.wav"), "--out", str(tmp_path / "raw"),
