@@ -24,8 +24,13 @@ test -f "$OUT/judges/classifier.pt" || $S train classifier --data "$OUT/data" --
 echo "== distill ($(date -u +%H:%M:%S))"
 if [ ! -f "$OUT/distill/bundle.pt" ]; then
   # a resumed run keeps its own settings: only --epochs may be given again
-  if [ -f "$OUT/distill/checkpoint.pt" ]; then how="--resume"; else how="--set data.speech_augment.copies=3${TEACHER:+ --teacher $TEACHER}"; fi
-  $S train distill --data "$OUT/data" --out "$OUT/distill" --epochs "$EPOCHS" --no-progress $how
+  if [ -f "$OUT/distill/checkpoint.pt" ]; then
+    set -- --resume
+  else
+    set -- --set data.speech_augment.copies=3
+    if [ -n "${TEACHER:-}" ]; then set -- "$@" --teacher "$TEACHER"; fi
+  fi
+  $S train distill --data "$OUT/data" --out "$OUT/distill" --epochs "$EPOCHS" --no-progress "$@"
 fi
 echo "== robustness tables ($(date -u +%H:%M:%S))"
 test -f "$OUT/robustness-distilled.json" || $PY "$HERE/robustness_table.py" --checkpoint "$OUT/distill/bundle.pt" \
