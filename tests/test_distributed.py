@@ -59,21 +59,25 @@ def _grads(ckpt, opt):
     return [v["exp_avg"] for _, v in sorted(ckpt[opt]["state"].items())]
 
 
-def _assert_grads_close(one, two, opt, rel, norm="l2"):
-    """Per weight tensor: ||a - b||_2 / ||a||_2 (``norm="l2"``) or max |a - b| / max |a| (``norm="max"``).
+def _assert_grads_close(one, two, opt, rel, rel_tensor=0.3):
+    """The step's weight gradients of 1 and 2 processes agree: ||a - b||_2 / ||a||_2 over all weight tensors
+    of ``opt`` together is at most ``rel``, and per tensor at most ``rel_tensor``.
 
-    The tiny networks' batch norms amplify the rounding differences of a split batch by an amount that
-    depends on the random tiny dataset and SEN of the session (single elements up to ~1e-2 were seen on CI);
-    the L2 measure is the stable one. A wrong reduction (per-process loss, gradients not averaged) differs
-    by O(1)."""
+    The tiny networks' batch norms amplify the rounding differences of a split batch, most in the
+    generator's last few-channel convs, where per-sample gradients nearly cancel: in 6 diagnostic runs the
+    per-tensor L2 error reached 6.2e-2 ((4, 8, 3, 3), next to 1e-3 elsewhere) while the error over all of
+    opt_G stayed at 5.6e-4 to 1.2e-2 (opt_D: 5.8e-6 to 2.6e-3). A wrong reduction (a per-process loss,
+    gradients summed instead of averaged, one tensor not synchronised) differs by O(1)."""
+    diff2 = ref2 = 0.0
     for i, (a, b) in enumerate(zip(_grads(one, opt), _grads(two, opt))):
         if a.ndim < 2:  # biases/BN parameters: biases before a batch norm have a zero gradient up to rounding
             continue
-        if norm == "max":
-            err = float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
-        else:
-            err = float((a - b).norm() / a.norm().clamp_min(1e-12))
-        assert err <= rel, f"{opt} parameter {i} {tuple(a.shape)}: {norm} relative gradient difference {err:.2e}"
+        d, r = float((a - b).norm()), float(a.norm())
+        tensor_err = d / max(r, 1e-12)
+        assert tensor_err <= rel_tensor, f"{opt} parameter {i} {tuple(a.shape)}: L2 relative difference {tensor_err:.2e}"
+        diff2, ref2 = diff2 + d * d, ref2 + r * r
+    err = (diff2 / max(ref2, 1e-24)) ** 0.5
+    assert err <= rel, f"{opt}: L2 relative gradient difference over all weights {err:.2e}"
 
 
 def _losses_close(run_a, run_b, rel):
@@ -102,9 +106,6 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_gan_setup):
     _train("gan", args + ["--out", str(root / "two"), "--sync-bn"], nproc=2)
     one, two = load_checkpoint(root / "one", "gan"), load_checkpoint(root / "two", "gan")
     assert one["step"] == two["step"] == 1
-    # Rounding of the split batch, amplified by the tiny nets' batch norms: 1.4e-3 (a generator conv) and
-    # 1.9e-3 (a discriminator conv) were seen in fresh-clone runs, and once in 10 runs 2.15e-2 in the
-    # generator's last 4-channel conv (4, 4, 3, 3). A reduction error differs by O(1).
     _assert_grads_close(one, two, "opt_D", 1e-2)
     _assert_grads_close(one, two, "opt_G", 5e-2)
     _losses_close(root / "one", root / "two", 1e-3)  # logged losses are global means, written by rank 0 only
@@ -124,8 +125,8 @@ def test_two_processes_with_the_relation_supervisor(tiny_gan_setup):
     _assert_grads_close(one, two, "opt_D", 1e-2)
     _assert_grads_close(one, two, "opt_RS", 1e-2)
     # The generator's RS term reaches it through the RS batch norm's backward pass, where the per-sample
-    # gradients nearly cancel (every sample has the same target): rounding differences of the split batch
-    # grow to ~1e-2 in single elements there (1.3e-2 seen on CI), ~3e-3 to 2e-2 in L2 (2.02e-2 seen once).
+    # gradients nearly cancel (every sample has the same target): rounding of the split batch grows there
+    # (per tensor ~3e-3 to 2e-2 in L2, 2.02e-2 seen once on CI); the bound is on all of opt_G together.
     _assert_grads_close(one, two, "opt_G", 5e-2)
     _losses_close(root / "rs-one", root / "rs-two", 1e-3)
 
