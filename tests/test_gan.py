@@ -2,6 +2,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,6 +145,26 @@ def test_tiny_end_to_end_train_resume_generate(tmp_path, tiny_spoken_fashion, ti
     torch.testing.assert_close(again[-1], x2, rtol=0, atol=0)
     assert [s.shape[-1] for s in again] == [16, 32, 64]
     assert not torch.equal(packed.speech_to_images([wav], seed=6)[-1], x2)
+
+
+def test_gan_run_names_its_sen_by_an_absolute_path(tmp_path, tiny_spoken_fashion, tiny_sen, monkeypatch):
+    """A run trained with a relative --sen still loads from another folder; a SEN gone since is a one-line
+    error naming the run and the SEN, not a bare 'no such checkpoint'."""
+    import shutil
+
+    from speechvision.s2igan.pipeline import S2IGANPipeline
+
+    shutil.copytree(tiny_sen, tmp_path / "sen")
+    monkeypatch.chdir(tmp_path)
+    train_gan(tiny_spoken_fashion, Path("sen"), tmp_path / "run", _tiny_cfg(**{"gan.iterations": 1}),
+              device="cpu", progress=False)
+    named = load_checkpoint(tmp_path / "run", "gan")["sen_checkpoint"]
+    assert Path(named).is_absolute() and Path(named).is_relative_to(tmp_path / "sen")
+    monkeypatch.chdir(tiny_sen)
+    S2IGANPipeline.load(tmp_path / "run")
+    shutil.rmtree(tmp_path / "sen")
+    with pytest.raises(CheckpointError, match=r"run/checkpoint.pt: the SEN it names, .*sen/best.pt, does not exist"):
+        S2IGANPipeline.load(tmp_path / "run")
 
 
 def test_no_rs_ablation_and_cli_errors(tmp_path, tiny_spoken_fashion, tiny_sen):

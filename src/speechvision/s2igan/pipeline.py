@@ -58,6 +58,10 @@ class S2IGANPipeline:
 
         if not sen_checkpoint and not ck.get("sen_checkpoint"):
             raise CheckpointError(f"{where}: the GAN checkpoint names no SEN; give one with --sen")
+        if not sen_checkpoint and not Path(ck["sen_checkpoint"]).exists():
+            raise CheckpointError(f"{where}: the SEN it names, {ck['sen_checkpoint']}, does not exist (a relative path "
+                                  "is read from the current folder); export a bundle with `speechvision export "
+                                  "--gan RUN --sen SEN` and use that")
         sen, sen_cfg, _ = load_sen(sen_checkpoint or ck["sen_checkpoint"])
         enc = sen.speech_encoder
         if "speech_encoder" in ck:  # end-to-end runs train the speech encoder too

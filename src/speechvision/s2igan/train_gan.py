@@ -118,16 +118,17 @@ def train_gan(data: str | Path, sen_checkpoint: str | Path, out: str | Path, cfg
         requires_grad([training.speech_encoder], True)
 
     G = torch.compile(training.G) if compile_generator else training.G
+    sen_path = str(Path(sen_ckpt["path"]).resolve())  # absolute: generate/evaluate may run from another folder
     embed = CaptionEmbedder(gd.embeddings, gd.audio_paths, dev,
                             training.speech_encoder if gc.end_to_end else None, inputs)
     snapshots = Snapshots(gd.snapshot_audio, cfg, dev, folder.path / "snapshots")
     fake_embedder = rs_encoder.fake if gc.rs else None
     loop = GANLoop(training=training, loss=S2IGANLoss(G, training.Ds, training.RS, fake_embedder, gc),
                    batches=batches, embed=embed, snapshots=snapshots,
-                   folder=folder, info=info, device=dev, sen_checkpoint=str(sen_ckpt["path"]),
+                   folder=folder, info=info, device=dev, sen_checkpoint=sen_path,
                    autocast=torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"))
     folder.write_config({"config": cfg.to_dict(), "data": str(Path(data).resolve()),
-                         "sen_checkpoint": str(sen_ckpt["path"]), "device": str(dev),
+                         "sen_checkpoint": sen_path, "device": str(dev),
                          "processes": info.world_size, "sync_batchnorm": sync_batchnorm})
     if changes:
         folder.append_log({"resumed_at_step": start, "overrides": changes})
