@@ -107,3 +107,34 @@ def test_a_zombie_writer_counts_as_gone(tmp_path):
     assert not process_alive(child.pid) and process_alive(os.getpid())
     assert remove_stale_temporaries(tmp_path) == [tmp] and not tmp.exists()
     child.wait()
+
+
+def test_a_killed_feature_build_resumes_from_its_saved_parts(tmp_path, monkeypatch):
+    import pytest
+
+    from speechvision.data import cache
+
+    names = []
+    for i in range(5):
+        sf.write(tmp_path / f"{i}.wav", sine(0.4 + 0.1 * i, freq=200.0 + 50 * i), 22050)
+        names.append(f"{i}.wav")
+    monkeypatch.setattr(cache, "PART_FILES", 2)
+    real, calls = cache._logmel_job, []
+
+    def dies_on_the_fourth(job):
+        calls.append(job[0])
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # a kill in the middle of the second part
+        return real(job)
+
+    monkeypatch.setattr(cache, "_logmel_job", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        LogMelCache.build(tmp_path, names, workers=1, progress=False)
+    assert len(list((tmp_path / "cache").rglob("*.parts/*.safetensors"))) == 1  # the first part was kept
+    monkeypatch.setattr(cache, "_logmel_job", lambda job: (calls.append(job[0]), real(job))[1])
+    calls.clear()
+    built = LogMelCache.build(tmp_path, names, workers=1, progress=False)
+    assert len(calls) == 3  # only the files after the saved part
+    assert not list((tmp_path / "cache").rglob("*.parts"))  # the parts are gone once the cache is whole
+    for n in names:
+        np.testing.assert_array_equal(built.get(n), file_log_mel(tmp_path / n).astype(np.float16).astype(np.float32))

@@ -71,3 +71,24 @@ def test_distillation_resumes_exactly_and_writes_a_bundle_that_generates(tmp_pat
     wav = next(tiny_spoken_fashion.rglob("*.wav"))
     images = student.speech_to_images([wav], seed=3)
     assert images[-1].shape[0] == 1 and torch.isfinite(images[-1]).all()
+
+
+def test_a_student_with_its_own_front_end_starts_fresh_and_its_bundle_reads_that_front_end(tmp_path,
+                                                                                          tiny_spoken_fashion):
+    from speechvision.s2igan.pipeline import S2IGANPipeline
+
+    dc = DistillConfig(epochs=1, batch_size=16, speech_augment=False, lr=1e-3)
+    over = ["audio.frontend=whisper", "sen.speech.n_mels=384", "sen.speech.rnn_hidden=32"]
+    distill_speech_encoder(tiny_spoken_fashion, tmp_path / "w", None, dc, overrides=over, progress=False)
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert cfg["student"] == "fresh, its own front end"
+    log = [json.loads(line) for line in (tmp_path / "w" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["val"]["accuracy"] > 0.5  # the teacher, on its own log-mels, agrees with its centroids
+
+    student = S2IGANPipeline.load(tmp_path / "w" / "bundle.pt")
+    assert student.config.audio.frontend == "whisper" and student.speech_encoder.config.rnn_hidden == 32
+    teacher = S2IGANPipeline.load(None)
+    t_sd, s_sd = teacher.generator.state_dict(), student.generator.state_dict()
+    assert all(torch.equal(t_sd[k], s_sd[k]) for k in t_sd)
+    wav = next(tiny_spoken_fashion.rglob("*.wav"))
+    assert student.embed([wav]).shape == (1, 1024)

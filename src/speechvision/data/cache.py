@@ -94,9 +94,9 @@ class LogMelCache:
     def build(root: Path, rel_paths: list[str], config: LogMelConfig = LogMelConfig(), *,
               workers: int | None = None, progress: bool = True) -> "LogMelCache":
         """Load the cache for ``rel_paths`` (relative to ``root`` or absolute), computing it if missing or
-        unreadable (see :func:`read_cache`)."""
-        from tqdm import tqdm
-
+        unreadable (see :func:`read_cache`). A computation is saved in parts of ``PART_FILES`` files under
+        ``cache/<name>.parts/``, so that a killed build (the Whisper front end over tens of thousands of
+        utterances takes about an hour on 2 cores) resumes from its last part."""
         rel_paths = sorted(set(rel_paths))
         files = [root / p for p in rel_paths]
         key = content_key(files, {"kind": "logmel", **asdict(config)})
@@ -105,28 +105,53 @@ class LogMelCache:
                        lambda t: len(t["offsets"]) == len(rel_paths) + 1 and t["offsets"][-1] == len(t["feats"]))
         if t is not None:
             return LogMelCache(rel_paths, t["feats"], t["offsets"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        jobs = [(str(f), config) for f in files]
+        parts = path.with_suffix(".parts")
+        parts.mkdir(parents=True, exist_ok=True)
         workers = workers or os.cpu_count() or 1
         if config.frontend == "whisper":
             workers = 1  # CTranslate2 runs its own threads and does not survive a fork; one process does it
-        bar = tqdm(total=len(jobs), desc=f"{config.frontend} features", unit="utt", disable=not progress)
-        out = []
-        if workers == 1:
-            for j in jobs:
-                out.append(_logmel_job(j))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for f in pool.map(_logmel_job, jobs, chunksize=32):
-                    out.append(f)
-                    bar.update()
-        bar.close()
+        out = _features_in_parts([(str(f), config) for f in files], parts, workers,
+                                 f"{config.frontend} features", progress)
         offsets = np.zeros(len(out) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(f) for f in out])
         feats = np.concatenate(out) if out else np.zeros((0, config.feature_dim), np.float16)
         _save_atomic({"feats": feats, "offsets": offsets}, path, {"paths": rel_paths})
+        for f in parts.glob("*.safetensors"):
+            f.unlink()
+        parts.rmdir()
         return LogMelCache(rel_paths, feats, offsets)
+
+
+PART_FILES = 2048  # files per saved part of a feature computation
+
+
+def _features_in_parts(jobs: list[tuple[str, LogMelConfig]], parts: Path, workers: int, desc: str,
+                       progress: bool) -> list[np.ndarray]:
+    """The (T, F) float16 features of every job, in order; each run of ``PART_FILES`` jobs is read from
+    ``parts/<first index>.safetensors`` when a killed build left it there, else computed and saved there."""
+    from tqdm import tqdm
+
+    out: list[np.ndarray] = []
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        with tqdm(total=len(jobs), desc=desc, unit="utt", disable=not progress) as bar:
+            for start in range(0, len(jobs), PART_FILES):
+                chunk = jobs[start:start + PART_FILES]
+                part = parts / f"{start:09d}.safetensors"
+                t = read_cache(part, ("feats", "offsets"),
+                               lambda t, n=len(chunk): len(t["offsets"]) == n + 1 and t["offsets"][-1] == len(t["feats"]))
+                if t is None:
+                    feats = list(pool.map(_logmel_job, chunk, chunksize=32)) if pool else list(map(_logmel_job, chunk))
+                    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])]).astype(np.int64)
+                    _save_atomic({"feats": np.concatenate(feats), "offsets": offsets}, part)
+                else:
+                    feats = [t["feats"][a:b] for a, b in zip(t["offsets"][:-1], t["offsets"][1:])]
+                out.extend(feats)
+                bar.update(len(chunk))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return out
 
 
 def cached_array(root: Path, name: str, files: list[Path], params: dict,

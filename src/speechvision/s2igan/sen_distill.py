@@ -12,6 +12,12 @@ pull the target). The student starts from the teacher's weights and learns, on e
 * cross-entropy over cosine logits against every centroid at ``temperature`` (its class must be nearest);
 * ``cosine_weight`` x (1 - cosine to its own centroid) (it must sit where the generator saw that class).
 
+A student with another front end (``--set audio.frontend=whisper --set sen.speech.n_mels=384``, issue 17
+item 6) or another speech-encoder shape cannot start from the teacher's weights: it starts from a fresh
+initialisation (seeded by ``seed``) and reads its own features, while the centroids still come from the teacher
+on the teacher's own features. The bundle then carries the student's config, so ``generate`` computes the
+student's features.
+
 Run folder: ``config.json``, ``log.jsonl``, ``checkpoint.pt`` (``--resume``), ``best.pt`` (best val mean cosine to
 the own centroid), and at the end ``bundle.pt``: the best student with the teacher's generator and config.
 Randomness of epoch ``e`` comes from ``(seed, e)``, so a resumed run gives the numbers of an uninterrupted one.
@@ -156,18 +162,21 @@ def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Pat
     if len(train_audio) < dc.batch_size or not val_audio:
         raise DatasetError(f"{ds.root}: {len(train_audio)} train and {len(val_audio)} val captions; the "
                            f"distillation needs one batch ({dc.batch_size}) of train and some val captions")
-    student = copy.deepcopy(pipe.speech_encoder).train()
+    fresh = own_front_end(pipe.config, cfg)
+    student = new_student(pipe.speech_encoder, cfg, dc.seed, fresh).train()
     opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
     if ckpt is None:
         pipe.speech_encoder.eval()
-        emb = torch.from_numpy(embed_audio(pipe.speech_encoder, inputs, train_audio))
+        teacher_inputs = (SENInputs.load(ds, pipe.config, progress=progress, images=False) if fresh else inputs)
+        emb = torch.from_numpy(embed_audio(pipe.speech_encoder, teacher_inputs, train_audio))
         centroids, kept = class_centroids(emb, train_y, len(classes), dc.refine_rounds)
         epoch, best = 0, {"cosine": -2.0}
         folder.write_config({"distill": asdict(dc), "overrides": list(overrides), "config": cfg.to_dict(),
                              "teacher": str(teacher or "bundled"), "dataset": str(Path(data).resolve()),
-                             "train_classes": classes, "centroid_rows_kept": round(kept, 4)})
-        folder.append_log({"epoch": 0, "val": agreement(pipe.speech_encoder, inputs, val_audio, val_y, centroids),
-                           "note": "the teacher itself"})
+                             "train_classes": classes, "centroid_rows_kept": round(kept, 4),
+                             "student": "fresh, its own front end" if fresh else "the teacher's weights"})
+        folder.append_log({"epoch": 0, "val": agreement(pipe.speech_encoder, teacher_inputs, val_audio, val_y,
+                                                         centroids), "note": "the teacher itself"})
     else:
         centroids, epoch, best = ckpt["centroids"], ckpt["epoch"], ckpt["best"]
         student.load_state_dict(ckpt["model"])
@@ -198,9 +207,26 @@ def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Pat
     return best
 
 
+def own_front_end(teacher_cfg, student_cfg) -> bool:
+    """Whether the student's audio front end or speech-encoder shape differs from the teacher's, so that it
+    cannot start from the teacher's weights or share its features."""
+    return teacher_cfg.audio != student_cfg.audio or teacher_cfg.sen.speech != student_cfg.sen.speech
+
+
+def new_student(teacher: SpeechEncoder, cfg, seed: int, fresh: bool) -> SpeechEncoder:
+    """A copy of ``teacher``, or (``fresh``) a new :class:`SpeechEncoder` of ``cfg.sen.speech`` initialised
+    from ``seed``."""
+    if not fresh:
+        return copy.deepcopy(teacher)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SpeechEncoder(cfg.sen.speech)
+
+
 def write_distilled_bundle(pipe: S2IGANPipeline, out: Path, cfg, source: str) -> Path:
-    """``out/bundle.pt``: the student of ``out/best.pt`` with ``pipe``'s generator and ``cfg``."""
-    student = copy.deepcopy(pipe.speech_encoder)
+    """``out/bundle.pt``: the student of ``out/best.pt`` (of ``cfg.sen.speech``) with ``pipe``'s generator and
+    ``cfg``."""
+    student = SpeechEncoder(cfg.sen.speech)
     student.load_state_dict(load_checkpoint(out / "best.pt", "sen-distill")["model"])
     pipe.speech_encoder, pipe.config = student.eval(), cfg
     return write_bundle(pipe, out / "bundle.pt", source)
