@@ -167,7 +167,7 @@ def distill_speech_encoder(data: str | Path, out: str | Path, teacher: str | Pat
     opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
     if ckpt is None:
         pipe.speech_encoder.eval()
-        teacher_inputs = (SENInputs.load(ds, pipe.config, progress=progress, images=False) if fresh else inputs)
+        teacher_inputs = teacher_features(ds, pipe.config, cfg, progress) if fresh else inputs
         emb = torch.from_numpy(embed_audio(pipe.speech_encoder, teacher_inputs, train_audio))
         centroids, kept = class_centroids(emb, train_y, len(classes), dc.refine_rounds)
         epoch, best = 0, {"cosine": -2.0}
@@ -211,6 +211,14 @@ def own_front_end(teacher_cfg, student_cfg) -> bool:
     """Whether the student's audio front end or speech-encoder shape differs from the teacher's, so that it
     cannot start from the teacher's weights or share its features."""
     return teacher_cfg.audio != student_cfg.audio or teacher_cfg.sen.speech != student_cfg.sen.speech
+
+
+def teacher_features(ds: Dataset, teacher_cfg, student_cfg, progress: bool) -> SENInputs:
+    """The teacher's own features of the same files as the student's (the same augmented copies too, so that
+    a log-mel cache an earlier distillation of this dataset built is read, not rebuilt)."""
+    cfg = copy.deepcopy(student_cfg)
+    cfg.audio, cfg.sen.speech = teacher_cfg.audio, teacher_cfg.sen.speech
+    return SENInputs.load(ds, cfg, progress=progress, views=True, images=False)
 
 
 def new_student(teacher: SpeechEncoder, cfg, seed: int, fresh: bool) -> SpeechEncoder:
