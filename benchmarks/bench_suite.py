@@ -7,6 +7,7 @@ workload runs in a fresh process: peak RSS on CPU, ``torch.cuda.max_memory_alloc
 Synthetic inputs of realistic shapes: the cost of these networks does not depend on the values.
 
     .venv/bin/python benchmarks/bench_suite.py [--device cpu] [--quick] [--only NAME ...] [--json benchmarks/suite.json]
+        [--bundle BUNDLE.pt]   # generate_spoken-fashion times that bundle instead of the bundled model
 
 Workloads: sen_step (batch 128, 1.5-3.5 s utterances), gan_step_<preset> (D + RS + G phases, Adam),
 generator_forward_<preset> (training-mode forward at the preset's batch), generate_<preset>
@@ -181,7 +182,8 @@ def w_generate(device: str, preset_name: str, quick: bool) -> dict:
     from speechvision.s2igan.speech_encoder import SpeechEncoder
 
     if preset_name == "spoken-fashion":
-        pipe = S2IGANPipeline.load(device=device)  # the bundled model
+        # the bundled model, or the bundle given by --bundle (e.g. a distilled speech encoder with another front end)
+        pipe = S2IGANPipeline.load(os.environ.get("SPEECHVISION_BENCH_BUNDLE") or None, device=device)
     else:  # the paper preset has no trained weights here; speed does not depend on them
         cfg = preset(preset_name)
         pipe = S2IGANPipeline(SpeechEncoder(cfg.sen.speech).to(device), DSG(cfg.gan.generator).to(device), cfg)
@@ -299,7 +301,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     ap.add_argument("--only", nargs="+", default=None, choices=list(WORKLOADS))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="generate_spoken-fashion times this bundle instead of the bundled model")
     args = ap.parse_args()
+    if args.bundle is not None:
+        if not args.bundle.is_file():
+            ap.error(f"--bundle {args.bundle}: no such file")
+        os.environ["SPEECHVISION_BENCH_BUNDLE"] = str(args.bundle.resolve())  # the spawned workloads read it
     ctx = mp.get_context("spawn")
     results = {}
     t0 = time.time()
