@@ -85,3 +85,17 @@ def test_a_phone_recording_with_silence_and_hum_embeds_like_the_clean_one(tmp_pa
     assert (tmp_path / "img" / "phone-seed0000.png").is_file()
     assert main(["generate", "--speech", str(tmp_path / "phone.wav"), "--out", str(tmp_path / "raw"),
                  "--no-cleanup"]) == 0
+
+
+def test_a_word_shorter_than_the_encoder_needs_is_padded_with_silence_not_refused(tmp_path, speech):
+    """A short word left by the silence trim (a degraded flite clip did this to the Whisper-front-end student)
+    is centred in silence up to the encoder's shortest input; a long enough one is unchanged."""
+    from speechvision.s2igan.pipeline import S2IGANPipeline, pad_to
+
+    wave = np.ones(10, np.float32)
+    padded = pad_to(wave, 15)
+    assert padded.tolist() == [0, 0] + [1] * 10 + [0, 0, 0] and pad_to(wave, 5) is wave
+    pipe = S2IGANPipeline.load(cleanup=NO_CLEANUP)
+    sf.write(tmp_path / "short.wav", speech[: int(0.08 * RATE)], RATE)  # 80 ms: under the encoder's 16 frames
+    emb = pipe.embed([tmp_path / "short.wav"])
+    assert emb.shape == (1, 1024) and torch.isfinite(emb).all()

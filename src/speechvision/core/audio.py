@@ -63,6 +63,11 @@ class LogMelConfig:
         return WHISPER_DIM if self.frontend == "whisper" else self.n_mels
 
     @property
+    def frames_per_s(self) -> float:
+        """Feature frames per second: 1000 / ``hop_ms`` for log-mels, 25 for the Whisper encoder."""
+        return WHISPER_FPS if self.frontend == "whisper" else 1000.0 / self.hop_ms
+
+    @property
     def n_fft(self) -> int:
         return int(self.sample_rate_hz * self.window_ms / 1000)
 
@@ -239,6 +244,7 @@ def log_mel(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarr
 
 FRONTENDS = ("logmel", "whisper")
 WHISPER_RATE_HZ, WHISPER_DIM = 16000, 384
+WHISPER_FPS = 25.0  # frames per second of the Whisper front end's features
 
 
 def speech_features(wave: np.ndarray, config: LogMelConfig = LogMelConfig()) -> np.ndarray:

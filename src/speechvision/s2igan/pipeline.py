@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from speechvision.core.audio import AudioChecks, AudioError, LogMelConfig, load_audio, speech_features
@@ -160,6 +161,15 @@ def load_weights(module: torch.nn.Module, ck: dict, key: str, name: str) -> None
     module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()})
 
 
+def pad_to(wave: np.ndarray, samples: int) -> np.ndarray:
+    """``wave`` centred in silence to at least ``samples`` samples (a short word left by the silence trim, or
+    a front end whose encoder needs a longer input than the log-mel one); longer waves are unchanged."""
+    missing = samples - len(wave)
+    if missing <= 0:
+        return wave
+    return np.pad(wave, (missing // 2, missing - missing // 2))
+
+
 @torch.no_grad()
 def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConfig,
                checks: AudioChecks = AudioChecks(), cleanup: Cleanup = Cleanup()) -> torch.Tensor:
@@ -170,12 +180,13 @@ def embed_wavs(encoder: SpeechEncoder, wavs: list[str | Path], audio: LogMelConf
         AudioError: unreadable, silent, too long or too short audio (names the file).
     """
     sr = audio.input_rate_hz
-    feats = [torch.from_numpy(speech_features(clean(load_audio(w, sample_rate_hz=sr, checks=checks), sr, cleanup),
-                                              audio))
+    shortest_s = (encoder.min_frames + 2) / audio.frames_per_s  # the encoder's shortest input, and a margin
+    feats = [torch.from_numpy(speech_features(pad_to(clean(load_audio(w, sample_rate_hz=sr, checks=checks), sr,
+                                                           cleanup), int(shortest_s * sr)), audio))
              for w in wavs]
     for w, f in zip(wavs, feats):
         if len(f) < encoder.min_frames:
-            raise AudioError(f"{w}: too short for the speech encoder (needs about 0.3 s of speech)")
+            raise AudioError(f"{w}: too short for the speech encoder (needs {shortest_s:.2f} s of audio)")
     device = next(encoder.parameters()).device
     lengths = torch.tensor([len(f) for f in feats])
     batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
