@@ -69,7 +69,8 @@ def test_loudness_is_normalised_and_peaks_stay_below_full_scale(speech):
 def test_a_phone_recording_with_silence_and_hum_embeds_like_the_clean_one(tmp_path, speech):
     """The bundled model: with the cleanup, the recording's embedding is near the clean file's, and nearer than
     without it. (The speech encoder bundled before the issue-17 distillation embedded it at 0.65-0.80 without the
-    cleanup; the distilled one, trained on augmented speech, already gives about 0.97.)"""
+    cleanup; the distilled log-mel one about 0.97; the Whisper-front-end one bundled since 2026-12-06 0.997, 0.998 with
+    the cleanup.)"""
     from speechvision.cli import main
     from speechvision.s2igan.pipeline import S2IGANPipeline
 
