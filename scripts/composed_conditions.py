@@ -27,6 +27,7 @@ import torch
 from common_args import script_parser
 
 from speechvision.data.manifest import load_dataset
+from speechvision.metrics.semantic import attribute_accuracy
 from speechvision.s2igan.classifier import load_classifier, predict
 from speechvision.s2igan.pipeline import S2IGANPipeline
 
@@ -59,14 +60,18 @@ def compose(cent: torch.Tensor, seen: torch.Tensor, g: int, c: int, norm: float,
     design[torch.arange(len(rows)), rows[:, 0]] = 1.0
     design[torch.arange(len(rows)), n_g + rows[:, 1]] = 1.0
     factors = torch.linalg.pinv(design) @ cent[mask]  # (G + C, E), the minimum-norm least-squares fit
-    v = factors[g] + factors[n_g + c]
+    return scaled(factors[g] + factors[n_g + c], norm)
+
+
+def scaled(v: torch.Tensor, norm: float) -> torch.Tensor:
+    """``v`` rescaled to length ``norm`` (the mean length of the model's speech embeddings)."""
     return v / v.norm() * norm
 
 
 def judged(pipe, model, embs: torch.Tensor, truth: np.ndarray) -> dict:
+    """Attribute accuracy of the images of (B, E) conditions (seed = position) against (B, 2) (garment, colour)."""
     pred = predict(model, pipe.generate(embs, list(range(len(embs))))[-1])
-    return {"colour": round(float((pred["colour"] == truth[:, 1]).mean()), 3),
-            "garment": round(float((pred["garment"] == truth[:, 0]).mean()), 3)}
+    return attribute_accuracy(pred, {"garment": truth[:, 0], "colour": truth[:, 1]})
 
 
 def main() -> int:
@@ -94,7 +99,7 @@ def main() -> int:
         "test_unseen, speech": judged(pipe, model, pipe.embed([ds.path(r.captions[0].audio) for r in unseen]), tu),
         "test_unseen, composed": judged(pipe, model, torch.stack(
             [compose(cent, seen, g, c, norm, False) for g, c in tu]), tu),
-        "test, centroid": judged(pipe, model, torch.stack([cent[g, c] / cent[g, c].norm() * norm for g, c in tt]), tt),
+        "test, centroid": judged(pipe, model, torch.stack([scaled(cent[g, c], norm) for g, c in tt]), tt),
         "test, composed without its class": judged(pipe, model, torch.stack(
             [compose(cent, seen, g, c, norm, True) for g, c in tt]), tt),
     }
