@@ -134,13 +134,17 @@ def test_dialogue_evaluation_measures_references_once_and_reuses_them(tmp_path, 
     from speechvision.avlm.references import reference_cache_path
 
     tokens, vocoder, dialogue = _tiny_stack(tmp_path)
-    first = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e1",
-                              limit=2, progress=False)
-    cache = reference_cache_path(tokens, vocoder)
-    assert len(cache.read_text().splitlines()) == 8  # the test split's 8 utterances
     calls = []
     real = judges.transcribe
     monkeypatch.setattr(judges, "transcribe", lambda w, r=16000: calls.append(1) or real(w, r))
+    first = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e1",
+                              limit=2, progress=False)
+    # features of the test split's 8 utterances (the judge's voice sets), transcripts only of the 2 scored
+    # responses (real and resynthesised) and of the 2 replies
+    cache = [json.loads(x) for x in reference_cache_path(tokens, vocoder).read_text().splitlines()]
+    assert len(cache) == 8 and sum("text" in row["real"] for row in cache) == 2
+    assert len(calls) == 2 * 2 + 2
+    calls.clear()
     second = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e2",
                                limit=2, progress=False)
     assert len(calls) == 2  # only the two replies were transcribed

@@ -164,3 +164,42 @@ def test_level_report_gives_each_domain_its_angry_to_sad_spread_and_the_gap():
     assert r["angry_sad_spread_db"] == {"original": 6.1, "resynth": 2.6} and r["spread_gap_db"] == -3.5
     assert level_report({("original", "angry"): [-18.0]})["spread_gap_db"] is None
     assert abs(rms_dbfs(np.full(100, 0.1, np.float32)) + 20.0) < 1e-6
+
+
+def test_a_corpus_encodes_with_an_already_fitted_tokenizer_and_the_cli_checks_its_options(tmp_path, capsys):
+    """`speechlm tokenize --tokenizer FOLDER` (issue 20): nothing is refitted, so a vocoder trained on that
+    tokenizer's units reads the new tokens; voices it does not know are enrolled, known ones keep their stats."""
+    import json
+
+    from test_av_emotion import _speech_corpus
+
+    from speechvision.avlm.corpus import load_encoded, tokenize_corpus
+    from speechvision.cli import main
+
+    rows = _speech_corpus(tmp_path / "speech")
+    rng = np.random.default_rng(0)
+    cfg = TokenizerConfig(n_units=8, n_styles=4, n_level_bins=8)
+    fitted = ExpressiveTokenizer(cfg, rng.standard_normal((8, 40)).astype(np.float32),
+                                 rng.standard_normal((4, 50)).astype(np.float32), np.zeros(50, np.float32),
+                                 np.ones(50, np.float32), {"v0": 7.0}, np.full(8, 2.0), {"v0": -20.0})
+    fitted.save(tmp_path / "fitted")
+    tokenize_corpus(tmp_path / "speech", tmp_path / "tokens", tokenizer=tmp_path / "fitted", progress=False)
+    again = ExpressiveTokenizer.load(tmp_path / "tokens")
+    assert np.array_equal(again.unit_centroids, fitted.unit_centroids) and again.config == cfg
+    # the corpus is noise bursts: no voiced F0 to enrol, but a level for each new voice
+    assert again.speaker_log2_f0 == {"v0": 7.0} and again.speaker_level_db["v0"] == -20.0
+    assert set(again.speaker_level_db) == {"v0", "v1", "v2"}
+    encoded = load_encoded(tmp_path / "tokens")
+    assert [r["id"] for r in encoded] == [r["id"] for r in rows]
+    v = again.vocab
+    units = [t - v.unit0 for r in encoded for t in r["tokens"] if v.unit0 <= t < v.unit0 + 8]
+    assert units and set(units) <= set(range(8))
+
+    base = ["speechlm", "tokenize", "--data", str(tmp_path / "speech"), "--out", str(tmp_path / "t2")]
+    for extra, message in ((["--tokenizer", str(tmp_path / "nothing")], "no tokenizer.json there"),
+                           (["--tokenizer", str(tmp_path / "fitted"), "--units", "300"], "fixes --units")):
+        with pytest.raises(SystemExit) as e:
+            main(base + extra)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "t2").exists()
+    assert json.loads((tmp_path / "tokens" / "tokenizer.json").read_text())["config"]["n_units"] == 8

@@ -22,15 +22,26 @@ def read_wave(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
 
 
 def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig = TokenizerConfig(), *,
-                    progress: bool = True) -> Path:
+                    tokenizer: str | Path | None = None, progress: bool = True) -> Path:
     """Fit the tokenizer on the corpus's train split and encode every utterance into ``encoded.jsonl``.
 
     Speakers outside the train split (the held-out test voices) get their mean F0 from their own
     utterances before encoding (speaker enrolment on unlabelled audio, as speaker normalisation needs).
+
+    Args:
+        tokenizer: a folder holding an already fitted tokenizer (``tokenizer.json``, e.g. the bundled AVLM
+            stack's folder). Then nothing is fitted and ``config`` is ignored: the corpus is encoded with that
+            tokenizer, so a vocoder or LM trained on its units reads the new tokens; voices it does not know
+            are enrolled from their own utterances, voices it knows keep their fitted statistics. The
+            written ``out`` holds a copy of it.
+    Raises:
+        TokenizerError: ``tokenizer`` holds no tokenizer of this version.
     """
     from tqdm import tqdm
 
     corpus, out = Path(corpus), Path(out)
+    fitted = ExpressiveTokenizer.load(tokenizer) if tokenizer is not None else None
+    config = fitted.config if fitted is not None else config
     _, rows = load_corpus(corpus)
     train = [r for r in rows if r["split"] == "train"]
     waves = {r["id"]: read_wave(corpus / r["audio"], config.sample_rate_hz)
@@ -39,8 +50,8 @@ def tokenize_corpus(corpus: str | Path, out: str | Path, config: TokenizerConfig
 
     feats = {r["id"]: unit_features(waves[r["id"]], config)
              for r in tqdm(rows, desc=f"{config.unit_features} features", unit="utt", disable=not progress)}
-    tok = fit_tokenizer([waves[r["id"]] for r in train], [r["voice"] for r in train], config, progress=progress,
-                        unit_feats=[feats[r["id"]] for r in train])
+    tok = fitted or fit_tokenizer([waves[r["id"]] for r in train], [r["voice"] for r in train], config,
+                                  progress=progress, unit_feats=[feats[r["id"]] for r in train])
     unknown = {r["voice"] for r in rows} - set(tok.speaker_log2_f0)
     add_speakers(tok, {v: [waves[r["id"]] for r in rows if r["voice"] == v] for v in sorted(unknown)})
     tok.save(out)

@@ -199,8 +199,10 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     items = items[:limit] if limit else items
     judge = train_judge(speech_dir, rate, progress=progress)
     # the test utterances, real and resynthesised, measured once per tokens + vocoder (cached): the judge's
-    # per-voice references and the reply ceilings
-    refs = test_references(tokens_dir, vocoder_dir, speaker, progress=progress)
+    # per-voice references (features of all of them) and the reply ceilings (transcripts and DNSMOS of the
+    # responses these items are scored against)
+    refs = test_references(tokens_dir, vocoder_dir, speaker, measure_ids={it["response_id"] for it in items},
+                           progress=progress)
     voice_sets = {d: voice_feature_sets(refs, d) for d in ("real", "resynth")}
     rows = []
     for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):

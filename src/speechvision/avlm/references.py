@@ -4,8 +4,14 @@ offline-Whisper transcripts and DNSMOS. None of it depends on the dialogue model
 reads the same cached numbers (the reference ceilings are then identical across runs, and an evaluation
 costs only its own replies).
 
-The cache is ``<vocoder>/test-references-<key>.jsonl``, one JSON line per utterance, keyed by the tokens'
-``encoded.jsonl`` and the vocoder checkpoint (their paths, sizes and times); a killed build resumes.
+The judge's per-voice reference sets need the features of every test utterance, which are cheap (a
+resynthesis and openSMILE); the transcripts and DNSMOS (the offline Whisper and the DNSMOS network, most of
+the cost) are measured only for the utterances an evaluation scores, so ``avlm evaluate-dialogue --limit N``
+pays for N references, not for the whole split.
+
+The cache is ``<vocoder>/test-references-<key>.jsonl``, one JSON line per utterance (a later line for the
+same utterance, with its transcripts added, replaces an earlier one), keyed by the tokens' ``encoded.jsonl``
+and the vocoder checkpoint (their paths, sizes and times); a killed build resumes.
 """
 
 from __future__ import annotations
@@ -25,12 +31,16 @@ def reference_cache_path(tokens_dir: str | Path, vocoder_dir: str | Path) -> Pat
     return Path(vocoder_dir) / f"test-references-{content_key(files, {'kind': 'test-references', 'version': 1})}.jsonl"
 
 
-def test_references(tokens_dir, vocoder_dir, speaker, *, progress: bool = True) -> dict[str, dict]:
+def test_references(tokens_dir, vocoder_dir, speaker, *, measure_ids=None, progress: bool = True) -> dict[str, dict]:
     """utterance id -> {"voice", "real": {...}, "resynth": {...}}, each domain holding ``feats`` (88,) eGeMAPS
-    functionals (np.ndarray), ``text`` (Whisper transcript) and ``dnsmos`` (overall MOS, None under 0.5 s).
+    functionals (np.ndarray) and, for the utterances in ``measure_ids``, ``text`` (Whisper transcript) and
+    ``dnsmos`` (overall MOS, None under 0.5 s).
 
     Args:
         speaker: the ``UnitVocoder`` of ``tokens_dir`` and ``vocoder_dir`` (it makes the resynthesis).
+        measure_ids: the test utterances to transcribe and score with DNSMOS (default: all of them).
+    Raises:
+        KeyError: an id of ``measure_ids`` is not a test utterance of ``tokens_dir``.
     """
     from tqdm import tqdm
 
@@ -38,24 +48,24 @@ def test_references(tokens_dir, vocoder_dir, speaker, *, progress: bool = True) 
     from speechvision.avlm.judges import dnsmos, emotion_features, transcribe
 
     path = reference_cache_path(tokens_dir, vocoder_dir)
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill: measured again
-                continue
-            done[row["id"]] = row
+    done = _read_cache(path)
     rate = speaker.tok.config.sample_rate_hz
     rows = load_encoded(tokens_dir, "test")
-    todo = [r for r in rows if r["id"] not in done]
+    by_id = {r["id"]: r for r in rows}
+    measure = set(by_id) if measure_ids is None else set(measure_ids)
+    missing = sorted(measure - set(by_id))
+    if missing:
+        raise KeyError(f"{missing[0]}: not a test utterance of {Path(tokens_dir) / 'encoded.jsonl'}")
+    todo = [r for r in rows if r["id"] not in done or (r["id"] in measure and "text" not in done[r["id"]]["real"])]
     with open(path, "a") as f:
         for r in tqdm(todo, desc="test references", unit="utt", disable=not progress):
             waves = {"real": read_wave(r["audio"], rate), "resynth": speaker.decode(r["tokens"], r["speaker"])}
             row = {"id": r["id"], "voice": r["speaker"]}
             for d, w in waves.items():
-                row[d] = {"feats": emotion_features(w, rate).tolist(), "text": transcribe(w, rate),
-                          "dnsmos": dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None}
+                row[d] = {"feats": emotion_features(w, rate).tolist()}
+                if r["id"] in measure:
+                    row[d]["text"] = transcribe(w, rate)
+                    row[d]["dnsmos"] = dnsmos(w, rate)["ovrl"] if len(w) > rate // 2 else None
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[r["id"]] = row
@@ -65,6 +75,19 @@ def test_references(tokens_dir, vocoder_dir, speaker, *, progress: bool = True) 
         out[r["id"]] = {"voice": row["voice"],
                         **{d: {**row[d], "feats": np.asarray(row[d]["feats"], np.float64)} for d in DOMAINS}}
     return out
+
+
+def _read_cache(path: Path) -> dict[str, dict]:
+    """id -> its last complete row in the cache (a later row of an utterance holds more of it)."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: measured again
+                continue
+            done[row["id"]] = row
+    return done
 
 
 def voice_feature_sets(refs: dict[str, dict], domain: str) -> dict[str, np.ndarray]:

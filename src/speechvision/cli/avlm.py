@@ -25,6 +25,7 @@ from speechvision.cli.common import (
     print_json,
     probability,
     seed,
+    usage_error,
 )
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -80,18 +81,28 @@ declare("speechlm", dest="speechlm_command",
         help="expressive speech tokens, unit vocoder and speech language model")
 
 
+_TOKENIZE_DEFAULTS = {"units": 200, "styles": 100, "unit_features": "mfcc", "hubert": None, "level_bins": 16}
+
+
 def add_tokenize_arguments(p) -> None:
     p.add_argument("--data", required=True, type=Path, help="a spoken-emotion corpus folder")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--units", type=positive_int, default=200, help="content units (k-means clusters, default 200)")
-    p.add_argument("--styles", type=positive_int, default=100, help="style tokens (default 100)")
-    p.add_argument("--unit-features", choices=("mfcc", "whisper", "hubert"), default="mfcc",
+    p.add_argument("--units", type=positive_int, default=_TOKENIZE_DEFAULTS["units"],
+                   help="content units (k-means clusters, default 200)")
+    p.add_argument("--styles", type=positive_int, default=_TOKENIZE_DEFAULTS["styles"],
+                   help="style tokens (default 100)")
+    p.add_argument("--unit-features", choices=("mfcc", "whisper", "hubert"),
+                   default=_TOKENIZE_DEFAULTS["unit_features"],
                    help="frame features the content units cluster: MFCC (default), the offline Whisper encoder, "
                         "or a local HuBERT")
     p.add_argument("--hubert", type=Path, default=None, help="local HuBERT/wav2vec2 folder for --unit-features hubert")
-    p.add_argument("--level-bins", type=non_negative_int, default=16,
+    p.add_argument("--level-bins", type=non_negative_int, default=_TOKENIZE_DEFAULTS["level_bins"],
                    help="level tokens: bins of the active level relative to the speaker, over +-12 dB per 0.5 s "
                         "window (default 16, 1.5 dB each; 0 = no level stream, the tokenizer before issue 20)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="encode with this already fitted tokenizer instead of fitting one: a tokenizer folder, "
+                        "or 'bundled' for the bundled AVLM stack's (so its vocoder reads the tokens); "
+                        "the fitting options above do not apply then")
 
 
 @command("speechlm", "tokenize", arguments=add_tokenize_arguments, writes=Writes(),
@@ -103,7 +114,20 @@ def cmd_tokenize(args) -> None:
 
     cfg = TokenizerConfig(n_units=args.units, n_styles=args.styles, unit_features=args.unit_features,
                           hubert_path=str(args.hubert) if args.hubert else None, n_level_bins=args.level_bins)
-    print(f"wrote {tokenize_corpus(args.data, args.out, cfg)}")
+    fitted = args.tokenizer
+    if fitted is not None:
+        from speechvision.avlm.bundle import bundled_stack_dir
+
+        fitted = bundled_stack_dir() if str(fitted) == "bundled" else fitted
+        if not (fitted / "tokenizer.json").is_file():
+            usage_error(f"--tokenizer {args.tokenizer}: no tokenizer.json there (a `speechlm tokenize` folder, "
+                        "or 'bundled')")
+        changed = [f"--{k.replace('_', '-')}" for k in ("units", "styles", "unit_features", "hubert", "level_bins")
+                   if getattr(args, k) != _TOKENIZE_DEFAULTS[k]]
+        if changed:
+            usage_error(f"--tokenizer {args.tokenizer}: the fitted tokenizer fixes {', '.join(changed)}; "
+                        "give either")
+    print(f"wrote {tokenize_corpus(args.data, args.out, cfg, tokenizer=fitted)}")
 
 
 def add_vocoder_arguments(p) -> None:
