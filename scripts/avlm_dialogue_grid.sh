@@ -1,0 +1,62 @@
+#!/bin/sh
+# Issue 20 item 3 on the bundled stack's tokenizer and vocoder: encode a spoken-emotion corpus with the bundled
+# tokenizer (so the bundled vocoder renders its tokens; no tokenizer fit or vocoder training), train the speech
+# LM, then dialogue fine-tuning and evaluation for every fusion and seeds 0-2, two jobs at a time on one thread
+# each (a 2-core machine). Every step is skipped when its output exists, so rerunning resumes it. The corpus
+# and av set come first (the steps `corpus` and `av` of scripts/avlm_rebuild.sh):
+#
+#     sh scripts/avlm_dialogue_grid.sh RUNS     # RUNS holds spoken-emotion/ and av-emotion/
+#     python scripts/dialogue_table.py speech-only=RUNS/eval-dialogue-speech-only-s0,...-s1,...-s2 perceiver=...
+#
+# The order puts the four fusions at seed 0 and speech-only and perceiver at seeds 0-2 (the face-fusion gain)
+# first, then concat and cross-attention at seeds 1-2. LIMIT sets the test question clips of each evaluation
+# (default 160); SV the command (default speechvision), PY the Python that has speechvision (default python).
+# Step times go to RUNS/steps.jsonl, logs to RUNS/log-*.
+set -eu
+R=${1:?usage: sh scripts/avlm_dialogue_grid.sh RUNS_FOLDER}
+LIMIT=${LIMIT:-160}
+SV=${SV:-speechvision}
+PY=${PY:-python}
+step() { # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; log its wall time
+  name=$1; output=$2; shift 2
+  if [ -e "$output" ]; then echo "== $name: done ($output)"; return; fi
+  echo "== $name: $*"; t0=$(date +%s)
+  "$@"
+  echo "{\"step\": \"$name\", \"seconds\": $(( $(date +%s) - t0 ))}" >> "$R/steps.jsonl"
+}
+for need in spoken-emotion/dataset.json av-emotion/dataset.json; do
+  [ -e "$R/$need" ] || { echo "$R/$need: missing; run the corpus and av steps of scripts/avlm_rebuild.sh" >&2; exit 2; }
+done
+# Whisper encoding uses both cores (CTranslate2's threads); the rest one thread per job
+step tokens "$R/tokens/encoded.jsonl" $SV speechlm tokenize --data "$R/spoken-emotion" --out "$R/tokens" \
+  --tokenizer bundled
+mkdir -p "$R/vocoder"
+# a copy of the bundled vocoder: the evaluations cache the test references beside it
+[ -e "$R/vocoder/vocoder.pt" ] || $PY -c "import shutil, sys; from speechvision.avlm.bundle import bundled_stack_dir
+shutil.copyfile(bundled_stack_dir() / 'vocoder.pt', sys.argv[1])" "$R/vocoder/vocoder.pt"
+export OMP_NUM_THREADS=1
+step speechlm "$R/speechlm/best.pt" $SV speechlm train --tokens "$R/tokens" --out "$R/speechlm" --hidden 128 \
+  --layers 2 --steps 400 --eval-every 100
+train() { # train FUSION SEED
+  run="$R/dialogue-$1-s$2"
+  step "dialogue $1 s$2" "$run/dialogue.pt" $SV avlm train --task dialogue --av "$R/av-emotion" --tokens "$R/tokens" \
+    --lm "$R/speechlm" --fusion "$1" --finetune-steps 400 --seed "$2" --out "$run" > "$R/log-train-$1-s$2.txt" 2>&1
+}
+evaluate() { # evaluate FUSION SEED
+  step "evaluate $1 s$2" "$R/eval-dialogue-$1-s$2/metrics.json" $SV avlm evaluate-dialogue \
+    --model "$R/dialogue-$1-s$2/dialogue.pt" --av "$R/av-emotion" --tokens "$R/tokens" --vocoder "$R/vocoder" \
+    --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$2" --out "$R/eval-dialogue-$1-s$2" \
+    > "$R/log-eval-$1-s$2.txt" 2>&1
+}
+train perceiver 0 & train speech-only 0 & wait
+# the first evaluation measures the shared test references and the judge's features alone (both are cached)
+evaluate perceiver 0 & (train concat 0; train cross-attention 0) & wait
+for s in 1 2; do train perceiver "$s" & train speech-only "$s" & wait; done
+evaluate speech-only 0 & evaluate concat 0 & wait
+evaluate cross-attention 0 & evaluate perceiver 1 & wait
+evaluate speech-only 1 & evaluate perceiver 2 & wait
+evaluate speech-only 2 & (train concat 1; train concat 2) & wait
+(train cross-attention 1; train cross-attention 2) & evaluate concat 1 & wait
+evaluate concat 2 & evaluate cross-attention 1 & wait
+evaluate cross-attention 2
+echo "== grid done"
