@@ -234,28 +234,18 @@ def test_corpus_plan_splits_by_dialogue_with_held_out_test_voices():
         assert sorted(r["emotion"] for r in rows if r["dialogue"] == d and r["role"] == "question") == sorted(EMOTIONS)
 
 
-_FUNCTION_WORDS = {"did", "will", "can", "has", "have", "are", "why", "yet", "yes", "already", "had", "to", "we",
-                   "go", "went", "going", "the", "a", "on", "at", "after", "before", "this", "last", "next", "you",
-                   "i", "your", "my", "our", "is"}
-
-
-def _content(text: str) -> set[str]:
-    return {w.strip("?.,").lower() for w in text.split()} - _FUNCTION_WORDS
-
-
 def test_answering_grammar_replies_reuse_the_question_content_words():
     """Issue 20: every reply answers its question with the question's content words (verb forms aside), the
     same question always gets the same reply, and the v1 grammar is still there for old corpora."""
-    from speechvision.avlm.data.spoken_emotion import EmotionCorpusError, _VERB_FORMS
+    from speechvision.avlm.data.spoken_emotion import EmotionCorpusError, content_words
 
-    forms = {f: base for base, *rest in _VERB_FORMS for f in (base, *rest)}
+    assert content_words("Did Maria sell the car last night?") == {"maria", "sell", "car", "night"}
     rows = plan(EmotionBuildConfig(dialogues=300))
     text = {(r["dialogue"], r["role"]): r["text"] for r in rows}
     replies = {}
     for d in range(300):
         q, r = text[d, "question"], text[d, "response"]
-        norm = lambda words: {forms.get(w, w) for w in words}  # noqa: E731
-        missing = norm(_content(q)) - norm(_content(r))
+        missing = content_words(q) - content_words(r)
         assert not missing, (q, r, missing)
         assert replies.setdefault(q, r) == r
     assert "Yes, I " in " ".join(text[d, "response"] for d in range(300))  # "you" is answered with "I"

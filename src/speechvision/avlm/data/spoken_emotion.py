@@ -171,6 +171,20 @@ def _answering_dialogue(rng: random.Random) -> tuple[str, str]:
 
 GRAMMARS = {"answering": _answering_dialogue, "v1": _dialogue}
 
+# the words every answering dialogue shares (auxiliaries, articles, pronouns, time and place glue), so that what
+# is left of a sentence is what it is about: who, what, which verb, when and where
+FUNCTION_WORDS = frozenset({"did", "will", "can", "has", "have", "are", "why", "yet", "yes", "already", "had", "to",
+                            "we", "go", "went", "going", "the", "a", "on", "at", "after", "before", "this", "last",
+                            "next", "you", "i", "your", "my", "our", "is"})
+_BASE_FORM = {f: base for base, *rest in _VERB_FORMS for f in (base, *rest)}
+
+
+def content_words(text: str) -> set[str]:
+    """The content words of a sentence of the answering grammar: lower-cased words without punctuation, minus
+    ``FUNCTION_WORDS``, with every verb form mapped to its base ("sold" -> "sell")."""
+    words = {w.strip("?.,!").lower() for w in text.split()}
+    return {_BASE_FORM.get(w, w) for w in words - FUNCTION_WORDS if w}
+
 
 @dataclass
 class EmotionBuildConfig:
