@@ -17,13 +17,7 @@ R=${1:?usage: sh scripts/avlm_dialogue_grid.sh RUNS_FOLDER}
 LIMIT=${LIMIT:-160}
 SV=${SV:-speechvision}
 PY=${PY:-python}
-step() { # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; log its wall time
-  name=$1; output=$2; shift 2
-  if [ -e "$output" ]; then echo "== $name: done ($output)"; return; fi
-  echo "== $name: $*"; t0=$(date +%s)
-  "$@"
-  echo "{\"step\": \"$name\", \"seconds\": $(( $(date +%s) - t0 ))}" >> "$R/steps.jsonl"
-}
+. "$(dirname "$0")/steps.sh"  # step NAME OUTPUT COMMAND...
 for need in spoken-emotion/dataset.json av-emotion/dataset.json; do
   [ -e "$R/$need" ] || { echo "$R/$need: missing; run the corpus and av steps of scripts/avlm_rebuild.sh" >&2; exit 2; }
 done

@@ -13,13 +13,7 @@ LIMIT=${LIMIT:-160}
 SV="speechvision"
 export OMP_NUM_THREADS=1
 mkdir -p "$R"
-step() { # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; log its wall time
-  name=$1; output=$2; shift 2
-  if [ -e "$output" ]; then echo "== $name: done ($output)"; return; fi
-  echo "== $name: $*"; t0=$(date +%s)
-  "$@"
-  echo "{\"step\": \"$name\", \"seconds\": $(( $(date +%s) - t0 ))}" >> "$R/steps.jsonl"
-}
+. "$(dirname "$0")/steps.sh"  # step NAME OUTPUT COMMAND...
 # the corpus build resumes by itself; dataset.json is written last
 step corpus "$R/spoken-emotion/dataset.json" $SV data spoken-emotion --out "$R/spoken-emotion"
 step av "$R/av-emotion/dataset.json" $SV data av-emotion --speech "$R/spoken-emotion" --out "$R/av-emotion"
