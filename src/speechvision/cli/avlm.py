@@ -122,8 +122,8 @@ def cmd_tokenize(args) -> None:
         if not (fitted / "tokenizer.json").is_file():
             usage_error(f"--tokenizer {args.tokenizer}: no tokenizer.json there (a `speechlm tokenize` folder, "
                         "or 'bundled')")
-        changed = [f"--{k.replace('_', '-')}" for k in ("units", "styles", "unit_features", "hubert", "level_bins")
-                   if getattr(args, k) != _TOKENIZE_DEFAULTS[k]]
+        changed = [f"--{k.replace('_', '-')}" for k, default in _TOKENIZE_DEFAULTS.items()
+                   if getattr(args, k) != default]
         if changed:
             usage_error(f"--tokenizer {args.tokenizer}: the fitted tokenizer fixes {', '.join(changed)}; "
                         "give either")
