@@ -34,13 +34,13 @@ step speechlm "$R/speechlm/best.pt" $SV speechlm train --tokens "$R/tokens" --ou
 train() { # train FUSION SEED
   run="$R/dialogue-$1-s$2"
   step "dialogue $1 s$2" "$run/dialogue.pt" $SV avlm train --task dialogue --av "$R/av-emotion" --tokens "$R/tokens" \
-    --lm "$R/speechlm" --fusion "$1" --finetune-steps 400 --seed "$2" --out "$run" > "$R/log-train-$1-s$2.txt" 2>&1
+    --lm "$R/speechlm" --fusion "$1" --finetune-steps 400 --seed "$2" --out "$run" --no-progress > "$R/log-train-$1-s$2.txt" 2>&1
 }
 evaluate() { # evaluate FUSION SEED
   step "evaluate $1 s$2" "$R/eval-dialogue-$1-s$2/metrics.json" $SV avlm evaluate-dialogue \
     --model "$R/dialogue-$1-s$2/dialogue.pt" --av "$R/av-emotion" --tokens "$R/tokens" --vocoder "$R/vocoder" \
     --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$2" --out "$R/eval-dialogue-$1-s$2" \
-    > "$R/log-eval-$1-s$2.txt" 2>&1
+    --no-progress > "$R/log-eval-$1-s$2.txt" 2>&1
 }
 train perceiver 0 & train speech-only 0 & wait
 # the first evaluation measures the shared test references and the judge's features alone (both are cached)

@@ -6,11 +6,14 @@
 #     sh scripts/avlm_rebuild.sh RUNS          # e.g. /work/runs/avlm20; keep it outside the repository
 #
 # Each command uses one thread (OMP_NUM_THREADS=1), as the timings in the docs do. LIMIT sets the test
-# question clips each dialogue evaluation uses (default 160 of the 480).
+# question clips each dialogue evaluation uses (default 160 of the 480); SV the command (default speechvision),
+# PY the Python that has speechvision (default python), e.g. a frozen clone's:
+#     SV="env PYTHONPATH=CLONE/src .venv/bin/python -m speechvision" PY="env PYTHONPATH=CLONE/src .venv/bin/python"
 set -eu
 R=${1:?usage: sh scripts/avlm_rebuild.sh RUNS_FOLDER}
 LIMIT=${LIMIT:-160}
-SV="speechvision"
+SV=${SV:-speechvision}
+PY=${PY:-python}
 export OMP_NUM_THREADS=1
 mkdir -p "$R"
 . "$(dirname "$0")/steps.sh"  # step NAME OUTPUT COMMAND...
@@ -24,15 +27,15 @@ step speechlm "$R/speechlm/best.pt" $SV speechlm train --tokens "$R/tokens" --ou
   --layers 2 --steps 400 --eval-every 100
 step resynthesis "$R/eval-expressive/metrics.json" $SV speechlm evaluate --data "$R/spoken-emotion" \
   --tokens "$R/tokens" --vocoder "$R/vocoder" --lm "$R/speechlm" --out "$R/eval-expressive"
-step prosody "$R/prosody.txt" sh -c "python scripts/prosody_fidelity.py --tokens '$R/tokens' --vocoder '$R/vocoder' -n 240 > '$R/prosody.txt'"
+step prosody "$R/prosody.txt" sh -c "$PY scripts/prosody_fidelity.py --tokens '$R/tokens' --vocoder '$R/vocoder' -n 240 > '$R/prosody.txt'"
 for seed in 0 1 2; do
   for fusion in speech-only perceiver concat cross-attention; do
     run="$R/dialogue-$fusion-s$seed"
     step "dialogue $fusion s$seed" "$run/dialogue.pt" $SV avlm train --task dialogue --av "$R/av-emotion" \
-      --tokens "$R/tokens" --lm "$R/speechlm" --fusion "$fusion" --finetune-steps 400 --seed "$seed" --out "$run"
+      --tokens "$R/tokens" --lm "$R/speechlm" --fusion "$fusion" --finetune-steps 400 --seed "$seed" --out "$run" --no-progress
     step "evaluate $fusion s$seed" "$R/eval-dialogue-$fusion-s$seed/metrics.json" $SV avlm evaluate-dialogue \
       --model "$run/dialogue.pt" --av "$R/av-emotion" --tokens "$R/tokens" --vocoder "$R/vocoder" \
-      --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$seed" --out "$R/eval-dialogue-$fusion-s$seed"
+      --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$seed" --out "$R/eval-dialogue-$fusion-s$seed" --no-progress
   done
 done
 echo "== done: python scripts/dialogue_table.py NAME=$R/eval-dialogue-NAME-s0,... (docs/avlm.md)"

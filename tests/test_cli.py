@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -131,3 +132,28 @@ def test_every_declared_command_builds_its_help(capsys):
             build_parser().parse_args([*path, "--help"])
         assert exit_.value.code == 0, path
         assert f"usage: {' '.join(('speechvision', *path))} " in capsys.readouterr().out, path
+
+
+def test_no_progress_reaches_the_library_and_only_commands_with_bars_take_it(monkeypatch):
+    """``--no-progress`` is added by the declaration (``progress=True``) and reaches the library call; every
+    handler that reads it is declared so (else it would fail on ``args.no_progress``)."""
+    import inspect
+
+    from speechvision.avlm import dialogue
+    from speechvision.cli import build_parser
+    from speechvision.cli.common import COMMANDS
+
+    calls = []
+    monkeypatch.setattr(dialogue, "train_dialogue", lambda *a, **kw: calls.append(kw["progress"]) or Path("o"))
+    assert main(["avlm", "train", *AV, "--task", "dialogue", "--no-progress"]) == 0
+    assert main(["avlm", "train", *AV, "--task", "dialogue"]) == 0
+    assert calls == [False, True]
+    with pytest.raises(SystemExit) as exit_:  # recognition draws no bars
+        build_parser().parse_args(["avlm", "recognize", "--model", "m", "--tokens", "t", "--video", "v",
+                                   "--audio", "a", "--no-progress"])
+    assert exit_.value.code == 2
+    readers = {path for path, cmd in COMMANDS.items()
+               if cmd.handler is not None and any(call in inspect.getsource(cmd.handler)
+                                                  for call in ("shows_progress(args)", "schedule(args)"))}
+    assert {("pipeline",), ("train", "gan"), ("avlm", "evaluate-dialogue")} <= readers
+    assert all(COMMANDS[path].progress for path in readers), [p for p in readers if not COMMANDS[p].progress]

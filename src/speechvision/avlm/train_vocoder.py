@@ -139,13 +139,15 @@ def train_vocoder(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 30
 
 
 def train_vocoder_and_voice(tokenizer_dir: str | Path, out: str | Path, *, steps: int = 3000,
-                            voice_conditioned: bool = True, hidden: int = 256, choose_voice_n: int = 80) -> dict:
+                            voice_conditioned: bool = True, hidden: int = 256, choose_voice_n: int = 80,
+                            progress: bool = True) -> dict:
     """``speechvision speechlm vocoder``: train the envelope network (:func:`train_vocoder`) and, when it is
     voice-conditioned and ``choose_voice_n`` > 0, choose the voice of held-out speakers on ``choose_voice_n``
     validation utterances (:func:`choose_voice`). Returns ``{"vocoder": path, "choose_voice": result or None}``."""
     cfg = vocoder_config(tokenizer_dir, voice_conditioned=voice_conditioned, hidden=hidden)
-    path = train_vocoder(tokenizer_dir, out, steps=steps, config=cfg)
-    chosen = choose_voice(tokenizer_dir, out, limit=choose_voice_n) if cfg.speakers and choose_voice_n > 0 else None
+    path = train_vocoder(tokenizer_dir, out, steps=steps, config=cfg, progress=progress)
+    chosen = (choose_voice(tokenizer_dir, out, limit=choose_voice_n, progress=progress)
+              if cfg.speakers and choose_voice_n > 0 else None)
     return {"vocoder": str(path), "choose_voice": chosen}
 
 

@@ -25,6 +25,7 @@ from speechvision.cli.common import (
     print_json,
     probability,
     seed,
+    shows_progress,
     usage_error,
 )
 
@@ -42,14 +43,15 @@ def add_spoken_emotion_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
 
-@command("data", "spoken-emotion", arguments=add_spoken_emotion_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-emotion", progress=True, arguments=add_spoken_emotion_arguments, writes=Writes("place", BUILD_FORCE),
          help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
          example="--out data/spoken-emotion")
 def cmd_data_spoken_emotion(args) -> None:
     from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
     out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
-                                                            workers=args.workers, grammar=args.grammar), force=args.force)
+                                                            workers=args.workers, grammar=args.grammar), force=args.force,
+                               progress=shows_progress(args))
     meta, _ = load_corpus(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
 
@@ -62,14 +64,15 @@ def add_av_emotion_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
 
 
-@command("data", "av-emotion", arguments=add_av_emotion_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "av-emotion", progress=True, arguments=add_av_emotion_arguments, writes=Writes("place", BUILD_FORCE),
          help="SYNTHETIC audio-visual emotion set: spoken-emotion speech + synthetic face landmarks",
          example="--speech data/spoken-emotion --out data/av-emotion")
 def cmd_data_av_emotion(args) -> None:
     from speechvision.avlm.data.av_emotion import AVBuildConfig, build_av_emotion
 
     out = build_av_emotion(args.speech, args.out, AVBuildConfig(ambiguous_fraction=args.ambiguous_fraction,
-                                                                seed=args.seed), force=args.force)
+                                                                seed=args.seed), force=args.force,
+                           progress=shows_progress(args))
     meta = json.loads((out / "dataset.json").read_text())
     print(f"wrote {out}: " + ", ".join(f"{k} {v} ({meta['ambiguous'][k]} ambiguous)"
                                        for k, v in meta["splits"].items()) + " clips")
@@ -105,7 +108,7 @@ def add_tokenize_arguments(p) -> None:
                         "the fitting options above do not apply then")
 
 
-@command("speechlm", "tokenize", arguments=add_tokenize_arguments, writes=Writes(),
+@command("speechlm", "tokenize", progress=True, arguments=add_tokenize_arguments, writes=Writes(),
          help="fit the tokenizer on a corpus's train split and encode every utterance",
          example="--data data/spoken-emotion --out runs/tokens")
 def cmd_tokenize(args) -> None:
@@ -127,7 +130,7 @@ def cmd_tokenize(args) -> None:
         if changed:
             usage_error(f"--tokenizer {args.tokenizer}: the fitted tokenizer fixes {', '.join(changed)}; "
                         "give either")
-    print(f"wrote {tokenize_corpus(args.data, args.out, cfg, tokenizer=fitted)}")
+    print(f"wrote {tokenize_corpus(args.data, args.out, cfg, tokenizer=fitted, progress=shows_progress(args))}")
 
 
 def add_vocoder_arguments(p) -> None:
@@ -142,13 +145,14 @@ def add_vocoder_arguments(p) -> None:
                    help="after training, run `choose-voice` on this many validation utterances (default 80; 0 skips)")
 
 
-@command("speechlm", "vocoder", arguments=add_vocoder_arguments, writes=Writes(), help="train the unit vocoder (WORLD envelope network)")
+@command("speechlm", "vocoder", progress=True, arguments=add_vocoder_arguments, writes=Writes(), help="train the unit vocoder (WORLD envelope network)")
 def cmd_vocoder(args) -> None:
     """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
     from speechvision.avlm.train_vocoder import train_vocoder_and_voice
 
     result = train_vocoder_and_voice(args.tokens, args.out, steps=args.steps, voice_conditioned=args.voice_conditioned,
-                                     hidden=args.hidden, choose_voice_n=args.choose_voice_n)
+                                     hidden=args.hidden, choose_voice_n=args.choose_voice_n,
+                                     progress=shows_progress(args))
     print(f"wrote {result['vocoder']}")
     if result["choose_voice"] is not None:
         print(json.dumps(result["choose_voice"]))
@@ -161,14 +165,15 @@ def add_choose_voice_arguments(p) -> None:
     p.add_argument("-n", type=positive_int, default=24, help="utterances per voice (default 24)")
 
 
-@command("speechlm", "choose-voice", arguments=add_choose_voice_arguments,
+@command("speechlm", "choose-voice", progress=True, arguments=add_choose_voice_arguments,
          help="set the voice a voice-conditioned vocoder renders held-out speakers in: the train voice "
               "with the lowest validation WER",
          example="--tokens runs/tokens --vocoder runs/vocoder")
 def cmd_choose_voice(args) -> None:
     from speechvision.avlm.train_vocoder import choose_voice
 
-    print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n)))
+    print(json.dumps(choose_voice(args.tokens, args.vocoder, split=args.split, limit=args.n,
+                                  progress=shows_progress(args))))
 
 
 def add_train_speech_lm_arguments(p) -> None:
@@ -186,7 +191,7 @@ def add_train_speech_lm_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
-@command("speechlm", "train", arguments=add_train_speech_lm_arguments,
+@command("speechlm", "train", progress=True, arguments=add_train_speech_lm_arguments,
          writes=Writes("folder", "start a new run where --out holds files", resume=True),
          help="train the speech LM on the encoded train split",
          example="--tokens runs/tokens --out runs/speechlm")
@@ -196,7 +201,7 @@ def cmd_train_speech_lm(args) -> None:
 
     cfg = speech_lm_config(hidden_size=args.hidden, num_layers=args.layers, backbone=args.backbone)
     out = train_speech_lm(args.tokens, args.out, cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          resume=args.resume, eval_every=args.eval_every)
+                          resume=args.resume, eval_every=args.eval_every, progress=shows_progress(args))
     print(f"wrote {out}")
 
 
@@ -238,14 +243,14 @@ def add_evaluate_speech_arguments(p) -> None:
                    help="skip the resynthesis measures (WER, F0, DNSMOS, pitch control)")
 
 
-@command("speechlm", "evaluate", arguments=add_evaluate_speech_arguments, writes=Writes(),
+@command("speechlm", "evaluate", progress=True, arguments=add_evaluate_speech_arguments, writes=Writes(),
          help="resynthesis (WER, F0 corr, DNSMOS), pitch control, LM perplexity and emotion of "
               "continuations on the test split")
 def cmd_evaluate_speech(args) -> None:
     from speechvision.avlm.evaluate import evaluate_expressive
 
     print_json(evaluate_expressive(args.data, args.tokens, args.vocoder, args.lm, args.out, limit=args.limit,
-                                   resynthesis=not args.lm_only))
+                                   resynthesis=not args.lm_only, progress=shows_progress(args)))
 
 
 # ---- avlm: training, comparison, recognition and spoken replies -------------------------------------------
@@ -268,9 +273,10 @@ def add_avlm_run_arguments(p) -> None:
 
 
 def schedule(args) -> dict:
-    """The training schedule options shared by ``avlm train`` and ``avlm compare``, as keyword arguments."""
+    """The training schedule options shared by ``avlm train`` and ``avlm compare``, and whether they draw
+    progress bars, as keyword arguments."""
     return {"pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
-            "mask_ratio": args.mask_ratio, "batch_size": args.batch_size}
+            "mask_ratio": args.mask_ratio, "batch_size": args.batch_size, "progress": shows_progress(args)}
 
 
 def add_avlm_train_arguments(p) -> None:
@@ -287,7 +293,7 @@ def add_avlm_train_arguments(p) -> None:
                    help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
 
 
-@command("avlm", "train", arguments=add_avlm_train_arguments, writes=Writes(),
+@command("avlm", "train", progress=True, arguments=add_avlm_train_arguments, writes=Writes(),
          help="masked pre-training + emotion fine-tuning of one configuration",
          example="--av data/av-emotion --tokens runs/tokens --lm runs/speechlm --fusion perceiver --out runs/avlm")
 def cmd_avlm_train(args) -> None:
@@ -316,7 +322,7 @@ def add_avlm_compare_arguments(p) -> None:
     p.add_argument("--seeds", nargs="+", type=seed, default=[0, 1, 2])
 
 
-@command("avlm", "compare", arguments=add_avlm_compare_arguments, writes=Writes("place", None),
+@command("avlm", "compare", progress=True, arguments=add_avlm_compare_arguments, writes=Writes("place", None),
          help="every fusion x visual encoder over seeds, plus the shuffled-face control")
 def cmd_avlm_compare(args) -> None:
     from speechvision.avlm.train import compare_avlm, summary_table
@@ -376,12 +382,12 @@ def add_avlm_demo_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
 
 
-@command("avlm", "demo", arguments=add_avlm_demo_arguments, writes=Writes(names=("results.json",)),
+@command("avlm", "demo", progress=True, arguments=add_avlm_demo_arguments, writes=Writes(names=("results.json",)),
          help="the bundled AVLM (trained on SYNTHETIC data) on its bundled face clips: emotion and a spoken reply")
 def cmd_avlm_demo(args) -> None:
     from speechvision.avlm.demo import run_demo
 
-    r = run_demo(args.out, root=args.stack, seed=args.seed)
+    r = run_demo(args.out, root=args.stack, seed=args.seed, progress=shows_progress(args))
     print(f"AVLM demo, {r['label']}")
     for row in r["clips"]:
         probs = " ".join(f"{k} {v:.2f}" for k, v in row["probabilities"].items())
@@ -404,10 +410,11 @@ def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
 
 
-@command("avlm", "evaluate-dialogue", arguments=add_evaluate_dialogue_arguments, writes=Writes(),
+@command("avlm", "evaluate-dialogue", progress=True, arguments=add_evaluate_dialogue_arguments, writes=Writes(),
          help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
 def cmd_evaluate_dialogue(args) -> None:
     from speechvision.avlm.dialogue import evaluate_dialogue
 
     print_json(evaluate_dialogue(args.model, args.av, args.tokens, args.vocoder, args.speech, args.out,
-                                 force_emotion=args.force_emotion, limit=args.limit, seed=args.seed))
+                                 force_emotion=args.force_emotion, limit=args.limit, seed=args.seed,
+                                 progress=shows_progress(args)))

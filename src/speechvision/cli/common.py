@@ -63,6 +63,7 @@ class Command:
     order: tuple[str, ...] = ()  # the sub-commands in the order of ``--help`` (default: declaration order)
     parser_options: dict = field(default_factory=dict)
     writes: Writes | None = None  # what it writes, checked before it runs (:func:`check_writes`)
+    progress: bool = False  # whether it draws progress bars, and so takes ``--no-progress``
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,16 @@ COMMANDS: dict[tuple[str, ...], Command] = {}  # every declared command, by path
 
 def declare(*path: str, handler: Callable | None = None, arguments: Callable[[Parser], None] | None = None,
             dest: str | None = None, required: bool = True, order: tuple[str, ...] = (), example: str | None = None,
-            writes: Writes | None = None, **parser_options) -> None:
+            writes: Writes | None = None, progress: bool = False, **parser_options) -> None:
     """Declare the command ``speechvision <path>`` (see :class:`Command`); ``example``, the arguments of an
     example call, becomes its epilog ``example: speechvision <path> <example>``; ``writes`` (see
-    :class:`Writes`) adds ``--force`` and has its output checked before the handler runs."""
+    :class:`Writes`) adds ``--force`` and has its output checked before the handler runs; ``progress`` adds
+    ``--no-progress`` (read by :func:`shows_progress`)."""
     if path in COMMANDS:
         raise ValueError(f"speechvision {' '.join(path)}: declared twice")
     if example is not None:
         parser_options["epilog"] = f"example: speechvision {' '.join(path)} {example}"
-    COMMANDS[path] = Command(path, handler, arguments, dest, required, tuple(order), parser_options, writes)
+    COMMANDS[path] = Command(path, handler, arguments, dest, required, tuple(order), parser_options, writes, progress)
 
 
 def command(*path: str, **kwargs) -> Callable:
@@ -125,6 +127,8 @@ def add_arguments(parser: Parser, cmd: Command) -> None:
         cmd.arguments(parser)
     if cmd.writes is not None and cmd.writes.force is not None:
         parser.add_argument("--force", action="store_true", help=f"{cmd.writes.force_help} (default: refuse)")
+    if cmd.progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
     children = [c for c in COMMANDS.values() if c.path and c.path[:-1] == cmd.path]
     if not children:
         return
@@ -138,6 +142,11 @@ def add_arguments(parser: Parser, cmd: Command) -> None:
         p = sub.add_parser(child.path[-1], arguments=partial(add_arguments, cmd=child), **child.parser_options)
         if child.handler is not None:
             p.set_defaults(handler=child.handler, writes=child.writes)
+
+
+def shows_progress(args) -> bool:
+    """Whether a command declared with ``progress=True`` draws its progress bars (no ``--no-progress``)."""
+    return not args.no_progress
 
 
 # ---- argument types: each checks one option's value in the parser (a usage error, exit code 2) ----------

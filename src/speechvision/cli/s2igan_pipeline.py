@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speechvision.cli.common import Writes, add_config_options, command, non_negative_int, positive_int
+from speechvision.cli.common import (
+    Writes,
+    add_config_options,
+    command,
+    non_negative_int,
+    positive_int,
+    shows_progress,
+)
 
 
 def add_pipeline_arguments(p) -> None:
@@ -23,11 +30,10 @@ def add_pipeline_arguments(p) -> None:
                    help="folder with the four Fashion-MNIST idx .gz files (Debian: dataset-fashion-mnist)")
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed")
-    p.add_argument("--no-progress", action="store_true")
     add_config_options(p)
 
 
-@command("pipeline", arguments=add_pipeline_arguments, writes=Writes("place", None),
+@command("pipeline", progress=True, arguments=add_pipeline_arguments, writes=Writes("place", None),
          help="train everything: data, image features, SEN, GAN, judges, evaluation, bundle (resumable)",
          example="--out runs/sf --images 2000 --steps 3000")
 def cmd_pipeline(args) -> None:
@@ -38,5 +44,5 @@ def cmd_pipeline(args) -> None:
                            workers=args.workers, seed=args.seed, data=str(args.data) if args.data else None,
                            sen=str(args.sen) if args.sen else None,
                            judges=str(args.judges) if args.judges else None)
-    run_pipeline(args.out, opts, progress=not args.no_progress)
+    run_pipeline(args.out, opts, progress=shows_progress(args))
     print(summary_markdown(args.out), end="")

@@ -25,6 +25,7 @@ from speechvision.cli.common import (
     positive_int,
     print_json,
     seed,
+    shows_progress,
 )
 
 declare("train", dest="model", help="train a model")
@@ -48,11 +49,10 @@ def remove_earlier_run(out: Path, force: bool) -> None:
 
 
 def add_training_options(p) -> None:
-    """The last options of ``train sen`` and ``train gan``: resume, processes, progress bar and config."""
+    """The last options of ``train sen`` and ``train gan``: resume, processes and config."""
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: batch-norm statistics over the global batch (all processes)")
-    p.add_argument("--no-progress", action="store_true")
     add_config_options(p)
     p.set_defaults(preset=None)  # None: not given (a new run takes the default preset, a resume the run's own)
 
@@ -76,7 +76,7 @@ def add_train_sen_arguments(p) -> None:
     add_training_options(p)
 
 
-@command("train", "sen", arguments=add_train_sen_arguments, writes=RUN,
+@command("train", "sen", progress=True, arguments=add_train_sen_arguments, writes=RUN,
          help="speech embedding network (stage 1 of S2IGAN)",
          example="--data /tmp/sf --out runs/sen --set sen.epochs=5")
 def cmd_train_sen(args) -> None:
@@ -88,7 +88,7 @@ def cmd_train_sen(args) -> None:
     remove_earlier_run(args.out, args.force)
     try:
         train_sen(args.data, args.out, cfg, resume=args.resume, inception_weights=args.inception_weights,
-                  progress=not args.no_progress, sync_batchnorm=args.sync_bn, overrides=overrides)
+                  progress=shows_progress(args), sync_batchnorm=args.sync_bn, overrides=overrides)
     finally:
         shutdown()
 
@@ -114,7 +114,7 @@ def add_train_gan_arguments(p) -> None:
     add_training_options(p)
 
 
-@command("train", "gan", arguments=add_train_gan_arguments, writes=RUN,
+@command("train", "gan", progress=True, arguments=add_train_gan_arguments, writes=RUN,
          help="densely-stacked generator + discriminators + RS (stage 2 of S2IGAN)",
          example="--data /tmp/sf --sen runs/sen --out runs/gan")
 def cmd_train_gan(args) -> None:
@@ -140,7 +140,7 @@ def cmd_train_gan(args) -> None:
     remove_earlier_run(args.out, args.force)
     try:
         train_gan(args.data, args.sen, args.out, cfg, resume=args.resume, device=args.device,
-                  progress=not args.no_progress, inception_weights=args.inception_weights,
+                  progress=shows_progress(args), inception_weights=args.inception_weights,
                   max_minutes=args.max_minutes, sync_batchnorm=args.sync_bn, amp=args.amp,
                   channels_last=args.channels_last, compile_generator=args.compile, overrides=overrides)
     finally:
@@ -163,7 +163,6 @@ def add_train_distill_arguments(p) -> None:
                    help="clean speech only (default: the copies of `speechvision data speech-augment`)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run from its last checkpoint, with its own settings (--epochs may change)")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value of the teacher's config, e.g. --set data.speech_augment.copies=3")
 
@@ -172,7 +171,7 @@ DISTILL_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "
                    "seed": "seed"}  # argparse dest -> DistillConfig field
 
 
-@command("train", "distill", arguments=add_train_distill_arguments, writes=RUN,
+@command("train", "distill", progress=True, arguments=add_train_distill_arguments, writes=RUN,
          help="a robust speech encoder in a bundle's embedding space; writes OUT/bundle.pt with its generator",
          example="--data runs/i17/data --out runs/distill")
 def cmd_train_distill(args) -> None:
@@ -192,7 +191,7 @@ def cmd_train_distill(args) -> None:
     remove_earlier_run(args.out, args.force)
     dc = None if args.resume else DistillConfig(**given)
     print_json(distill_speech_encoder(args.data, args.out, args.teacher, dc, epochs=given.get("epochs"),
-                                      overrides=args.overrides, resume=args.resume, progress=not args.no_progress))
+                                      overrides=args.overrides, resume=args.resume, progress=shows_progress(args)))
 
 
 def add_train_classifier_arguments(p) -> None:
