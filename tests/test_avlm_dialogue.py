@@ -130,9 +130,14 @@ def test_tiny_dialogue_train_writes_a_loadable_checkpoint(tmp_path):
     for fusion in ("perceiver", "concat", "cross-attention"):
         train_dialogue(tmp_path / "av", tmp_path / "tokens", tmp_path / "lm", tmp_path / fusion,
                        AVLMConfig(fusion=fusion, heads=2), pretrain_steps=2, finetune_steps=3, batch_size=4,
-                       progress=False)
+                       eval_every=2, progress=False)
         log = [json.loads(x) for x in (tmp_path / fusion / "log.jsonl").read_text().splitlines()]
         assert log[-1]["step"] == 5 and "emotion_ce" in log[-1]
+        checks = [row for row in log if "val_lm" in row]  # every 2nd fine-tuning step and the last
+        assert [row["step"] for row in checks] == [4, 5]
+        kept = torch.load(tmp_path / fusion / "dialogue.pt", weights_only=True)
+        best = min(checks, key=lambda row: row["val_lm"])
+        assert (kept["step"], kept["val_lm"]) == (best["step"], best["val_lm"])  # selected on validation
         model = load_avlm(tmp_path / fusion / "dialogue.pt", V)
         assert model.config.fusion == fusion
         b = collate_dialogues(d[:1], V, with_response=False)

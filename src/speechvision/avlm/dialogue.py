@@ -94,22 +94,48 @@ def collate_dialogues(items: list[dict], vocab, *, with_response: bool = True) -
 
 def dialogue_loss(model: AVLM, batch: dict, vocab) -> tuple[torch.Tensor, dict]:
     """Next-token loss on the emotion token and the response, plus the 4-way emotion cross-entropy at the
-    emotion position. Returns (loss, parts)."""
+    emotion position. Returns (loss, parts): ``lm``, ``emotion_ce`` and ``emotion_accuracy`` (of the argmax
+    over the four emotion tokens), batch means."""
     out = model(batch["ids"], batch["attention_mask"], batch["visual"], batch["visual_mask"], labels=batch["labels"])
     emo = torch.tensor(emotion_token_ids(vocab))
     labels = out["labels"]
     pos = (labels[:, 1:][..., None] == emo).any(-1).float().argmax(1)  # logits position predicting the emotion
     logits4 = out["logits"][torch.arange(len(pos)), pos][:, emo]
     emotion_ce = F.cross_entropy(logits4.float(), batch["emotion"])
-    return out["loss"] + emotion_ce, {"lm": out["loss"].item(), "emotion_ce": emotion_ce.item()}
+    accuracy = (logits4.argmax(-1) == batch["emotion"]).float().mean()
+    return out["loss"] + emotion_ce, {"lm": out["loss"].item(), "emotion_ce": emotion_ce.item(),
+                                      "emotion_accuracy": accuracy.item()}
+
+
+@torch.no_grad()
+def validation_loss(model: AVLM, dialogues: list[dict], vocab, batch_size: int = 16) -> dict:
+    """The dialogue loss's parts on every item of ``dialogues`` (teacher-forced, no sampling), averaged over
+    items: ``val_lm`` (the reply's next-token loss), ``val_emotion_ce`` and ``val_emotion_accuracy`` (of the
+    emotion position's argmax over the four emotion tokens)."""
+    model.eval()
+    sums = {"lm": 0.0, "emotion_ce": 0.0, "emotion_accuracy": 0.0}
+    for s in range(0, len(dialogues), batch_size):
+        items = dialogues[s:s + batch_size]
+        _, parts = dialogue_loss(model, collate_dialogues(items, vocab), vocab)
+        for k in sums:
+            sums[k] += parts[k] * len(items)
+    return {f"val_{k}": round(v / len(dialogues), 4) for k, v in sums.items()}
 
 
 def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretrain_steps: int = 150,
                    finetune_steps: int = 400, batch_size: int = 16, lr: float = 3e-4, visual_lr: float = 1e-3,
-                   mask_ratio: float = 0.3, seed: int = 0, progress: bool = True) -> Path:
+                   mask_ratio: float = 0.3, seed: int = 0, eval_every: int = 100, progress: bool = True) -> Path:
     """Masked pre-training on all train clips, then dialogue fine-tuning with class-balanced batches of
-    question clips. Writes ``dialogue.pt`` (an AVLM checkpoint with ``task: dialogue``), ``config.json`` and
-    an append-only ``log.jsonl``."""
+    question clips. Every ``eval_every`` fine-tuning steps and at the end, the loss on the validation
+    question clips (held-out speakers; :func:`validation_loss`) is logged, and ``dialogue.pt`` (an AVLM
+    checkpoint with ``task: dialogue``) is written when its reply loss ``val_lm`` is the lowest so far: the
+    model is selected on validation, never on test. Without validation question clips, the last step is kept.
+    Also writes ``config.json`` and an append-only ``log.jsonl``.
+
+    Raises:
+        AVLMError: no train question clips.
+        ValueError: ``eval_every`` < 1.
+    """
     from tqdm import tqdm
 
     from speechvision.avlm.lm import load_lm_checkpoint
@@ -120,6 +146,9 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
     dialogues = load_dialogues(av_dir, tokens_dir, "train", config.visual_encoder, config.crop_size_px, clips)
     if not dialogues:
         raise AVLMError(f"{av_dir}: no train question clips")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    val = load_dialogues(av_dir, tokens_dir, "val", config.visual_encoder, config.crop_size_px)
     torch.manual_seed(seed)
     model = build_avlm(lm_dir, vocab, config)
     opt, base_lrs = make_optimizer(model, lr, visual_lr)
@@ -128,12 +157,16 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
     (out / "config.json").write_text(json.dumps({"task": "dialogue", "avlm": asdict(config), "pretrain_steps": pretrain_steps,
                                                  "finetune_steps": finetune_steps, "batch_size": batch_size, "lr": lr,
                                                  "visual_lr": visual_lr, "mask_ratio": mask_ratio, "seed": seed,
+                                                 "eval_every": eval_every, "selection": "lowest val_lm"
+                                                 if val else "last step",
                                                  "av": str(Path(av_dir).resolve()), "tokens": str(Path(tokens_dir).resolve()),
                                                  "lm": str(Path(lm_dir).resolve())}, indent=2))
     by_class = [np.flatnonzero([d["emotion"] == k for d in dialogues]) for k in range(len(EMOTIONS))]
     total = pretrain_steps + finetune_steps
     gen = torch.Generator().manual_seed(seed)
     log = open(out / "log.jsonl", "a")
+    lm_config = load_lm_checkpoint(lm_dir)["config"]
+    best = float("inf")
     t0 = time.time()
     for step in tqdm(range(1, total + 1), desc=f"dialogue {config.fusion}", disable=not progress):
         rng = np.random.default_rng(seed * 1_000_003 + step)
@@ -152,13 +185,18 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0 or step == total:
+        tuned = step - pretrain_steps
+        checked = tuned > 0 and (tuned % eval_every == 0 or step == total)
+        scores = validation_loss(model, val, vocab, batch_size) if checked and val else {}
+        if step % 50 == 0 or step == total or scores:
             log.write(json.dumps({"step": step, "phase": "pretrain" if step <= pretrain_steps else "dialogue",
-                                  **{k: round(v, 4) for k, v in parts.items()},
+                                  **{k: round(v, 4) for k, v in parts.items()}, **scores,
                                   "seconds": round(time.time() - t0, 1)}) + "\n")
             log.flush()
+        if (scores and scores["val_lm"] < best) or (not val and step == total):
+            best = scores.get("val_lm", best)
+            save_avlm(out / "dialogue.pt", model.eval(), lm_config, {"step": step, "task": "dialogue", **scores})
     log.close()
-    save_avlm(out / "dialogue.pt", model.eval(), load_lm_checkpoint(lm_dir)["config"], {"step": total, "task": "dialogue"})
     return out
 
 

@@ -291,6 +291,9 @@ def add_avlm_train_arguments(p) -> None:
     p.add_argument("--shuffle-faces", action="store_true", help="the control: every clip gets another clip's face")
     p.add_argument("--task", default="emotion", choices=("emotion", "dialogue"),
                    help="emotion: recognition head (avlm.pt); dialogue: emotion token + spoken reply (dialogue.pt)")
+    p.add_argument("--eval-every", type=positive_int, default=None,
+                   help="--task dialogue: fine-tuning steps between validation checks; dialogue.pt is the step "
+                        "with the lowest validation reply loss (default 100)")
 
 
 @command("avlm", "train", progress=True, arguments=add_avlm_train_arguments, writes=Writes(),
@@ -300,10 +303,13 @@ def cmd_avlm_train(args) -> None:
     from speechvision.avlm.model import AVLMConfig
 
     cfg = AVLMConfig(fusion=args.fusion, visual_encoder=args.visual_encoder)
+    if args.eval_every is not None and args.task != "dialogue":
+        usage_error("--eval-every: only --task dialogue checks validation during training")
     if args.task == "dialogue":
         from speechvision.avlm.dialogue import train_dialogue
 
-        out = train_dialogue(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed, **schedule(args))
+        every = {} if args.eval_every is None else {"eval_every": args.eval_every}
+        out = train_dialogue(args.av, args.tokens, args.lm, args.out, cfg, seed=args.seed, **every, **schedule(args))
         print(f"wrote {out / 'dialogue.pt'}")
         return
     from speechvision.avlm.train import train_avlm
