@@ -2,7 +2,8 @@
 the reference reply's content words (who, what, which verb, when, where; ``content_words`` of the answering
 grammar, which the question and its reference reply share) that the offline Whisper hears in each reply, and the
 share of replies heard as an answer ("yes ..."), beside the same for the reference reply's resynthesis and real
-recording (the ceilings). Mean ± 95 % t-interval over the folders of a row.
+recording (the ceilings). Mean ± 95 % t-interval over the folders of a row. Read from replies.jsonl, so it also
+serves evaluations made before `evaluate-dialogue` wrote ``content_recall`` and ``answer_share`` itself.
 
     python scripts/reply_content.py perceiver=RUNS/eval-dialogue-perceiver-s0,RUNS/eval-dialogue-perceiver-s1 ...
 """
@@ -13,21 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.avlm.data.spoken_emotion import content_words
+from speechvision.avlm.data.spoken_emotion import content_recall
 from speechvision.avlm.train import t_interval
-
-
-def recall(reference: str, heard: str) -> float:
-    """Share of ``reference``'s content words that are in ``heard`` (1.0 when it has none)."""
-    want = content_words(reference)
-    return len(want & content_words(heard)) / len(want) if want else 1.0
 
 
 def measures(folder: Path) -> dict[str, float]:
     rows = [json.loads(x) for x in (folder / "replies.jsonl").read_text().splitlines() if x.strip()]
     out = {}
     for name in ("reply", "resynth", "real"):
-        out[f"{name}_recall"] = float(np.mean([recall(r["reference"], r[f"{name}_text"]) for r in rows]))
+        out[f"{name}_recall"] = float(np.mean([content_recall(r["reference"], r[f"{name}_text"]) for r in rows]))
         out[f"{name}_answer"] = float(np.mean([r[f"{name}_text"].strip().lower().startswith("yes") for r in rows]))
     return out
 

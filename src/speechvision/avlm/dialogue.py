@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from speechvision.avlm.data.av_emotion import load_av_emotion
-from speechvision.avlm.data.spoken_emotion import EMOTIONS
+from speechvision.avlm.data.spoken_emotion import EMOTIONS, content_recall
 from speechvision.avlm.model import (
     AVLM,
     AVLMConfig,
@@ -209,7 +209,9 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     reply counts when the judge hears the target emotion; ``EmotionJudge`` raw and speaker-normalised, the
     latter with the response voice's resynthesised test utterances as reference), overall and on
     ambiguous-audio clips; WER of the
-    replies against the reference response texts; DNSMOS. Reference rows give the same judge, WER and
+    replies against the reference response texts; ``content_recall``, the share of the reference reply's content
+    words heard in the reply (the question's who, what, verb, when, where: does the reply answer it?), and
+    ``answer_share``, the share heard as an answer ("yes ..."); DNSMOS. Reference rows give the same judge, WER and
     DNSMOS on the real reference responses and on their resynthesis (encode, decode), the ceilings a
     generated reply can reach through this vocoder; they are measured once per tokens and vocoder and
     cached (:mod:`speechvision.avlm.references`).
@@ -273,6 +275,8 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
                 "emotion_accuracy_speaker_normalised": float(np.mean([r[f"{name}_judge_norm"] == r["target"]
                                                                       for r in subset])),
                 "wer": word_error_rate([r["reference"] for r in subset], [r[f"{name}_text"] for r in subset]),
+                "content_recall": float(np.mean([content_recall(r["reference"], r[f"{name}_text"]) for r in subset])),
+                "answer_share": float(np.mean([r[f"{name}_text"].strip().lower().startswith("yes") for r in subset])),
                 "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(subset)}
 
     amb = [r for r in rows if r["ambiguous"]]

@@ -186,6 +186,13 @@ def content_words(text: str) -> set[str]:
     return {_BASE_FORM.get(w, w) for w in words - FUNCTION_WORDS if w}
 
 
+def content_recall(reference: str, heard: str) -> float:
+    """Share of ``reference``'s :func:`content_words` that are in ``heard`` (1.0 when it has none): how much
+    of a reference reply a transcribed reply carries."""
+    want = content_words(reference)
+    return len(want & content_words(heard)) / len(want) if want else 1.0
+
+
 @dataclass
 class EmotionBuildConfig:
     dialogues: int = 800
