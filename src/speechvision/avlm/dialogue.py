@@ -127,10 +127,11 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
                    mask_ratio: float = 0.3, seed: int = 0, eval_every: int = 100, progress: bool = True) -> Path:
     """Masked pre-training on all train clips, then dialogue fine-tuning with class-balanced batches of
     question clips. Every ``eval_every`` fine-tuning steps and at the end, the loss on the validation
-    question clips (held-out speakers; :func:`validation_loss`) is logged, and ``dialogue.pt`` (an AVLM
-    checkpoint with ``task: dialogue``) is written when its reply loss ``val_lm`` is the lowest so far: the
-    model is selected on validation, never on test. Without validation question clips, the last step is kept.
-    Also writes ``config.json`` and an append-only ``log.jsonl``.
+    question clips (held-out speakers; :func:`validation_loss`) is logged, and the weights of the check with
+    the lowest reply loss ``val_lm`` are kept: the model is selected on validation, never on test. Without
+    validation question clips, the last step is kept. At the end writes them as ``dialogue.pt`` (an AVLM
+    checkpoint with ``task: dialogue``, the kept ``step`` and its validation scores); also ``config.json`` and
+    an append-only ``log.jsonl``.
 
     Raises:
         AVLMError: no train question clips.
@@ -195,8 +196,11 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
             log.flush()
         if (scores and scores["val_lm"] < best) or (not val and step == total):
             best = scores.get("val_lm", best)
-            save_avlm(out / "dialogue.pt", model.eval(), lm_config, {"step": step, "task": "dialogue", **scores})
+            kept = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()}, "step": step, **scores}
     log.close()
+    model.load_state_dict(kept.pop("state"))
+    # written once, at the end: a killed run leaves no dialogue.pt that a recipe would take as finished
+    save_avlm(out / "dialogue.pt", model.eval(), lm_config, {"task": "dialogue", **kept})
     return out
 
 
