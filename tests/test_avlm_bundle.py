@@ -158,3 +158,14 @@ def test_dialogue_evaluation_measures_references_once_and_reuses_them(tmp_path, 
         heard = [content_recall(r["reference"], r[f"{name}_text"]) for r in rows]
         assert first[block]["content_recall"] == pytest.approx(sum(heard) / len(heard))
         assert 0 <= first[block]["answer_share"] <= 1
+    # the validation split, for choices: its own clips and its own reference cache, the test cache untouched
+    from speechvision.avlm.dialogue import load_dialogues
+
+    test_cache = reference_cache_path(tokens, vocoder).read_text()
+    val = evaluate_dialogue(dialogue, tmp_path / "av", tokens, vocoder, tmp_path / "speech", tmp_path / "e3",
+                            limit=1, split="val", temperature=0.5, progress=False)
+    assert (val["split"], val["temperature"], val["replies"]["n"]) == ("val", 0.5, 1)
+    replied = json.loads((tmp_path / "e3" / "replies.jsonl").read_text().splitlines()[0])["id"]
+    assert replied == load_dialogues(tmp_path / "av", tokens, "val", "landmark-conv")[0]["id"]
+    assert reference_cache_path(tokens, vocoder, "val").is_file()
+    assert reference_cache_path(tokens, vocoder).read_text() == test_cache

@@ -9,7 +9,7 @@ four emotion tokens at the emotion position (so the one recognition token is not
 tokens). In clips with ambiguous audio the question is spoken neutrally while the face and the target
 response carry the emotion, so the face must set the reply's emotion.
 
-Evaluation (``evaluate_dialogue``): for each test question clip the model predicts the emotion (argmax over
+Evaluation (``evaluate_dialogue``): for each test (or, for choices, validation) question clip the model predicts the emotion (argmax over
 the four emotion tokens) or is given the true one (``force_emotion``), samples a response (speech tokens
 only), and the unit vocoder speaks it in the response voice. Generated replies are judged by the speech
 emotion classifier trained on the corpus's real recordings (``expressive_eval.train_judge``), transcribed
@@ -205,13 +205,16 @@ def train_dialogue(av_dir, tokens_dir, lm_dir, out, config: AVLMConfig, *, pretr
 
 
 def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, out, *, force_emotion: bool = False,
-                      limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
-    """Generate a reply to every test question clip and measure it; writes ``metrics.json``,
-    ``replies.jsonl`` and a few wavs under ``samples/``.
+                      limit: int | None = None, seed: int = 0, split: str = "test", temperature: float = 0.8,
+                      progress: bool = True) -> dict:
+    """Generate a reply to every question clip of ``split`` (the first ``limit``) and measure it; writes
+    ``metrics.json``, ``replies.jsonl`` and a few wavs under ``samples/``. ``split="val"`` is for choices
+    (a schedule, a decoding setting), test for the reported numbers. Replies are sampled at ``temperature``
+    with top-p 0.95 and the seed ``seed`` + the clip's position.
 
     Metrics: recognition accuracy of the emotion token; reply emotion accuracy by the judge (a generated
     reply counts when the judge hears the target emotion; ``EmotionJudge`` raw and speaker-normalised, the
-    latter with the response voice's resynthesised test utterances as reference), overall and on
+    latter with the response voice's resynthesised utterances of the split as reference), overall and on
     ambiguous-audio clips; WER of the
     replies against the reference response texts; ``content_recall``, the share of the reference reply's content
     words heard in the reply (the question's who, what, verb, when, where: does the reply answer it?), and
@@ -230,7 +233,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         transcribe,
         word_error_rate,
     )
-    from speechvision.avlm.references import test_references, voice_feature_sets
+    from speechvision.avlm.references import split_references, voice_feature_sets
     from speechvision.avlm.vocoder import UnitVocoder
     from speechvision.core.tts import write_wav_atomic
 
@@ -239,14 +242,16 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     speaker = UnitVocoder.load(tokens_dir, vocoder_dir)
     vocab, rate = speaker.tok.vocab, speaker.tok.config.sample_rate_hz
     model = load_avlm(model_path, vocab)
-    items = load_dialogues(av_dir, tokens_dir, "test", model.config.visual_encoder, model.config.crop_size_px)
+    items = load_dialogues(av_dir, tokens_dir, split, model.config.visual_encoder, model.config.crop_size_px)
     items = items[:limit] if limit else items
+    if not items:
+        raise AVLMError(f"{av_dir}: no {split} question clips")
     judge = train_judge(speech_dir, rate, progress=progress)
-    # the test utterances, real and resynthesised, measured once per tokens + vocoder (cached): the judge's
+    # the split's utterances, real and resynthesised, measured once per tokens + vocoder (cached): the judge's
     # per-voice references (features of all of them) and the reply ceilings (transcripts and DNSMOS of the
     # responses these items are scored against)
-    refs = test_references(tokens_dir, vocoder_dir, speaker, measure_ids={it["response_id"] for it in items},
-                           progress=progress)
+    refs = split_references(tokens_dir, vocoder_dir, speaker, measure_ids={it["response_id"] for it in items},
+                            split=split, progress=progress)
     voice_sets = {d: voice_feature_sets(refs, d) for d in ("real", "resynth")}
     rows = []
     for n, it in enumerate(tqdm(items, desc="replies", unit="clip", disable=not progress)):
@@ -254,7 +259,8 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         probs = predict_emotion(model, vocab, it["question"], b["visual"], b["visual_mask"])
         target = EMOTIONS[it["emotion"]]
         emotion = target if force_emotion else EMOTIONS[int(probs.argmax())]
-        toks = sample_response(model, vocab, it["question"], emotion, b["visual"], b["visual_mask"], seed=seed + n)
+        toks = sample_response(model, vocab, it["question"], emotion, b["visual"], b["visual_mask"], seed=seed + n,
+                               temperature=temperature)
         has_unit = any(vocab.kind(t) == "unit" for t in toks)
         wave = speaker.decode(toks, it["response_voice"]) if has_unit else np.zeros(rate // 10, np.float32)
         row = {"id": it["id"], "target": target, "predicted": EMOTIONS[int(probs.argmax())], "used": emotion,
@@ -286,6 +292,7 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
     amb = [r for r in rows if r["ambiguous"]]
     metrics = {"model": str(Path(model_path).resolve()), "fusion": model.config.fusion,
                "visual_encoder": model.config.visual_encoder, "force_emotion": force_emotion, "seed": seed,
+               "split": split, "temperature": temperature,
                "recognition": classification_report([r["target"] for r in rows], [r["predicted"] for r in rows]),
                "recognition_ambiguous": classification_report([r["target"] for r in amb], [r["predicted"] for r in amb])
                if amb else None,

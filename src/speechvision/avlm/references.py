@@ -1,5 +1,5 @@
-"""What the dialogue evaluation measures on the test split's reference utterances, once per tokens and
-vocoder: each utterance's real recording and its resynthesis (encode -> vocoder) with their judge features,
+"""What the dialogue evaluation measures on a split's reference utterances (the test split; the validation
+split when a decoding or model choice is made), once per tokens and vocoder: each utterance's real recording and its resynthesis (encode -> vocoder) with their judge features,
 offline-Whisper transcripts and DNSMOS. None of it depends on the dialogue model, so every fusion and seed
 reads the same cached numbers (the reference ceilings are then identical across runs, and an evaluation
 costs only its own replies).
@@ -9,7 +9,7 @@ resynthesis and openSMILE); the transcripts and DNSMOS (the offline Whisper and 
 the cost) are measured only for the utterances an evaluation scores, so ``avlm evaluate-dialogue --limit N``
 pays for N references, not for the whole split.
 
-The cache is ``<vocoder>/test-references-<key>.jsonl``, one JSON line per utterance (a later line for the
+The cache is ``<vocoder>/<split>-references-<key>.jsonl``, one JSON line per utterance (a later line for the
 same utterance, with its transcripts added, replaces an earlier one), keyed by the tokens' ``encoded.jsonl``
 and the vocoder checkpoint (their paths, sizes and times); a killed build resumes.
 """
@@ -24,41 +24,43 @@ import numpy as np
 DOMAINS = ("real", "resynth")
 
 
-def reference_cache_path(tokens_dir: str | Path, vocoder_dir: str | Path) -> Path:
+def reference_cache_path(tokens_dir: str | Path, vocoder_dir: str | Path, split: str = "test") -> Path:
     from speechvision.data.cache import content_key
 
     files = [Path(tokens_dir) / "encoded.jsonl", Path(vocoder_dir) / "vocoder.pt"]
-    return Path(vocoder_dir) / f"test-references-{content_key(files, {'kind': 'test-references', 'version': 1})}.jsonl"
+    key = content_key(files, {"kind": f"{split}-references", "version": 1})
+    return Path(vocoder_dir) / f"{split}-references-{key}.jsonl"
 
 
-def test_references(tokens_dir, vocoder_dir, speaker, *, measure_ids=None, progress: bool = True) -> dict[str, dict]:
+def split_references(tokens_dir, vocoder_dir, speaker, *, measure_ids=None, split: str = "test",
+                    progress: bool = True) -> dict[str, dict]:
     """utterance id -> {"voice", "real": {...}, "resynth": {...}}, each domain holding ``feats`` (88,) eGeMAPS
     functionals (np.ndarray) and, for the utterances in ``measure_ids``, ``text`` (Whisper transcript) and
-    ``dnsmos`` (overall MOS, None under 0.5 s).
+    ``dnsmos`` (overall MOS, None under 0.5 s), for every utterance of ``split`` (default test).
 
     Args:
         speaker: the ``UnitVocoder`` of ``tokens_dir`` and ``vocoder_dir`` (it makes the resynthesis).
-        measure_ids: the test utterances to transcribe and score with DNSMOS (default: all of them).
+        measure_ids: the utterances to transcribe and score with DNSMOS (default: all of the split's).
     Raises:
-        KeyError: an id of ``measure_ids`` is not a test utterance of ``tokens_dir``.
+        KeyError: an id of ``measure_ids`` is not an utterance of ``split`` in ``tokens_dir``.
     """
     from tqdm import tqdm
 
     from speechvision.avlm.corpus import load_encoded, read_wave
     from speechvision.avlm.judges import dnsmos, emotion_features, transcribe
 
-    path = reference_cache_path(tokens_dir, vocoder_dir)
+    path = reference_cache_path(tokens_dir, vocoder_dir, split)
     done = _read_cache(path)
     rate = speaker.tok.config.sample_rate_hz
-    rows = load_encoded(tokens_dir, "test")
+    rows = load_encoded(tokens_dir, split)
     by_id = {r["id"]: r for r in rows}
     measure = set(by_id) if measure_ids is None else set(measure_ids)
     missing = sorted(measure - set(by_id))
     if missing:
-        raise KeyError(f"{missing[0]}: not a test utterance of {Path(tokens_dir) / 'encoded.jsonl'}")
+        raise KeyError(f"{missing[0]}: not a {split} utterance of {Path(tokens_dir) / 'encoded.jsonl'}")
     todo = [r for r in rows if r["id"] not in done or (r["id"] in measure and "text" not in done[r["id"]]["real"])]
     with open(path, "a") as f:
-        for r in tqdm(todo, desc="test references", unit="utt", disable=not progress):
+        for r in tqdm(todo, desc=f"{split} references", unit="utt", disable=not progress):
             waves = {"real": read_wave(r["audio"], rate), "resynth": speaker.decode(r["tokens"], r["speaker"])}
             row = {"id": r["id"], "voice": r["speaker"]}
             for d, w in waves.items():

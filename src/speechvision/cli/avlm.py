@@ -412,15 +412,18 @@ def add_evaluate_dialogue_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--force-emotion", action="store_true",
                    help="reply in the true emotion instead of the predicted one")
-    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--limit", type=positive_int, help="the first N question clips of the split (default: all)")
     p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test (default): the reported numbers; val: for choosing a schedule or decoding setting")
+    p.add_argument("--temperature", type=positive_float, default=0.8, help="reply sampling temperature (default 0.8)")
 
 
 @command("avlm", "evaluate-dialogue", progress=True, arguments=add_evaluate_dialogue_arguments, writes=Writes(),
-         help="replies to every test question clip: judge emotion accuracy, WER, DNSMOS")
+         help="replies to every test (or val) question clip: judge emotion accuracy, WER, content words, DNSMOS")
 def cmd_evaluate_dialogue(args) -> None:
     from speechvision.avlm.dialogue import evaluate_dialogue
 
     print_json(evaluate_dialogue(args.model, args.av, args.tokens, args.vocoder, args.speech, args.out,
                                  force_emotion=args.force_emotion, limit=args.limit, seed=args.seed,
-                                 progress=shows_progress(args)))
+                                 split=args.split, temperature=args.temperature, progress=shows_progress(args)))
