@@ -4,16 +4,21 @@
 # Every variant shares the full run's dataset (and its feature caches) and attribute judges; the GAN-only
 # variants also share its SEN, so they cost only their GAN and evaluation. Rerun to resume.
 #
-#     sh scripts/ablations.sh FULL_RUN OUT [STEPS]
+#     sh scripts/ablations.sh FULL_RUN OUT [STEPS [OPTION...]]
 #
 # FULL_RUN is a finished `speechvision pipeline --out FULL_RUN --steps STEPS` (the full model, seed 0);
-# STEPS must be its GAN iterations (default 10000). Run one variant at a time on a 2-core machine.
+# STEPS must be its GAN iterations (default 10000), and the OPTIONs after it are the full run's own `--set`
+# overrides, which every variant repeats (e.g. --set gan.generator.embedding_scale=8). Run one variant at a
+# time on a 2-core machine. SV sets the command (default speechvision).
 set -eu
-FULL=${1:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS]}
-OUT=${2:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS]}
+FULL=${1:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS [OPTION...]]}
+OUT=${2:?usage: sh scripts/ablations.sh FULL_RUN OUT [STEPS [OPTION...]]}
 STEPS=${3:-10000}
+shift $(( $# < 3 ? $# : 3 ))
+FULL_OPTIONS="$*"
+SV=${SV:-speechvision}
 SHARED="--data $FULL/data --judges $FULL/judges --steps $STEPS --no-progress"
-run() { name=$1; shift; echo "== $name"; speechvision pipeline --out "$OUT/$name" $SHARED "$@" > "$OUT/$name.log" 2>&1; }
+run() { name=$1; shift; echo "== $name"; $SV pipeline --out "$OUT/$name" $SHARED $FULL_OPTIONS "$@" > "$OUT/$name.log" 2>&1; }
 mkdir -p "$OUT"
 run no-dense --sen "$FULL/sen" --set gan.generator.dense=false
 run no-rs --sen "$FULL/sen" --set gan.rs=false
