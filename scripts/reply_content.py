@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvision.avlm.data.spoken_emotion import content_recall
+from speechvision.avlm.data.spoken_emotion import content_recall, heard_as_answer
 from speechvision.avlm.train import t_interval
 
 
@@ -23,7 +23,7 @@ def measures(folder: Path) -> dict[str, float]:
     out = {}
     for name in ("reply", "resynth", "real"):
         out[f"{name}_recall"] = float(np.mean([content_recall(r["reference"], r[f"{name}_text"]) for r in rows]))
-        out[f"{name}_answer"] = float(np.mean([r[f"{name}_text"].strip().lower().startswith("yes") for r in rows]))
+        out[f"{name}_answer"] = float(np.mean([heard_as_answer(r[f"{name}_text"]) for r in rows]))
     return out
 
 

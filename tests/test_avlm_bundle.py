@@ -151,13 +151,15 @@ def test_dialogue_evaluation_measures_references_once_and_reuses_them(tmp_path, 
     assert second["reference_real"] == first["reference_real"]
     assert second["reference_resynth"] == first["reference_resynth"]
     assert first["replies"]["n"] == 2 and 0 <= first["replies"]["wer"]
-    from speechvision.avlm.data.spoken_emotion import content_recall
+    from speechvision.avlm.data.spoken_emotion import content_recall, heard_as_answer
 
     rows = [json.loads(x) for x in (tmp_path / "e1" / "replies.jsonl").read_text().splitlines()]
     for block, name in (("replies", "reply"), ("reference_real", "real"), ("reference_resynth", "resynth")):
         heard = [content_recall(r["reference"], r[f"{name}_text"]) for r in rows]
         assert first[block]["content_recall"] == pytest.approx(sum(heard) / len(heard))
         assert 0 <= first[block]["answer_share"] <= 1
+        answers = [heard_as_answer(r[f"{name}_text"]) for r in rows]
+        assert first[block]["answer_share"] == pytest.approx(sum(answers) / len(answers))
     # the validation split, for choices: its own clips and its own reference cache, the test cache untouched
     from speechvision.avlm.dialogue import load_dialogues
 

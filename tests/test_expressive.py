@@ -237,9 +237,10 @@ def test_corpus_plan_splits_by_dialogue_with_held_out_test_voices():
 def test_answering_grammar_replies_reuse_the_question_content_words():
     """Issue 20: every reply answers its question with the question's content words (verb forms aside), the
     same question always gets the same reply, and the v1 grammar is still there for old corpora."""
-    from speechvision.avlm.data.spoken_emotion import EmotionCorpusError, content_words
+    from speechvision.avlm.data.spoken_emotion import EmotionCorpusError, content_words, heard_as_answer
 
     assert content_words("Did Maria sell the car last night?") == {"maria", "sell", "car", "night"}
+    assert heard_as_answer(" yes, Maria sold the car.") and not heard_as_answer("Maria said yes.")
     rows = plan(EmotionBuildConfig(dialogues=300))
     text = {(r["dialogue"], r["role"]): r["text"] for r in rows}
     replies = {}

@@ -9,11 +9,12 @@ four emotion tokens at the emotion position (so the one recognition token is not
 tokens). In clips with ambiguous audio the question is spoken neutrally while the face and the target
 response carry the emotion, so the face must set the reply's emotion.
 
-Evaluation (``evaluate_dialogue``): for each test (or, for choices, validation) question clip the model predicts the emotion (argmax over
-the four emotion tokens) or is given the true one (``force_emotion``), samples a response (speech tokens
-only), and the unit vocoder speaks it in the response voice. Generated replies are judged by the speech
-emotion classifier trained on the corpus's real recordings (``expressive_eval.train_judge``), transcribed
-by the offline Whisper (WER against the reference response text) and scored by DNSMOS.
+Evaluation (``evaluate_dialogue``): for each test (or, for choices, validation) question clip the model
+predicts the emotion (argmax over the four emotion tokens) or is given the true one (``force_emotion``),
+samples a response (speech tokens only), and the unit vocoder speaks it in the response voice. Generated
+replies are judged by the speech emotion classifier trained on the corpus's real recordings
+(``expressive_eval.train_judge``), transcribed by the offline Whisper (WER against the reference response
+text) and scored by DNSMOS.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from speechvision.avlm.data.av_emotion import load_av_emotion
-from speechvision.avlm.data.spoken_emotion import EMOTIONS, content_recall
+from speechvision.avlm.data.spoken_emotion import EMOTIONS, content_recall, heard_as_answer
 from speechvision.avlm.model import (
     AVLM,
     AVLMConfig,
@@ -285,8 +286,9 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
                 "emotion_accuracy_speaker_normalised": float(np.mean([r[f"{name}_judge_norm"] == r["target"]
                                                                       for r in subset])),
                 "wer": word_error_rate([r["reference"] for r in subset], [r[f"{name}_text"] for r in subset]),
-                "content_recall": float(np.mean([content_recall(r["reference"], r[f"{name}_text"]) for r in subset])),
-                "answer_share": float(np.mean([r[f"{name}_text"].strip().lower().startswith("yes") for r in subset])),
+                "content_recall": float(np.mean([content_recall(r["reference"], r[f"{name}_text"])
+                                                 for r in subset])),
+                "answer_share": float(np.mean([heard_as_answer(r[f"{name}_text"]) for r in subset])),
                 "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(subset)}
 
     amb = [r for r in rows if r["ambiguous"]]

@@ -1,8 +1,8 @@
 """What the dialogue evaluation measures on a split's reference utterances (the test split; the validation
-split when a decoding or model choice is made), once per tokens and vocoder: each utterance's real recording and its resynthesis (encode -> vocoder) with their judge features,
-offline-Whisper transcripts and DNSMOS. None of it depends on the dialogue model, so every fusion and seed
-reads the same cached numbers (the reference ceilings are then identical across runs, and an evaluation
-costs only its own replies).
+split when a decoding or model choice is made), once per tokens and vocoder: each utterance's real recording
+and its resynthesis (encode -> vocoder) with their judge features, offline-Whisper transcripts and DNSMOS.
+None of it depends on the dialogue model, so every fusion and seed reads the same cached numbers (the
+reference ceilings are then identical across runs, and an evaluation costs only its own replies).
 
 The judge's per-voice reference sets need the features of every test utterance, which are cheap (a
 resynthesis and openSMILE); the transcripts and DNSMOS (the offline Whisper and the DNSMOS network, most of

@@ -43,15 +43,15 @@ def add_spoken_emotion_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
 
-@command("data", "spoken-emotion", progress=True, arguments=add_spoken_emotion_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-emotion", progress=True, arguments=add_spoken_emotion_arguments,
+         writes=Writes("place", BUILD_FORCE),
          help="SYNTHETIC expressive speech: 4 emotions as prosody profiles",
          example="--out data/spoken-emotion")
 def cmd_data_spoken_emotion(args) -> None:
     from speechvision.avlm.data.spoken_emotion import EmotionBuildConfig, build_spoken_emotion, load_corpus
 
-    out = build_spoken_emotion(args.out, EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed,
-                                                            workers=args.workers, grammar=args.grammar), force=args.force,
-                               progress=shows_progress(args))
+    cfg = EmotionBuildConfig(dialogues=args.dialogues, seed=args.seed, workers=args.workers, grammar=args.grammar)
+    out = build_spoken_emotion(args.out, cfg, force=args.force, progress=shows_progress(args))
     meta, _ = load_corpus(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()) + " utterances")
 
@@ -145,7 +145,8 @@ def add_vocoder_arguments(p) -> None:
                    help="after training, run `choose-voice` on this many validation utterances (default 80; 0 skips)")
 
 
-@command("speechlm", "vocoder", progress=True, arguments=add_vocoder_arguments, writes=Writes(), help="train the unit vocoder (WORLD envelope network)")
+@command("speechlm", "vocoder", progress=True, arguments=add_vocoder_arguments, writes=Writes(),
+         help="train the unit vocoder (WORLD envelope network)")
 def cmd_vocoder(args) -> None:
     """Train the vocoder; a voice-conditioned one then gets its voice for held-out speakers (choose-voice)."""
     from speechvision.avlm.train_vocoder import train_vocoder_and_voice

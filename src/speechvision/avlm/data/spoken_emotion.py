@@ -193,6 +193,12 @@ def content_recall(reference: str, heard: str) -> float:
     return len(want & content_words(heard)) / len(want) if want else 1.0
 
 
+def heard_as_answer(heard: str) -> bool:
+    """Whether a transcribed reply is heard as an answer: it starts with "yes" (the answering grammar's replies
+    are affirmative; 6 of its 7 kinds of answer start so)."""
+    return heard.strip().lower().startswith("yes")
+
+
 @dataclass
 class EmotionBuildConfig:
     dialogues: int = 800
