@@ -2,8 +2,9 @@
 # Issue 20 item 3 on the bundled stack's tokenizer and vocoder: encode a spoken-emotion corpus with the bundled
 # tokenizer (so the bundled vocoder renders its tokens; no tokenizer fit or vocoder training), train the speech
 # LM, then dialogue fine-tuning and evaluation for every fusion and seeds 0-2, two jobs at a time on one thread
-# each (a 2-core machine). Every step is skipped when its output exists, so rerunning resumes it. The corpus
-# and av set come first (the steps `corpus` and `av` of scripts/avlm_rebuild.sh):
+# each (a 2-core machine). Every step is skipped when its output exists, so rerunning resumes it (and
+# scripts/avlm_rebuild.sh runs it after fitting its own tokenizer, vocoder and speech LM). The corpus and av
+# set come first (the steps `corpus` and `av` of scripts/avlm_rebuild.sh):
 #
 #     sh scripts/avlm_dialogue_grid.sh RUNS     # RUNS holds spoken-emotion/ and av-emotion/
 #     python scripts/dialogue_table.py speech-only=OUT/eval-dialogue-speech-only-s0,...-s1,...-s2 perceiver=...

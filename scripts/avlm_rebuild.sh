@@ -28,14 +28,7 @@ step speechlm "$R/speechlm/best.pt" $SV speechlm train --tokens "$R/tokens" --ou
 step resynthesis "$R/eval-expressive/metrics.json" $SV speechlm evaluate --data "$R/spoken-emotion" \
   --tokens "$R/tokens" --vocoder "$R/vocoder" --lm "$R/speechlm" --out "$R/eval-expressive"
 step prosody "$R/prosody.txt" sh -c "$PY scripts/prosody_fidelity.py --tokens '$R/tokens' --vocoder '$R/vocoder' -n 240 > '$R/prosody.txt'"
-for seed in 0 1 2; do
-  for fusion in speech-only perceiver concat cross-attention; do
-    run="$R/dialogue-$fusion-s$seed"
-    step "dialogue $fusion s$seed" "$run/dialogue.pt" $SV avlm train --task dialogue --av "$R/av-emotion" \
-      --tokens "$R/tokens" --lm "$R/speechlm" --fusion "$fusion" --finetune-steps 400 --seed "$seed" --out "$run" --no-progress
-    step "evaluate $fusion s$seed" "$R/eval-dialogue-$fusion-s$seed/metrics.json" $SV avlm evaluate-dialogue \
-      --model "$run/dialogue.pt" --av "$R/av-emotion" --tokens "$R/tokens" --vocoder "$R/vocoder" \
-      --speech "$R/spoken-emotion" --limit "$LIMIT" --seed "$seed" --out "$R/eval-dialogue-$fusion-s$seed" --no-progress
-  done
-done
+# dialogue fine-tuning (400 steps, as this recipe always ran) and evaluation, 4 fusions x 3 seeds: the grid
+# script, which finds the tokens, vocoder and speech LM above in place and skips its own steps for them
+FINETUNE_STEPS=400 LIMIT="$LIMIT" SV="$SV" PY="$PY" sh "$(dirname "$0")/avlm_dialogue_grid.sh" "$R"
 echo "== done: python scripts/dialogue_table.py NAME=$R/eval-dialogue-NAME-s0,... (docs/avlm.md)"
