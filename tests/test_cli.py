@@ -155,5 +155,6 @@ def test_no_progress_reaches_the_library_and_only_commands_with_bars_take_it(mon
     readers = {path for path, cmd in COMMANDS.items()
                if cmd.handler is not None and any(call in inspect.getsource(cmd.handler)
                                                   for call in ("shows_progress(args)", "schedule(args)"))}
-    assert {("pipeline",), ("train", "gan"), ("avlm", "evaluate-dialogue")} <= readers
+    assert {("pipeline",), ("train", "gan"), ("avlm", "evaluate-dialogue"), ("data", "spoken-fashion"),
+            ("data", "speech-augment"), ("evaluate",), ("evaluate", "sen"), ("train", "classifier")} <= readers
     assert all(COMMANDS[path].progress for path in readers), [p for p in readers if not COMMANDS[p].progress]

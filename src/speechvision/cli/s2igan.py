@@ -24,6 +24,7 @@ from speechvision.cli.common import (
     print_json,
     resolved_config,
     seed,
+    shows_progress,
     usage_error,
 )
 
@@ -54,7 +55,7 @@ def add_spoken_fashion_arguments(p) -> None:
                    help="distinct caption texts per garment-colour combination (default 12)")
 
 
-@command("data", "spoken-fashion", arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-fashion", progress=True, arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
          help="the built-in dataset from Fashion-MNIST",
          example="--images 200 --out /tmp/sf")
 def cmd_data_spoken_fashion(args) -> None:
@@ -63,7 +64,7 @@ def cmd_data_spoken_fashion(args) -> None:
     print_image_dataset(build_spoken_fashion(args.out, fashion_mnist=args.fashion_mnist, config=BuildConfig(
         images=args.images, unseen_images=args.unseen_images, seed=args.seed, synthesize=not args.no_audio,
         workers=args.workers, grammar=args.grammar, voices=args.voices,
-        captions_per_combo=args.captions_per_combo), force=args.force))
+        captions_per_combo=args.captions_per_combo), progress=shows_progress(args), force=args.force))
 
 
 def add_robust_arguments(p) -> None:
@@ -75,14 +76,15 @@ def add_robust_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
 
-@command("data", "spoken-fashion-robust", arguments=add_robust_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-fashion-robust", progress=True, arguments=add_robust_arguments, writes=Writes("place", BUILD_FORCE),
          help="test-only splits: the held-out flite voices, held-out phrasings, degraded copies (issue 17)",
          example="--from /tmp/sf --out /tmp/sf-robust")
 def cmd_data_spoken_fashion_robust(args) -> None:
     from speechvision.data.robust import RobustConfig, build_robust
 
     print_image_dataset(build_robust(args.source, args.out, RobustConfig(
-        images=args.images, unseen_images=args.unseen_images, seed=args.seed, workers=args.workers), force=args.force))
+        images=args.images, unseen_images=args.unseen_images, seed=args.seed, workers=args.workers),
+        progress=shows_progress(args), force=args.force))
 
 
 def add_speech_augment_arguments(p) -> None:
@@ -91,13 +93,13 @@ def add_speech_augment_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
 
 
-@command("data", "speech-augment", arguments=add_speech_augment_arguments,
+@command("data", "speech-augment", progress=True, arguments=add_speech_augment_arguments,
          help="augmented copies of the train speech (speed, pitch, rooms, noise, telephone; issue 17)",
          example="--data /tmp/sf --copies 3   (then train with --set data.speech_augment.enabled=true)")
 def cmd_data_speech_augment(args) -> None:
     from speechvision.data.speech_augment import build_speech_augment
 
-    print(f"wrote {build_speech_augment(args.data, args.copies, seed=args.seed)}")
+    print(f"wrote {build_speech_augment(args.data, args.copies, seed=args.seed, progress=shows_progress(args))}")
 
 
 def add_reed_arguments(p) -> None:
@@ -112,11 +114,11 @@ def cmd_data_reed(args) -> None:
     from speechvision.data.external import build_reed
 
     print_image_dataset(build_reed(args.dataset, args.root, args.out, synthesize=not args.no_synthesis,
-                                   workers=args.workers, force=args.force))
+                                   workers=args.workers, progress=shows_progress(args), force=args.force))
 
 
 for kind in ("cub", "oxford"):
-    declare("data", kind, handler=cmd_data_reed, arguments=add_reed_arguments, writes=Writes("place", BUILD_FORCE),
+    declare("data", kind, handler=cmd_data_reed, progress=True, arguments=add_reed_arguments, writes=Writes("place", BUILD_FORCE),
             help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
             example=f"--root ~/data/{kind} --out data/{kind}")
 
@@ -126,12 +128,12 @@ def add_flickr8k_arguments(p) -> None:
     p.add_argument("--out", required=True, type=Path)
 
 
-@command("data", "flickr8k", arguments=add_flickr8k_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "flickr8k", progress=True, arguments=add_flickr8k_arguments, writes=Writes("place", BUILD_FORCE),
          help="Flickr8k with the Flickr Audio Caption Corpus")
 def cmd_data_flickr8k(args) -> None:
     from speechvision.data.external import build_flickr8k
 
-    print_image_dataset(build_flickr8k(args.root, args.out, force=args.force))
+    print_image_dataset(build_flickr8k(args.root, args.out, progress=shows_progress(args), force=args.force))
 
 
 # ---- speech tools and config ----------------------------------------------------------------------------

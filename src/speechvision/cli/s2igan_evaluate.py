@@ -13,6 +13,7 @@ from speechvision.cli.common import (
     positive_int,
     print_json,
     seed,
+    shows_progress,
     usage_error,
 )
 
@@ -50,7 +51,7 @@ def add_evaluate_arguments(p) -> None:
     p.add_argument("--fake", type=Path, default=None, help="folder of generated images")
 
 
-@command("evaluate", arguments=add_evaluate_arguments, dest="model", required=False,
+@command("evaluate", progress=True, arguments=add_evaluate_arguments, dest="model", required=False,
          writes=Writes("folder", f"replace {', '.join(EVALUATE_OUTPUTS)} in --out", names=EVALUATE_OUTPUTS),
          help="evaluate a generator (FID, IS, mAP, semantic accuracy) or a SEN",
          formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,7 +81,7 @@ def cmd_evaluate(args) -> None:
                         captions_per_image=args.captions_per_image, map_captions=args.map_captions,
                         classifier=args.classifier, classifier_head=args.classifier_head,
                         inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
-                        save_images=args.save_images, is_model=args.is_model,
+                        save_images=args.save_images, is_model=args.is_model, progress=shows_progress(args),
                         cleanup=NO_CLEANUP if args.no_cleanup else Cleanup()))
 
 
@@ -92,7 +93,7 @@ def cmd_evaluate_folders(args) -> None:
         usage_error("evaluate: --real and --fake go together")
     print_json(evaluate_folders(args.real, args.fake, classifier=args.classifier,
                                 classifier_head=args.classifier_head, inception_weights=args.inception_weights,
-                                out=args.out))
+                                progress=shows_progress(args), out=args.out))
 
 
 def add_evaluate_sen_arguments(p) -> None:
@@ -102,12 +103,13 @@ def add_evaluate_sen_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
 
-@command("evaluate", "sen", arguments=add_evaluate_sen_arguments, writes=Writes("file", suffix=".json"),
+@command("evaluate", "sen", progress=True, arguments=add_evaluate_sen_arguments, writes=Writes("file", suffix=".json"),
          help="retrieval metrics of a SEN checkpoint (mAP, R@k, median rank)")
 def cmd_evaluate_sen(args) -> None:
     from speechvision.s2igan.evaluate_sen import evaluate_sen
 
-    print(json.dumps(evaluate_sen(args.checkpoint, args.data, splits=args.splits, out=args.out), indent=2))
+    print(json.dumps(evaluate_sen(args.checkpoint, args.data, splits=args.splits, out=args.out,
+                                   progress=shows_progress(args)), indent=2))
 
 
 def add_evaluate_gan_arguments(p) -> None:

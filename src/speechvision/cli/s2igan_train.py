@@ -202,7 +202,7 @@ def add_train_classifier_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0)
 
 
-@command("train", "classifier", arguments=add_train_classifier_arguments,
+@command("train", "classifier", progress=True, arguments=add_train_classifier_arguments,
          writes=Writes("folder", "replace classifier.pt and metrics.json in --out",
                        names=("classifier.pt", "metrics.json")),
          help="garment and colour classifiers on real images (semantic accuracy)",
@@ -211,4 +211,5 @@ def cmd_train_classifier(args) -> None:
     from speechvision.s2igan.train_classifier import train_classifier
 
     check_exists(args.data, "--data")
-    print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed))
+    print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed,
+                                progress=shows_progress(args)))
