@@ -91,3 +91,23 @@ def test_the_gan_stage_resumes_to_the_runs_own_steps(tmp_path, monkeypatch):
     (tmp_path / "gan" / "checkpoint.pt").write_bytes(b"")
     train_all.stage_gan(tmp_path, state, False)
     assert [(c["resume"], c["overrides"]) for c in calls] == [(False, []), (True, ["gan.iterations=9000"])]
+
+
+@pytest.mark.slow
+def test_the_compositional_whisper_retrain_of_issue_17_runs_through_the_pipeline(tmp_path, tiny_spoken_fashion):
+    """Issue 17 items 5, 6 and 8 in one command: a SEN over the frozen Whisper encoder with factored garment and
+    colour heads, and a generator that also reads their posteriors; its bundle generates from a wav."""
+    from speechvision.s2igan.pipeline import S2IGANPipeline
+
+    sets = ["sen.epochs=1", "sen.batch_size=16", "gan.batch_size=8", "gan.log_every=1", "gan.checkpoint_every=1",
+            "audio.frontend=whisper", "sen.speech.n_mels=384", "sen.factored=garment,colour",
+            "gan.attribute_condition=true", "gan.generator.embedding_scale=8"]
+    out = tmp_path / "comp"
+    done = run_pipeline(out, PipelineOptions(data=str(tiny_spoken_fashion), steps=2, judge_epochs=1, overrides=sets),
+                        progress=False)
+    assert 0 <= done["metrics"]["garment"] <= 1
+    pipe = S2IGANPipeline.load(out / "bundle.pt")
+    assert tuple(pipe.generator.config.attribute_sizes) == (10, 8)  # garment and colour posteriors reach the CA
+    wav = sorted((tiny_spoken_fashion / "audio").rglob("*.wav"))[0]
+    images = pipe.speech_to_images([wav])
+    assert images[-1].shape == (1, 3, 64, 64)
