@@ -55,7 +55,8 @@ def add_spoken_fashion_arguments(p) -> None:
                    help="distinct caption texts per garment-colour combination (default 12)")
 
 
-@command("data", "spoken-fashion", progress=True, arguments=add_spoken_fashion_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-fashion", progress=True, arguments=add_spoken_fashion_arguments,
+         writes=Writes("place", BUILD_FORCE),
          help="the built-in dataset from Fashion-MNIST",
          example="--images 200 --out /tmp/sf")
 def cmd_data_spoken_fashion(args) -> None:
@@ -76,7 +77,8 @@ def add_robust_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None, help="synthesis processes (default: CPU count)")
 
 
-@command("data", "spoken-fashion-robust", progress=True, arguments=add_robust_arguments, writes=Writes("place", BUILD_FORCE),
+@command("data", "spoken-fashion-robust", progress=True, arguments=add_robust_arguments,
+         writes=Writes("place", BUILD_FORCE),
          help="test-only splits: the held-out flite voices, held-out phrasings, degraded copies (issue 17)",
          example="--from /tmp/sf --out /tmp/sf-robust")
 def cmd_data_spoken_fashion_robust(args) -> None:
@@ -118,7 +120,8 @@ def cmd_data_reed(args) -> None:
 
 
 for kind in ("cub", "oxford"):
-    declare("data", kind, handler=cmd_data_reed, progress=True, arguments=add_reed_arguments, writes=Writes("place", BUILD_FORCE),
+    declare("data", kind, handler=cmd_data_reed, progress=True, arguments=add_reed_arguments,
+            writes=Writes("place", BUILD_FORCE),
             help=f"{kind.upper()} with Reed et al. captions and S2IGAN audio",
             example=f"--root ~/data/{kind} --out data/{kind}")
 
