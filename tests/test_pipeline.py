@@ -49,6 +49,27 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_spoke
     assert not (tmp_path / "bad").exists()
 
 
+def test_the_features_stage_computes_the_front_end_of_a_shared_sen(tmp_path, monkeypatch):
+    """A GAN-only run over a shared Whisper-front-end SEN caches Whisper features, not log-mels nothing reads."""
+    from speechvision.s2igan import sen as sen_module
+    from speechvision.s2igan import sen_data
+    from speechvision.s2igan.config import apply_overrides, preset
+    from speechvision.s2igan.train_all import PipelineState, stage_features
+
+    whisper = apply_overrides(preset("spoken-fashion"), ["audio.frontend=whisper", "sen.speech.n_mels=384"])
+    monkeypatch.setattr(sen_module, "load_sen", lambda path: (None, whisper, {}))
+    monkeypatch.setattr("speechvision.data.manifest.load_dataset", lambda path: path)
+    seen = []
+    monkeypatch.setattr(sen_data.SENInputs, "load", staticmethod(
+        lambda ds, cfg, progress: seen.append((cfg.audio.frontend, cfg.sen.speech.n_mels))))
+    for name, sen in (("shared", "elsewhere/sen"), ("own", None)):
+        (tmp_path / name).mkdir()
+        state = PipelineState(tmp_path / name, PipelineOptions(data="d", sen=sen))
+        stage_features(tmp_path / name, state, False)
+    assert seen == [("whisper", 384), ("logmel", 40)]
+    assert state.config.audio.frontend == "logmel"  # the run's own config is left as it was
+
+
 def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):
     with pytest.raises(PipelineError, match="--preset cub: give --data"):
         run_pipeline(tmp_path / "run", PipelineOptions(preset="cub"), progress=False)

@@ -143,11 +143,25 @@ def stage_data(out: Path, state: PipelineState, progress: bool) -> None:
 
 
 def stage_features(out: Path, state: PipelineState, progress: bool) -> None:
-    """The log-mels of every caption and the Inception pool features of every image, cached in data/cache."""
+    """The speech features of every caption and the Inception pool features of every image, cached in
+    data/cache: the features the SEN reads, so a shared ``--sen`` over another front end (e.g. Whisper) gets its
+    own and no log-mels that nothing would read."""
     from speechvision.data.manifest import load_dataset
     from speechvision.s2igan.sen_data import SENInputs
 
-    SENInputs.load(load_dataset(state.data), state.config, progress=progress)
+    SENInputs.load(load_dataset(state.data), features_config(state), progress=progress)
+
+
+def features_config(state: PipelineState) -> Config:
+    """The run's config with the speech front end (``audio``, ``sen``) of the SEN the GAN will read."""
+    if not state.options.sen:
+        return state.config
+    from speechvision.s2igan.sen import load_sen
+
+    cfg = config_from_dict(state.config.to_dict())
+    _, sen_cfg, _ = load_sen(state.sen)
+    cfg.audio, cfg.sen = sen_cfg.audio, sen_cfg.sen
+    return cfg
 
 
 def stage_sen(out: Path, state: PipelineState, progress: bool) -> None:
