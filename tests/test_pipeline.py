@@ -51,13 +51,13 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_spoke
 
 def test_the_features_stage_computes_the_front_end_of_a_shared_sen(tmp_path, monkeypatch):
     """A GAN-only run over a shared Whisper-front-end SEN caches Whisper features, not log-mels nothing reads."""
-    from speechvision.s2igan import sen as sen_module
+    from speechvision.core import checkpoint
     from speechvision.s2igan import sen_data
     from speechvision.s2igan.config import apply_overrides, preset
     from speechvision.s2igan.train_all import PipelineState, stage_features
 
     whisper = apply_overrides(preset("spoken-fashion"), ["audio.frontend=whisper", "sen.speech.n_mels=384"])
-    monkeypatch.setattr(sen_module, "load_sen", lambda path: (None, whisper, {}))
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, kind: {"config": whisper.to_dict()})
     monkeypatch.setattr("speechvision.data.manifest.load_dataset", lambda path: path)
     seen = []
     monkeypatch.setattr(sen_data.SENInputs, "load", staticmethod(

@@ -156,10 +156,10 @@ def features_config(state: PipelineState) -> Config:
     """The run's config with the speech front end (``audio``, ``sen``) of the SEN the GAN will read."""
     if not state.options.sen:
         return state.config
-    from speechvision.s2igan.sen import load_sen
+    from speechvision.core.checkpoint import load_checkpoint
 
     cfg = config_from_dict(state.config.to_dict())
-    _, sen_cfg, _ = load_sen(state.sen)
+    sen_cfg = config_from_dict(load_checkpoint(state.sen, "sen")["config"])  # its config only: no model is built
     cfg.audio, cfg.sen = sen_cfg.audio, sen_cfg.sen
     return cfg
 
