@@ -25,7 +25,10 @@ SV=${SV:-speechvision}
 SHARED="--data $FULL/data --judges $FULL/judges --steps $STEPS --no-progress"
 ALL="no-dense no-rs end-to-end sen-no-distinctive full-seed1 augment-shift4"
 VARIANTS=${VARIANTS:-$ALL}
-run() { name=$1; shift; echo "== $name"; $SV pipeline --out "$OUT/$name" $SHARED $FULL_OPTIONS "$@" > "$OUT/$name.log" 2>&1; }
+run() {
+  name=$1; shift; echo "== $name"
+  $SV pipeline --out "$OUT/$name" $SHARED $FULL_OPTIONS "$@" > "$OUT/$name.log" 2>&1
+}
 mkdir -p "$OUT"
 for v in $VARIANTS; do
   case $v in
