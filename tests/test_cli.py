@@ -158,3 +158,18 @@ def test_no_progress_reaches_the_library_and_only_commands_with_bars_take_it(mon
     assert {("pipeline",), ("train", "gan"), ("avlm", "evaluate-dialogue"), ("data", "spoken-fashion"),
             ("data", "speech-augment"), ("evaluate",), ("evaluate", "sen"), ("train", "classifier")} <= readers
     assert all(COMMANDS[path].progress for path in readers), [p for p in readers if not COMMANDS[p].progress]
+
+
+def test_no_progress_given_before_or_after_a_sub_command_is_kept():
+    """``evaluate --no-progress sen`` and ``evaluate sen --no-progress`` both turn the bars off (argparse would
+    let the sub-command's own default overwrite the parent's flag)."""
+    from speechvision.cli import build_parser
+    from speechvision.cli.common import shows_progress
+
+    sen = ["--checkpoint", "c", "--data", "d", "--out", "o.json"]
+    parse = build_parser().parse_args
+    assert not shows_progress(parse(["evaluate", "--no-progress", "sen", *sen]))
+    assert not shows_progress(parse(["evaluate", "sen", *sen, "--no-progress"]))
+    assert shows_progress(parse(["evaluate", "sen", *sen]))
+    assert shows_progress(parse(["evaluate", "--checkpoint", "c", "--data", "d", "--out", "o"]))
+    assert not shows_progress(parse(["evaluate", "--checkpoint", "c", "--data", "d", "--out", "o", "--no-progress"]))

@@ -127,8 +127,9 @@ def add_arguments(parser: Parser, cmd: Command) -> None:
         cmd.arguments(parser)
     if cmd.writes is not None and cmd.writes.force is not None:
         parser.add_argument("--force", action="store_true", help=f"{cmd.writes.force_help} (default: refuse)")
-    if cmd.progress:
-        parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
+    if cmd.progress:  # no default, so that a sub-command's parser keeps a parent's ``--no-progress``
+        parser.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                            help="no progress bars (for logs and CI)")
     children = [c for c in COMMANDS.values() if c.path and c.path[:-1] == cmd.path]
     if not children:
         return
@@ -146,7 +147,7 @@ def add_arguments(parser: Parser, cmd: Command) -> None:
 
 def shows_progress(args) -> bool:
     """Whether a command declared with ``progress=True`` draws its progress bars (no ``--no-progress``)."""
-    return not args.no_progress
+    return not getattr(args, "no_progress", False)
 
 
 # ---- argument types: each checks one option's value in the parser (a usage error, exit code 2) ----------
