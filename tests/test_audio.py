@@ -45,6 +45,8 @@ def test_load_downmixes_and_resamples(tmp_path):
     (lambda p: sf.write(p, sine(31.0), 22050), "too long"),
     (lambda p: p.write_bytes(open(p.with_name("good.wav"), "rb").read()[:20000]), "truncated"),
     (lambda p: sf.write(p, np.full(22050, 0.5, np.float32), 22050), "constant (DC-only)"),
+    (lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
+    (lambda p: p.mkdir(), "is a folder, not an audio file"),
 ])
 def test_bad_input_errors_name_the_file(tmp_path, make, problem):
     sf.write(tmp_path / "good.wav", sine(1.0), 22050)

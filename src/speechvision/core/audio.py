@@ -187,8 +187,12 @@ def load_audio(path: str | Path, *, sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ,
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file; give the audio files in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); record or export it again")
     check_wav_complete(path)
     try:
         with quiet_stderr():  # the C decoders (libmpg123) print resync notes on bad input
