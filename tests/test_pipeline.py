@@ -76,6 +76,12 @@ def test_pipeline_refuses_a_paper_preset_without_a_dataset(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_wrong_override_fails_before_the_run_folder_is_made(tmp_path, capsys):
+    assert main(["pipeline", "--out", str(tmp_path / "run"), "--set", "gan.nope=3", "--no-progress"]) == 1
+    assert "unknown key 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_killed_stage_keeps_the_time_it_ran(tmp_path, monkeypatch):
     """A stage's time adds up over its attempts: the seconds so far are saved while it runs."""
     import time

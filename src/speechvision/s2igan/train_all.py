@@ -270,6 +270,7 @@ def run_pipeline(out: str | Path, options: PipelineOptions = PipelineOptions(), 
         raise PipelineError(f"--preset {options.preset}: give --data, a dataset built with `speechvision data "
                             f"{options.preset}` (only spoken-fashion is built by the pipeline)")
     check_shared_parts(options)  # before any stage: a wrong --sen or --judges fails in seconds, not after hours
+    options.config()  # a wrong --set fails here, before the run folder is made
     out.mkdir(parents=True, exist_ok=True)
     state = PipelineState(out, options)
     for stage in STAGES:
