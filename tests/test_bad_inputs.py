@@ -53,6 +53,7 @@ def world(tmp_path_factory, fake_fashion_mnist):
     (w / "file.txt").write_text("a file, not a folder\n")
     (w / "exists.png").write_bytes(PNG)
     (w / "exists.wav").write_bytes(b"RIFF")
+    (w / "empty.wav").write_bytes(b"")
     write_png(w / "images1" / "a.png")
     for i in range(3):
         write_png(w / "images3" / f"{i}.png", i)
@@ -119,6 +120,8 @@ generate-bundle-mismatch        1 mismatch.pt     {gen} --checkpoint @mismatch.p
 generate-bundle-no-generator    1 nogen.pt        {gen} --checkpoint @nogen.pt
 generate-same-stems             1 good.wav        generate --speech @good.wav @dir/good.wav --out @new
 generate-missing-audio          1 missing.wav     generate --speech @missing.wav --out @new
+generate-speech-is-folder       1 dir             generate --speech @dir --out @new
+generate-empty-audio            1 empty.wav       generate --speech @empty.wav --out @new
 # say
 say-out-is-folder               1 dir             say coat --out @dir
 say-out-exists                  1 exists.png      say coat --out @exists.png
@@ -203,6 +206,7 @@ config-e2e-from-scratch         1 gan.end_to_end  config --set gan.sen_pretraine
 # pipeline variants, the AVLM demo and tab: shared parts and stacks before any work
 pipeline-sen-missing            1 nowhere         pipeline --out @new --data @ds --sen @nowhere
 pipeline-judges-missing         1 nowhere         pipeline --out @new --data @ds --judges @nowhere
+pipeline-unknown-set            1 gan.nope        pipeline --out @new --data @ds --set gan.nope=3
 avlm-demo-no-stack              1 bundle.json     avlm demo --out @new --stack @dir
 serve-avlm-stack-missing        1 bundle.json     serve --avlm-stack @dir --port {free}
 data-emotion-grammar            2 --grammar       data spoken-emotion --out @new --grammar v3
