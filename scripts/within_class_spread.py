@@ -18,11 +18,11 @@ scale. Printed per encoder:
 
 from __future__ import annotations
 
-import argparse
 import random
 from collections import defaultdict
 
 import torch
+from common_args import script_parser
 
 from speechvision.data.manifest import load_dataset
 from speechvision.s2igan.pipeline import S2IGANPipeline
@@ -53,7 +53,7 @@ def rms_from_class_means(x: torch.Tensor, labels: torch.Tensor) -> tuple[float, 
 
 @torch.no_grad()
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = script_parser(__doc__)
     ap.add_argument("checkpoints", nargs="+", help="NAME=bundle, or 'bundled'")
     ap.add_argument("--data", required=True, help="dataset folder whose training speech is embedded")
     ap.add_argument("--generator", default=None, help="bundle whose CA reads every encoder (default: bundled)")
@@ -66,11 +66,10 @@ def main() -> None:
         name, _, path = spec.partition("=")
         emb = S2IGANPipeline.load(path or None).embed(wavs)
         emb_rms, emb_cos, _ = rms_from_class_means(emb, labels)
-        dim = g.ca.fc.out_features // 4
-        _, mu, logvar = g.ca(g.condition_input(emb), torch.zeros(len(emb), dim))
+        mu, logvar = g.ca.moments(g.condition_input(emb))  # (N, C) each, no noise drawn
         within, _, means = rms_from_class_means(mu, labels)
         between = (means - means.mean(0)).norm(dim=1).pow(2).mean().sqrt().item()
-        noise = logvar.mul(0.5).exp().mean().item() * dim ** 0.5
+        noise = logvar.mul(0.5).exp().mean().item() * mu.shape[1] ** 0.5
         print(f"{name}: emb_rms {emb_rms:.4f}  emb_cos {emb_cos:.4f}  mu_within {within:.2f}  "
               f"mu_between {between:.2f}  noise_rms {noise:.2f}")
 

@@ -1,10 +1,13 @@
 """scripts/within_class_spread.py: the rms distance of rows from their class means."""
 
+from pathlib import Path
+
 import torch
 from conftest import load_script
 
 
-def test_rms_from_class_means_against_a_hand_computed_case():
+def test_rms_from_class_means_against_a_hand_computed_case(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))  # for common_args
     script = load_script("within_class_spread")
     x = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
     labels = torch.tensor([5, 5, 2, 2])
