@@ -2,7 +2,7 @@
 
 A dialogue example is a question clip of the audio-visual set (the face and the question's speech tokens)
 and the response of the same dialogue spoken in the clip's emotion (spoken-emotion corpus, another voice).
-The sequence is ``models.avlm.dialogue_prompt``: instruction, visual, question speech, ``<emotion:X>
+The sequence is ``avlm.model.dialogue_prompt``: instruction, visual, question speech, ``<emotion:X>
 <response>``, response speech. Training: masked pre-training on all clips (as ``train_avlm``), then
 fine-tuning with the next-token loss on the emotion token and the response, plus a cross-entropy over the
 four emotion tokens at the emotion position (so the one recognition token is not drowned by ~70 response
@@ -13,7 +13,7 @@ Evaluation (``evaluate_dialogue``): for each test (or, for choices, validation) 
 predicts the emotion (argmax over the four emotion tokens) or is given the true one (``force_emotion``),
 samples a response (speech tokens only), and the unit vocoder speaks it in the response voice. Generated
 replies are judged by the speech emotion classifier trained on the corpus's real recordings
-(``expressive_eval.train_judge``), transcribed by the offline Whisper (WER against the reference response
+(``avlm.judges.train_judge``), transcribed by the offline Whisper (WER against the reference response
 text) and scored by DNSMOS.
 """
 
@@ -232,7 +232,6 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         emotion_features,
         train_judge,
         transcribe,
-        word_error_rate,
     )
     from speechvision.avlm.references import split_references, voice_feature_sets
     from speechvision.avlm.vocoder import UnitVocoder
@@ -269,27 +268,11 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
         measured = {"reply": {"feats": emotion_features(wave, rate), "text": transcribe(wave, rate),
                               "dnsmos": dnsmos(wave, rate)["ovrl"] if len(wave) > rate // 2 else None},
                     **{d: refs[it["response_id"]][d] for d in ("real", "resynth")}}
-        for name, m in measured.items():
-            f = m["feats"][None]
-            row[f"{name}_judge"] = judge.predict(f)[0]
-            row[f"{name}_judge_norm"] = judge.predict(f, voice_sets["real" if name == "real" else "resynth"][it["response_voice"]])[0]
-            row[f"{name}_text"], row[f"{name}_dnsmos"] = m["text"], m["dnsmos"]
-        rows.append(row)
+        rows.append(row | judged_columns(measured, judge, voice_sets, it["response_voice"]))
         if n < 4:
             write_wav_atomic(out / "samples" / f"{it['id']}-reply-{emotion}.wav", wave, rate)
     with open(out / "replies.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-
-    def block(name: str, subset: list[dict]) -> dict:
-        moses = [r[f"{name}_dnsmos"] for r in subset if r[f"{name}_dnsmos"] is not None]
-        return {"emotion_accuracy": float(np.mean([r[f"{name}_judge"] == r["target"] for r in subset])),
-                "emotion_accuracy_speaker_normalised": float(np.mean([r[f"{name}_judge_norm"] == r["target"]
-                                                                      for r in subset])),
-                "wer": word_error_rate([r["reference"] for r in subset], [r[f"{name}_text"] for r in subset]),
-                "content_recall": float(np.mean([content_recall(r["reference"], r[f"{name}_text"])
-                                                 for r in subset])),
-                "answer_share": float(np.mean([heard_as_answer(r[f"{name}_text"]) for r in subset])),
-                "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(subset)}
 
     amb = [r for r in rows if r["ambiguous"]]
     metrics = {"model": str(Path(model_path).resolve()), "fusion": model.config.fusion,
@@ -298,7 +281,36 @@ def evaluate_dialogue(model_path, av_dir, tokens_dir, vocoder_dir, speech_dir, o
                "recognition": classification_report([r["target"] for r in rows], [r["predicted"] for r in rows]),
                "recognition_ambiguous": classification_report([r["target"] for r in amb], [r["predicted"] for r in amb])
                if amb else None,
-               "replies": block("reply", rows), "replies_ambiguous": block("reply", amb) if amb else None,
-               "reference_real": block("real", rows), "reference_resynth": block("resynth", rows)}
+               "replies": reply_metrics(rows, "reply"), "replies_ambiguous": reply_metrics(amb, "reply") if amb else None,
+               "reference_real": reply_metrics(rows, "real"), "reference_resynth": reply_metrics(rows, "resynth")}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def judged_columns(measured: dict, judge, voice_sets: dict, voice: str) -> dict:
+    """The ``replies.jsonl`` columns of one clip's measured replies (``measured``: kind -> {"feats", "text",
+    "dnsmos"}): the judge's emotion, raw and normalised by ``voice``'s reference set (the real utterances for
+    "real", the resynthesised ones otherwise), the transcript and DNSMOS."""
+    cols = {}
+    for name, m in measured.items():
+        f = m["feats"][None]
+        cols[f"{name}_judge"] = judge.predict(f)[0]
+        cols[f"{name}_judge_norm"] = judge.predict(f, voice_sets["real" if name == "real" else "resynth"][voice])[0]
+        cols[f"{name}_text"], cols[f"{name}_dnsmos"] = m["text"], m["dnsmos"]
+    return cols
+
+
+def reply_metrics(rows: list[dict], name: str) -> dict:
+    """The judged measures of one kind of reply (``name``: "reply", "real" or "resynth") over ``rows`` of
+    ``replies.jsonl``: emotion accuracy (raw and speaker-normalised), WER against the reference text, content
+    recall, answer share and mean DNSMOS OVRL (None where no reply was long enough to score)."""
+    from speechvision.avlm.judges import word_error_rate
+
+    moses = [r[f"{name}_dnsmos"] for r in rows if r[f"{name}_dnsmos"] is not None]
+    return {"emotion_accuracy": float(np.mean([r[f"{name}_judge"] == r["target"] for r in rows])),
+            "emotion_accuracy_speaker_normalised": float(np.mean([r[f"{name}_judge_norm"] == r["target"]
+                                                                  for r in rows])),
+            "wer": word_error_rate([r["reference"] for r in rows], [r[f"{name}_text"] for r in rows]),
+            "content_recall": float(np.mean([content_recall(r["reference"], r[f"{name}_text"]) for r in rows])),
+            "answer_share": float(np.mean([heard_as_answer(r[f"{name}_text"]) for r in rows])),
+            "dnsmos_ovrl": float(np.mean(moses)) if moses else None, "n": len(rows)}
