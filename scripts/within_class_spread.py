@@ -11,7 +11,9 @@ scale. Printed per encoder:
 - ``emb_cos``: mean cosine to the class mean;
 - ``mu_within`` / ``mu_between``: the same rms distance of the (N, C) CA means from their class means, and of the
   class means from their grand mean;
-- ``noise_rms``: the CA's own noise, sigma x sqrt(C) (what the generator adds to every condition).
+- ``noise_rms``: the CA's own noise, sigma x sqrt(C) (what the generator adds to every condition);
+- ``mu_offset`` (every encoder after the first): the rms distance of its class means from the first encoder's,
+  so with the generator's own training SEN first it says how far another encoder moves each class.
 
     python scripts/within_class_spread.py --data /work/runs/sf-s8/data v1=/work/runs/bundle-v1.pt bundled
 """
@@ -51,6 +53,11 @@ def rms_from_class_means(x: torch.Tensor, labels: torch.Tensor) -> tuple[float, 
     return rms, torch.nn.functional.cosine_similarity(x, own).mean().item(), means
 
 
+def rms_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Root-mean-square distance between the matching rows of two (K, D) tensors."""
+    return (a - b).norm(dim=1).pow(2).mean().sqrt().item()
+
+
 @torch.no_grad()
 def main() -> None:
     ap = script_parser(__doc__)
@@ -62,6 +69,7 @@ def main() -> None:
     wavs, labels = training_utterances(args.data, args.per_class)
     g = S2IGANPipeline.load(args.generator).generator
     print(f"{len(wavs)} training utterances, {len(labels.unique())} classes")
+    first_means = None
     for spec in args.checkpoints:
         name, _, path = spec.partition("=")
         emb = S2IGANPipeline.load(path or None).embed(wavs)
@@ -70,8 +78,10 @@ def main() -> None:
         within, _, means = rms_from_class_means(mu, labels)
         between = (means - means.mean(0)).norm(dim=1).pow(2).mean().sqrt().item()
         noise = logvar.mul(0.5).exp().mean().item() * mu.shape[1] ** 0.5
+        offset = "" if first_means is None else f"  mu_offset {rms_distance(means, first_means):.2f}"
+        first_means = means if first_means is None else first_means
         print(f"{name}: emb_rms {emb_rms:.4f}  emb_cos {emb_cos:.4f}  mu_within {within:.2f}  "
-              f"mu_between {between:.2f}  noise_rms {noise:.2f}")
+              f"mu_between {between:.2f}  noise_rms {noise:.2f}{offset}")
 
 
 if __name__ == "__main__":

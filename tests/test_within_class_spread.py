@@ -18,3 +18,12 @@ def test_rms_from_class_means_against_a_hand_computed_case(monkeypatch):
     assert abs(cos - 1.0) < 1e-6  # every row points the way of its class mean
     rms_one, _, _ = script.rms_from_class_means(x, torch.zeros(4, dtype=torch.long))
     assert rms_one > rms  # one class for all rows: the spread between classes becomes within-class
+
+
+def test_rms_distance_between_matching_rows(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))  # for common_args
+    script = load_script("within_class_spread")
+    a = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[3.0, 4.0], [1.0, 1.0]])  # row 0 moved by 5, row 1 not at all
+    assert abs(script.rms_distance(a, b) - (25 / 2) ** 0.5) < 1e-6
+    assert script.rms_distance(a, a) == 0.0
