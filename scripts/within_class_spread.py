@@ -44,18 +44,17 @@ def training_utterances(data: str, per_class: int) -> tuple[list, torch.Tensor]:
     return wavs, torch.tensor(labels)
 
 
+def rms_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Root-mean-square distance between the matching rows of two (K, D) tensors (``b`` may be one (D,) row)."""
+    return (a - b).norm(dim=1).pow(2).mean().sqrt().item()
+
+
 def rms_from_class_means(x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
     """(rms distance of the rows from their class means, mean cosine to them, the (K, D) class means)."""
     classes = labels.unique()
     means = torch.stack([x[labels == k].mean(0) for k in classes])
     own = means[torch.searchsorted(classes, labels)]
-    rms = (x - own).norm(dim=1).pow(2).mean().sqrt().item()
-    return rms, torch.nn.functional.cosine_similarity(x, own).mean().item(), means
-
-
-def rms_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Root-mean-square distance between the matching rows of two (K, D) tensors."""
-    return (a - b).norm(dim=1).pow(2).mean().sqrt().item()
+    return rms_distance(x, own), torch.nn.functional.cosine_similarity(x, own).mean().item(), means
 
 
 @torch.no_grad()
@@ -76,10 +75,11 @@ def main() -> None:
         emb_rms, emb_cos, _ = rms_from_class_means(emb, labels)
         mu, logvar = g.ca.moments(g.condition_input(emb))  # (N, C) each, no noise drawn
         within, _, means = rms_from_class_means(mu, labels)
-        between = (means - means.mean(0)).norm(dim=1).pow(2).mean().sqrt().item()
+        between = rms_distance(means, means.mean(0))
         noise = logvar.mul(0.5).exp().mean().item() * mu.shape[1] ** 0.5
         offset = "" if first_means is None else f"  mu_offset {rms_distance(means, first_means):.2f}"
-        first_means = means if first_means is None else first_means
+        if first_means is None:
+            first_means = means
         print(f"{name}: emb_rms {emb_rms:.4f}  emb_cos {emb_cos:.4f}  mu_within {within:.2f}  "
               f"mu_between {between:.2f}  noise_rms {noise:.2f}{offset}")
 

@@ -2,13 +2,18 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import load_script
 
 
-def test_rms_from_class_means_against_a_hand_computed_case(monkeypatch):
+@pytest.fixture
+def script(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))  # for common_args
-    script = load_script("within_class_spread")
+    return load_script("within_class_spread")
+
+
+def test_rms_from_class_means_against_a_hand_computed_case(script):
     x = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
     labels = torch.tensor([5, 5, 2, 2])
     rms, cos, means = script.rms_from_class_means(x, labels)
@@ -20,9 +25,7 @@ def test_rms_from_class_means_against_a_hand_computed_case(monkeypatch):
     assert rms_one > rms  # one class for all rows: the spread between classes becomes within-class
 
 
-def test_rms_distance_between_matching_rows(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))  # for common_args
-    script = load_script("within_class_spread")
+def test_rms_distance_between_matching_rows(script):
     a = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
     b = torch.tensor([[3.0, 4.0], [1.0, 1.0]])  # row 0 moved by 5, row 1 not at all
     assert abs(script.rms_distance(a, b) - (25 / 2) ** 0.5) < 1e-6
