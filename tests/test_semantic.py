@@ -51,3 +51,38 @@ def test_generator_report_has_clean_and_degraded_swaps_and_refuses_unknown_split
     assert len(list((tmp_path / "swap" / "degraded").glob("swap-*.wav"))) == 160
     with pytest.raises(DatasetError, match="no split 'flite'"):
         evaluate_generator(None, tiny_spoken_fashion, tmp_path / "cls", splits=("flite",))
+
+
+def test_recolour_redraws_a_colourised_image_in_another_palette_colour():
+    from speechvision.data.captions import PALETTE
+    from speechvision.data.spoken_fashion import colourise
+    from speechvision.s2igan.classifier import classifier_input
+    from speechvision.s2igan.train_classifier import recolour
+
+    ink = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    names = list(PALETTE)
+    drawn = {n: classifier_input(colourise(ink, PALETTE[n], 64)[None]) for n in names}
+    rgb = {n: torch.tensor([PALETTE[n]], dtype=torch.float32) for n in names}
+    for a, b in [("red", "green"), ("yellow", "black"), ("black", "pink"), ("blue", "blue")]:
+        out = recolour(drawn[a], rgb[a], rgb[b])
+        assert out.shape == drawn[b].shape
+        assert (out - drawn[b]).abs().max() * 127.5 < 3.0  # uint8 rounding of the source, amplified at most ~2x
+    assert (drawn["red"] - drawn["green"]).abs().max() * 127.5 > 100  # the check above can fail
+
+
+def test_recoloured_judges_record_it_and_refuse_a_dataset_without_a_palette(tmp_path, tiny_spoken_fashion):
+    import json
+    import shutil
+
+    from speechvision.data.manifest import DatasetError
+
+    train_classifier(tiny_spoken_fashion, tmp_path / "cls", epochs=1, batch_size=8, recolour_p=0.5, progress=False)
+    summary = json.loads((tmp_path / "cls" / "metrics.json").read_text())
+    assert summary["recolour_p"] == 0.5 and set(summary["real_test"]) == {"garment_accuracy", "colour_accuracy"}
+    data = tmp_path / "nopalette"
+    shutil.copytree(tiny_spoken_fashion, data)
+    meta = json.loads((data / "dataset.json").read_text())
+    del meta["palette"]
+    (data / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="palette"):
+        train_classifier(data, tmp_path / "cls2", epochs=1, batch_size=8, recolour_p=0.5, progress=False)

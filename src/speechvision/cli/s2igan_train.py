@@ -20,6 +20,7 @@ from speechvision.cli.common import (
     check_output_file,
     command,
     declare,
+    fraction,
     main_process,
     positive_float,
     positive_int,
@@ -200,6 +201,9 @@ def add_train_classifier_arguments(p) -> None:
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--size-px", type=positive_int, default=32, help="images are resized to this side")
     p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--recolour-p", type=fraction, default=0.0,
+                   help="probability that a training image is redrawn in a random palette colour, so that the "
+                        "garment head cannot read colour as a garment cue (the held-out combinations; default 0)")
 
 
 @command("train", "classifier", progress=True, arguments=add_train_classifier_arguments,
@@ -212,4 +216,4 @@ def cmd_train_classifier(args) -> None:
 
     check_exists(args.data, "--data")
     print_json(train_classifier(args.data, args.out, epochs=args.epochs, size_px=args.size_px, seed=args.seed,
-                                progress=shows_progress(args)))
+                                recolour_p=args.recolour_p, progress=shows_progress(args)))
