@@ -149,6 +149,7 @@ train-gan-minutes-0             2 --max-minutes   {gan} --max-minutes 0
 train-gan-inputs-exist          1 exists.png      {gan} --save-inputs @exists.png
 train-classifier-epochs-0       2 --epochs        train classifier --data @ds --out @new --epochs 0
 train-classifier-out-exists     1 classifier.pt   train classifier --data @ds --out @clf
+train-classifier-recolour-p-2   2 --recolour-p    train classifier --data @ds --out @new --recolour-p 2
 # data: a complete build is never replaced, counts in the parser
 data-sf-other-options           1 ds              {sf} --out @ds --images 15 --unseen-images 8
 data-sf-out-is-file             1 file.txt        {sf} --out @file.txt --images 12
