@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate
+from speechvision.metrics.semantic import attribute_accuracy, keyword_follow_rate, weak_judge_notes
 from speechvision.s2igan.classifier import load_classifier, predict
 from speechvision.s2igan.train_classifier import train_classifier
 
@@ -13,6 +13,15 @@ def test_attribute_accuracy_known_values():
     acc = attribute_accuracy(pred, truth)
     assert acc["garment_accuracy"] == 0.75 and acc["colour_accuracy"] == 0.75 and acc["all_accuracy"] == 0.5
     assert keyword_follow_rate([1, 2, 3], [1, 2, 0]) == pytest.approx(2 / 3)
+
+
+def test_weak_judge_notes_name_each_attribute_the_judges_miss_on_real_images():
+    sem = {"all": {"garment_accuracy": 0.3}, "real_images": {"garment_accuracy": 0.411, "colour_accuracy": 1.0,
+                                                               "all_accuracy": 0.411, "images": 1000}}
+    notes = weak_judge_notes(sem, "test_unseen")
+    assert len(notes) == 1 and "garment of only 41% of the real test_unseen images" in notes[0]
+    sem["real_images"]["garment_accuracy"] = 0.9
+    assert weak_judge_notes(sem, "test") == [] and weak_judge_notes({}, "test") == []
 
 
 def test_classifier_trains_and_reloads(tmp_path, tiny_spoken_fashion):

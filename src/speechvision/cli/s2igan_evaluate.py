@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from speechvision.cli.common import (
@@ -67,6 +68,7 @@ def cmd_evaluate(args) -> None:
         return cmd_evaluate_folders(args)
     from speechvision.core.cleanup import NO_CLEANUP, Cleanup
     from speechvision.metrics import parse_metrics
+    from speechvision.metrics.semantic import weak_judge_notes
     from speechvision.s2igan.evaluate import evaluate
 
     if args.data is None:
@@ -77,12 +79,15 @@ def cmd_evaluate(args) -> None:
         usage_error(f"evaluate --metrics: {e}")
     if args.save_images and args.out is None:
         usage_error("evaluate: --save-images needs --out DIR")
-    print_json(evaluate(args.checkpoint, args.data, split=args.split, metrics=metrics, out=args.out,
-                        captions_per_image=args.captions_per_image, map_captions=args.map_captions,
-                        classifier=args.classifier, classifier_head=args.classifier_head,
-                        inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
-                        save_images=args.save_images, is_model=args.is_model, progress=shows_progress(args),
-                        cleanup=NO_CLEANUP if args.no_cleanup else Cleanup()))
+    report = evaluate(args.checkpoint, args.data, split=args.split, metrics=metrics, out=args.out,
+                      captions_per_image=args.captions_per_image, map_captions=args.map_captions,
+                      classifier=args.classifier, classifier_head=args.classifier_head,
+                      inception_weights=args.inception_weights, seed=args.seed, limit=args.limit,
+                      save_images=args.save_images, is_model=args.is_model, progress=shows_progress(args),
+                      cleanup=NO_CLEANUP if args.no_cleanup else Cleanup())
+    print_json(report)
+    for line in weak_judge_notes(report["metrics"].get("semantic", {}), args.split):
+        print(f"evaluate: note: {line}", file=sys.stderr)
 
 
 def cmd_evaluate_folders(args) -> None:
