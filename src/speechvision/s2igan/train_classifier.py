@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from speechvision.core.checkpoint import save_checkpoint
+from speechvision.core.images import to_unit_range
 from speechvision.data.manifest import Dataset, DatasetError, load_dataset
 from speechvision.metrics.features import load_images_uint8
 from speechvision.s2igan.classifier import (
@@ -65,7 +66,7 @@ def recolour(images: torch.Tensor, rgb_from: torch.Tensor, rgb_to: torch.Tensor)
     rows = torch.arange(len(images))
     ink = (255.0 - (images[rows, channel] + 1) * 127.5) / dark_from[rows, channel][:, None, None]
     rgb = 255.0 - ink.clamp(0, 1)[:, None] * (255.0 - rgb_to)[:, :, None, None]
-    return rgb / 127.5 - 1
+    return to_unit_range(rgb)
 
 
 def train_classifier(data: str | Path, out: str | Path, *, epochs: int = 10, batch_size: int = 128, lr: float = 2e-3,
